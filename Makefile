@@ -1,0 +1,82 @@
+# seqc - see README.md. `make` builds build/seqc and build/libseqrt.a;
+# `make test` installs what is missing (make deps) and runs every suite.
+
+CC      ?= cc
+BUILD   ?= build
+CFLAGS  ?= -O2 -g
+WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CPPFLAGS := -D_POSIX_C_SOURCE=200809L -I. -MMD -MP
+SAN     :=
+LDLIBS  := -lm
+
+ifeq ($(SANITIZE),1)
+  BUILD := build/asan
+  SAN   := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  CPPFLAGS += -DSEQC_TEST_BUILD
+endif
+ifeq ($(TESTBUILD),1)
+  CPPFLAGS += -DSEQC_TEST_BUILD
+endif
+
+ALL_CFLAGS := $(WARN) $(CFLAGS) $(SAN)
+
+COMPILER_SRC := $(wildcard ir/*.c passes/*.c frontend/*.c)
+RUNTIME_SRC  := $(wildcard runtime/*.c)
+DRIVER_SRC   := $(wildcard driver/*.c)
+UNIT_SRC     := $(wildcard tests/unit/test_*.c)
+UNIT_SUPPORT := $(filter-out tests/unit/test_%.c,$(wildcard tests/unit/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+SEQC      := $(BUILD)/seqc
+LIBSEQC   := $(BUILD)/libseqc.a
+LIBSEQRT  := $(BUILD)/libseqrt.a
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps test unit unit-asan lit demo clean
+all: $(SEQC) $(LIBSEQRT)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+# The runtime goes into every generated .so: position independent, hidden.
+$(BUILD)/obj/runtime/%.o: runtime/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(LIBSEQC): $(call obj,$(COMPILER_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIBSEQRT): $(call obj,$(RUNTIME_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SEQC): $(call obj,$(DRIVER_SRC)) $(LIBSEQC) $(LIBSEQRT)
+	$(CC) $(ALL_CFLAGS) -o $@ $(call obj,$(DRIVER_SRC)) $(LIBSEQC) $(LIBSEQRT) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(UNIT_SUPPORT)) $(LIBSEQC) $(LIBSEQRT)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+unit: $(UNIT_BINS) $(SEQC)
+
+# Installs the Debian packages seqc needs when any is missing.
+deps:
+	@sh tools/deps.sh
+
+# Every suite: unit tests, the same under ASan+UBSan, lit IR tests against
+# the sanitized compiler. Ends with one line "N passed, N failed, N skipped".
+test: deps
+	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory SANITIZE=1 unit
+	@sh tests/run.sh
+
+demo: deps all
+	$(SEQC) run models/demo/elman.sqir --random-weights 1 --random-inputs 2 --dim T=5 --print
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,43 @@
+/*
+ * pass.h - the pass manager: named passes, pipelines given as text
+ * ("canonicalize,cse,dce"), IR dumps after passes, timing, and the verifier
+ * between passes. Each pass lives in its own file and is listed once in
+ * passes.def.
+ */
+#ifndef SEQC_PASSES_PASS_H
+#define SEQC_PASSES_PASS_H
+
+#include "../ir/ir.h"
+
+typedef struct pass_ctx {
+  ir_diag *diag;
+  bool verify_each;        /* run ir_verify after every pass */
+  bool print_after_all;    /* dump the IR after every pass to `dump` */
+  const char *print_after; /* comma-separated pass names to dump after */
+  bool time_passes;        /* report wall time per pass to `dump` at the end */
+  FILE *dump;              /* stderr by default */
+} pass_ctx;
+
+/* A pass returns true on success; false after reporting an error. */
+typedef bool (*pass_fn)(ir_graph *g, pass_ctx *ctx);
+
+typedef struct pass_info {
+  const char *name;
+  const char *summary;
+  pass_fn run;
+} pass_info;
+
+void pass_ctx_init(pass_ctx *c, ir_diag *d);
+const pass_info *pass_lookup(const char *name, size_t len);
+/* All passes, NULL-terminated, for --help. */
+const pass_info *const *pass_all(void);
+/* Names for -O0 / -O1 / -O2 ... */
+const char *pass_pipeline_for_level(int level);
+/* Run a comma-separated pipeline; an unknown name is an error listing the
+ * known ones. An empty pipeline does nothing. */
+bool pass_run_pipeline(ir_graph *g, const char *pipeline, pass_ctx *ctx);
+
+#define PASS(id, name, summary) bool pass_##id(ir_graph *g, pass_ctx *ctx);
+#include "passes.def"
+
+#endif
