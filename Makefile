@@ -7,7 +7,7 @@ CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS := -D_POSIX_C_SOURCE=200809L -I. -MMD -MP
 SAN     :=
-LDLIBS  := -lm
+LDLIBS  := -lm -pthread
 
 ifeq ($(SANITIZE),1)
   BUILD := build/asan
@@ -33,7 +33,7 @@ LIBSEQC   := $(BUILD)/libseqc.a
 LIBSEQRT  := $(BUILD)/libseqrt.a
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit unit-asan lit demo clean
+.PHONY: all deps test unit demo clean
 all: $(SEQC) $(LIBSEQRT)
 
 $(BUILD)/obj/%.o: %.c
@@ -73,8 +73,9 @@ test: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 unit
 	@sh tests/run.sh
 
-demo: deps all
-	$(SEQC) run models/demo/elman.sqir --random-weights 1 --random-inputs 2 --dim T=5 --print
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(SEQC) run models/elman.sqir --random-weights 1 --random-inputs 2 --dim T=5 --dim B=2
 
 clean:
 	rm -rf build

@@ -1,0 +1,149 @@
+/*
+ * main.c - the `seqc` command: dispatches to subcommands and owns the
+ * shared option helpers. Exit status: 0 on success, 1 on any user error
+ * (with a diagnostic); seqc never dies by a signal on bad input.
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SEQC_VERSION "0.1.0"
+
+static void help_main(FILE *f) {
+  fputs("usage: seqc <command> [options]\n"
+        "\n"
+        "seqc compiles sequence models (.sqir text IR) and runs them.\n"
+        "\n"
+        "commands:\n"
+        "  opt    parse, verify and optimize a graph; print the result as .sqir\n"
+        "  run    evaluate a graph with the reference interpreter\n"
+        "  help   show help for a command (seqc help opt), or the op\n"
+        "         reference (seqc help ops)\n"
+        "\n"
+        "options:\n"
+        "  -h, --help     show this help\n"
+        "  --version      print the version\n"
+        "\n"
+        "See docs/cli.md for the full reference.\n",
+        f);
+}
+
+static const char *attr_kind_name(ir_attr_kind k) {
+  static const char *const names[] = {"int", "ints", "float", "bool", "dim", "dims", "tensor", "enum"};
+  return names[k];
+}
+
+/* The op reference, straight from the op table (ops.def). */
+static void help_ops(FILE *f) {
+  for (int k = 0; k < IR_OP_COUNT; k++) {
+    const ir_opinfo *info = ir_opinfo_of((ir_opkind)k);
+    fprintf(f, "%s", info->name);
+    if (info->max_in < 0)
+      fprintf(f, "  operands: %d or more", info->min_in);
+    else if (info->min_in == info->max_in)
+      fprintf(f, "  operands: %d", info->min_in);
+    else
+      fprintf(f, "  operands: %d to %d", info->min_in, info->max_in);
+    for (int32_t a = 0; a < info->n_attrs; a++) {
+      const ir_attr_decl *d = &info->attrs[a];
+      fprintf(f, "%s%s: %s", a ? ", " : "  attributes: ", d->name, attr_kind_name(d->kind));
+      if (d->kind == IR_ATTR_ENUM) {
+        fputs(" (", f);
+        for (int e = 0; d->enum_names[e]; e++) fprintf(f, "%s%s", e ? "|" : "", d->enum_names[e]);
+        fputc(')', f);
+      }
+      if (d->required) continue;
+      if (d->kind == IR_ATTR_ENUM)
+        fprintf(f, " = %s", d->enum_names[(int)d->dflt]);
+      else if (d->kind == IR_ATTR_BOOL)
+        fprintf(f, " = %s", d->dflt != 0 ? "true" : "false");
+      else if (d->kind == IR_ATTR_INT || d->kind == IR_ATTR_FLOAT)
+        fprintf(f, " = %g", d->dflt);
+      else
+        fputs(" optional", f);
+    }
+    fprintf(f, "\n    %s\n", info->doc);
+  }
+}
+
+void cli_error(const char *fmt, ...) {
+  va_list ap;
+  fputs("seqc: error: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+int cli_match_value(int argc, char **argv, int *i, const char *name, const char **value) {
+  const char *arg = argv[*i];
+  size_t n = strlen(name);
+  if (strncmp(arg, name, n) != 0) return 0;
+  if (arg[n] == '=') {
+    *value = arg + n + 1;
+    return 1;
+  }
+  if (arg[n] != 0) return 0;
+  if (*i + 1 >= argc) {
+    cli_error("option '%s' needs a value", name);
+    return -1;
+  }
+  *value = argv[++*i];
+  return 1;
+}
+
+bool cli_load_model(const char *path, ir_diag *d, cli_model *m) {
+  memset(m, 0, sizeof *m);
+  ir_buf err = {0};
+  size_t len = 0;
+  m->text = ir_read_file(path, CLI_MAX_MODEL_BYTES, &len, &err);
+  if (!m->text) {
+    cli_error("%s", err.s);
+    ir_buf_free(&err);
+    return false;
+  }
+  m->src = (ir_source){strcmp(path, "-") == 0 ? "<stdin>" : path, m->text, len};
+  ir_diag_add_source(d, &m->src);
+  m->g = ir_parse(m->text, len, m->src.name, d);
+  if (!m->g) return false;
+  return ir_verify(m->g, d);
+}
+
+void cli_model_free(cli_model *m) {
+  ir_graph_free(m->g);
+  free(m->text);
+  memset(m, 0, sizeof *m);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    help_main(stderr);
+    return 1;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+    help_main(stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "--version")) {
+    printf("seqc %s\n", SEQC_VERSION);
+    return 0;
+  }
+  if (!strcmp(cmd, "opt")) return cmd_opt(argc - 1, argv + 1);
+  if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+  if (!strcmp(cmd, "help")) {
+    const char *what = argc > 2 ? argv[2] : "";
+    if (!strcmp(what, "opt")) help_opt(stdout);
+    else if (!strcmp(what, "run")) help_run(stdout);
+    else if (!strcmp(what, "ops")) help_ops(stdout);
+    else if (!*what) help_main(stdout);
+    else {
+      cli_error("no help on '%s'; try opt, run or ops", what);
+      return 1;
+    }
+    return 0;
+  }
+  cli_error("unknown command '%s'; try 'seqc --help'", cmd);
+  return 1;
+}
