@@ -286,7 +286,6 @@ static bool write_outputs(ir_graph *g, ir_tensor *outs, run_args *a) {
     named_path *dst = find_named(a->outputs, a->n_outputs, g->output_names[i]);
     if (a->print || a->n_outputs == 0) print_tensor(g->output_names[i], &outs[i]);
     if (!dst) continue;
-    dst->used = true;
     ir_buf bytes = {0}, err = {0};
     ir_tensor_to_bytes(&outs[i], &bytes);
     if (!ir_write_file_atomic(dst->path, bytes.s ? bytes.s : "", bytes.len, &err)) {
@@ -308,6 +307,13 @@ static bool check_all_used(named_path *list, int n, const char *what) {
   return true;
 }
 
+static bool check_output_names(const ir_graph *g, run_args *a) {
+  for (int i = 0; i < a->n_outputs; i++)
+    for (int32_t o = 0; o < g->n_outputs; o++)
+      if (!strcmp(a->outputs[i].name, g->output_names[o])) a->outputs[i].used = true;
+  return check_all_used(a->outputs, a->n_outputs, "output");
+}
+
 static bool run_graph(ir_graph *g, run_args *a) {
   ir_block *body = ir_b(g, g->body);
   int32_t n_args = body->n_args;
@@ -319,14 +325,15 @@ static bool run_graph(ir_graph *g, run_args *a) {
   if (!ok) cli_error("--dim binds a symbol twice with different values");
   for (int32_t i = 0; i < n_args && ok; i++)
     ok = load_arg(g, ir_b(g, g->body)->args[i], i, a, &bs, &args[i]);
-  ok = ok && check_all_used(a->inputs, a->n_inputs, "input or parameter");
+  ok = ok && check_all_used(a->inputs, a->n_inputs, "input or parameter") &&
+       check_output_names(g, a);
   if (ok) {
     ir_buf err = {0};
     ir_interp_opts opts = {bs.b, bs.n, 0};
     ok = ir_interp_run(g, args, n_args, outs, &opts, &err);
     if (!ok) cli_error("run-time error: %s", err.s);
     ir_buf_free(&err);
-    ok = ok && check_all_used(a->outputs, a->n_outputs, "output") && write_outputs(g, outs, a);
+    ok = ok && write_outputs(g, outs, a);
   }
   for (int32_t i = 0; i < g->n_outputs; i++) ir_tensor_free(&outs[i]);
   for (int32_t i = 0; i < n_args; i++) ir_tensor_free(&args[i]);

@@ -5,6 +5,7 @@
 #include "support.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,11 +93,25 @@ void ir_buf_printf(ir_buf *b, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* The float nearest to x, as a double, without the undefined behaviour of
+ * casting an out-of-range double: beyond FLT_MAX plus half an ulp is inf. */
+static double double_to_float_value(double x) {
+  const double overflow = 0x1.ffffffp127; /* FLT_MAX + half its ulp */
+  if (fabs(x) >= overflow) return x < 0 ? -INFINITY : INFINITY;
+  if (fabs(x) > FLT_MAX) return x < 0 ? -FLT_MAX : FLT_MAX;
+  return (float)x;
+}
+
 void ir_buf_put_real(ir_buf *b, double x, bool as_float) {
   if (isnan(x)) {
     ir_buf_puts(b, "nan");
     return;
   }
+  if (isinf(x)) {
+    ir_buf_puts(b, x < 0 ? "-inf" : "inf");
+    return;
+  }
+  if (as_float) x = double_to_float_value(x);
   if (isinf(x)) {
     ir_buf_puts(b, x < 0 ? "-inf" : "inf");
     return;
@@ -107,7 +122,7 @@ void ir_buf_put_real(ir_buf *b, double x, bool as_float) {
   for (int prec = 1; prec <= 17; prec++) {
     snprintf(tmp, sizeof tmp, "%.*g", prec, x);
     double back = strtod(tmp, NULL);
-    if (as_float ? (float)back == (float)x : back == x) break;
+    if (as_float ? double_to_float_value(back) == x : back == x) break;
   }
   /* Keep reals recognizable as reals: 2 prints as 2.0. */
   if (!strpbrk(tmp, ".eEn")) strcat(tmp, ".0");

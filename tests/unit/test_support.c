@@ -43,6 +43,8 @@ static void test_put_real_shortest_and_exact(void **state) {
   check_real(-INFINITY, true, "-inf");
   check_real(1e300, false, "1e+300");
   check_real((double)0.1f, true, "0.1");
+  check_real(1e300, true, "inf"); /* beyond float range: the nearest float is inf */
+  check_real(-3.4028235e38, true, "-3.4028235e+38");
   check_real((double)0.1f, false, "0.10000000149011612");
   /* Every printed value reads back bit-exactly. */
   const double xs[] = {3.141592653589793, 1.0 / 3.0, 5e-324, 2.2250738585072014e-308, 123456789.125, -7e22};
