@@ -364,6 +364,15 @@ int32_t ir_value_use_count(const ir_graph *g, ir_val v) {
   return n;
 }
 
+/* Regions are isolated from above, so every read of a value is in the block
+ * that defines it: replacing its uses walks that block alone, not its
+ * nested regions. A value of a detached op has no home block; then the whole
+ * graph is searched. */
+static ir_blockid home_block(const ir_graph *g, ir_val v) {
+  const ir_value *val = &g->vals[v];
+  return val->def == IR_NONE ? val->block : g->ops[val->def].block;
+}
+
 typedef struct replace_ctx {
   ir_val from, to;
 } replace_ctx;
@@ -377,7 +386,13 @@ static bool replace_in_op(ir_graph *g, ir_opid op, void *ud) {
 
 void ir_replace_all_uses(ir_graph *g, ir_val from, ir_val to) {
   replace_ctx c = {from, to};
-  ir_walk(g, g->body, replace_in_op, &c);
+  ir_blockid b = home_block(g, from);
+  if (b == IR_NONE) {
+    ir_walk(g, g->body, replace_in_op, &c);
+    return;
+  }
+  for (ir_opid op = g->blocks[b].first; op != IR_NONE; op = g->ops[op].next)
+    replace_in_op(g, op, &c);
 }
 
 /* ---- value maps and cloning ---------------------------------------------- */
@@ -467,31 +482,24 @@ static bool enqueue_op(ir_graph *g, ir_opid op, void *ud) {
   return true;
 }
 
-/* Re-queue every op that reads one of `vals` (a value's readers are found by
- * a walk: there are no use lists, so rewrites that replace values pay for
- * one walk each). */
-typedef struct users_ctx {
-  ir_rewriter *rw;
-  const ir_val *vals;
-  int32_t n;
-} users_ctx;
-
-static bool enqueue_if_user(ir_graph *g, ir_opid op, void *ud) {
-  users_ctx *c = ud;
-  for (int32_t i = 0; i < g->ops[op].n_in; i++)
-    for (int32_t j = 0; j < c->n; j++)
-      if (g->ops[op].in[i] == c->vals[j]) {
-        ir_rewrite_notify(c->rw, op);
-        return true;
+/* Re-queue every op of `b` that reads `v`. */
+static void enqueue_users(ir_rewriter *rw, ir_blockid b, ir_val v) {
+  ir_graph *g = rw->g;
+  for (ir_opid op = g->blocks[b].first; op != IR_NONE; op = g->ops[op].next)
+    for (int32_t i = 0; i < g->ops[op].n_in; i++)
+      if (g->ops[op].in[i] == v) {
+        ir_rewrite_notify(rw, op);
+        break;
       }
-  return true;
 }
 
 void ir_rewrite_replace(ir_rewriter *rw, ir_graph *g, ir_opid op, const ir_val *vals) {
-  int32_t n = g->ops[op].n_out;
-  for (int32_t i = 0; i < n; i++) ir_replace_all_uses(g, g->ops[op].out[i], vals[i]);
-  users_ctx c = {rw, vals, n};
-  ir_walk(g, g->body, enqueue_if_user, &c);
+  ir_blockid b = g->ops[op].block;
+  IR_ASSERT(b != IR_NONE);
+  for (int32_t i = 0; i < g->ops[op].n_out; i++) {
+    ir_replace_all_uses(g, g->ops[op].out[i], vals[i]);
+    enqueue_users(rw, b, vals[i]);
+  }
   ir_op_erase(g, op);
 }
 

@@ -1570,7 +1570,8 @@ static bool scan_take_step(interp *ip, ir_opid id, const scan_plan *p, ir_tensor
                            ir_tensor *out, int64_t t) {
   const ir_val *ys = ir_o(ip->g, p->yield)->in;
   for (int32_t i = 0; i < p->n_carry + p->n_ys; i++)
-    if (!ip->env[ys[i]].live) return fail(ip, id, "yield operand %d is not defined", i);
+    if (ys[i] < 0 || ys[i] >= ip->g->n_vals || !ip->env[ys[i]].live)
+      return fail(ip, id, "yield operand %d is not defined", i);
   for (int32_t c = 0; c < p->n_carry; c++) {
     const ir_tensor *y = &ip->env[ys[c]].t;
     if (y->dtype != carry[c].dtype || !same_shape(y, carry[c].rank, carry[c].shape))

@@ -234,7 +234,8 @@ bool ir_walk(ir_graph *g, ir_blockid b, ir_walk_fn fn, void *ud);
 int32_t ir_value_use_count(const ir_graph *g, ir_val v);
 /* use_count[v] for every value at once; caller frees. */
 int32_t *ir_use_counts(const ir_graph *g);
-/* Replace every read of `from` with `to` in all live ops. */
+/* Replace every read of `from` with `to`. Regions are isolated, so only the
+ * block defining `from` is searched (the whole graph for a detached op). */
 void ir_replace_all_uses(ir_graph *g, ir_val from, ir_val to);
 
 /* Maps values of a source region to values of its copy. */

@@ -43,7 +43,7 @@ typedef struct infer_ctx {
   int32_t n_out;      /* results emitted so far */
   ir_dim *scratch;    /* dims of the result being built */
   int32_t scratch_cap;
-  ir_buf text[4];     /* rotating buffers for printing types into messages */
+  ir_buf text[6];     /* rotating buffers for printing types into messages */
   int32_t next_text;
 } infer_ctx;
 
@@ -64,10 +64,10 @@ static IR_PRINTF(2, 3) bool fail(infer_ctx *c, const char *fmt, ...) {
   return false;
 }
 
-/* Text of a type or a dim for a message. Up to four stay valid at once. */
+/* Text of a type or a dim for a message. Up to six stay valid at once. */
 static ir_buf *next_text(infer_ctx *c) {
   ir_buf *b = &c->text[c->next_text];
-  c->next_text = (c->next_text + 1) % 4;
+  c->next_text = (c->next_text + 1) % 6;
   b->len = 0;
   ir_buf_puts(b, "");
   return b;
@@ -926,6 +926,6 @@ bool ir_infer_types(ir_graph *g, ir_opid op, ir_type *out, int32_t cap, int32_t 
             infer_rules[o->kind](&c);
   *n_out = ok ? c.n_out : 0;
   free(c.scratch);
-  for (int i = 0; i < 4; i++) ir_buf_free(&c.text[i]);
+  for (int i = 0; i < 6; i++) ir_buf_free(&c.text[i]);
   return ok;
 }
