@@ -7,7 +7,7 @@ CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS := -D_POSIX_C_SOURCE=200809L -I. -MMD -MP
 SAN     :=
-LDLIBS  := -lm -pthread
+LDLIBS  := -lyaml -lm -pthread
 
 ifeq ($(SANITIZE),1)
   BUILD := build/asan
