@@ -33,6 +33,9 @@ void cli_error(const char *fmt, ...) IR_PRINTF(1, 2);
 
 int cmd_opt(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_viz(int argc, char **argv);
+void viz_graph(const ir_graph *g, ir_buf *out);
+void help_viz(FILE *f);
 void help_opt(FILE *f);
 void help_run(FILE *f);
 

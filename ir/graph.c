@@ -308,27 +308,33 @@ ir_dim ir_get_dim(const ir_graph *g, ir_opid op, const char *name) {
 
 ir_opid ir_build(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_val *in,
                  ir_attr_setup setup, void *ud, ir_diag *d, ir_loc loc) {
-  const ir_opinfo *info = ir_opinfo_of(k);
-  IR_ASSERT(!(info->flags & IR_DECLARED) && info->n_out >= 0);
+  IR_ASSERT(!(ir_opinfo_of(k)->flags & IR_DECLARED) && ir_opinfo_of(k)->n_regions == 0);
   ir_opid op = ir_op_new(g, k, n_in, in, 0, NULL, loc);
   if (setup) setup(g, op, ud);
-  ir_type types[1];
+  /* Inference reports the real result count even when it exceeds the
+   * buffer (split), so a second call fills a buffer of the right size. */
+  ir_type small[4], *types = small;
   int32_t n_out = 0;
-  if (!ir_infer_types(g, op, types, 1, &n_out, d)) {
+  bool ok = ir_infer_types(g, op, types, 4, &n_out, d);
+  if (ok && n_out > 4) {
+    types = ir_xmalloc(sizeof(ir_type) * (size_t)n_out);
+    ok = ir_infer_types(g, op, types, n_out, &n_out, d);
+  }
+  if (ok) {
+    ir_val *outs = ir_arena_alloc(g->arena, sizeof(ir_val) * (size_t)n_out);
+    for (int32_t i = 0; i < n_out; i++) {
+      outs[i] = new_value(g, types[i], NULL);
+      g->vals[outs[i]].def = op;
+      g->vals[outs[i]].index = i;
+    }
+    g->ops[op].out = outs;
+    g->ops[op].n_out = n_out;
+    ir_op_append(g, b, op);
+  } else {
     g->ops[op].erased = true;
-    return IR_NONE;
   }
-  IR_ASSERT(n_out == info->n_out);
-  ir_val *outs = ir_arena_alloc(g->arena, sizeof(ir_val) * (size_t)n_out);
-  for (int32_t i = 0; i < n_out; i++) {
-    outs[i] = new_value(g, types[i], NULL);
-    g->vals[outs[i]].def = op;
-    g->vals[outs[i]].index = i;
-  }
-  g->ops[op].out = outs;
-  g->ops[op].n_out = n_out;
-  ir_op_append(g, b, op);
-  return op;
+  if (types != small) free(types);
+  return ok ? op : IR_NONE;
 }
 
 /* ---- walking and uses ---------------------------------------------------- */

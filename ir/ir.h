@@ -215,9 +215,11 @@ double ir_get_float(const ir_graph *g, ir_opid op, const char *name);
 ir_dim ir_get_dim(const ir_graph *g, ir_opid op, const char *name);
 const ir_attr *ir_get_attr(const ir_graph *g, ir_opid op, const char *name);
 
-/* Convenience builders: a new op appended to block b with inferred result
- * types (ir_infer_types); IR_NONE result and a diagnostic when inference
- * fails. Attributes are set before inference through `setup`, if any. */
+/* A new op appended to block b with result types from shape inference
+ * (ir_infer_types); IR_NONE and a diagnostic when inference fails.
+ * Attributes are set through `setup`, if any, before inference. For ops
+ * whose result types are not inferred (IR_DECLARED) or that have regions,
+ * use ir_op_new. */
 typedef void (*ir_attr_setup)(ir_graph *g, ir_opid op, void *ud);
 ir_opid ir_build(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_val *in,
                  ir_attr_setup setup, void *ud, ir_diag *d, ir_loc loc);
