@@ -68,10 +68,7 @@ static const char *const op_names[] = {"floordiv", "ceildiv", "min", "max"};
 
 typedef enum dim_error { DIM_ERR_NONE, DIM_ERR_OVERFLOW, DIM_ERR_DIV_ZERO, DIM_ERR_TOO_BIG } dim_error;
 
-typedef struct dim_term {
-  int64_t coef;
-  ir_dim mono;
-} dim_term;
+typedef ir_dim_term dim_term;
 
 typedef struct dim_node {
   dim_kind kind;
@@ -937,4 +934,26 @@ int32_t ir_dim_symbols(const ir_dimtab *t, ir_dim d, const char **names, int32_t
   int32_t n = s.n;
   free(s.ids);
   return n;
+}
+
+/* ---- structure for lowering ------------------------------------------------ */
+
+bool ir_dim_view_of(const ir_dimtab *t, ir_dim d, ir_dim_view *v) {
+  if (!valid(t, d)) return false;
+  const dim_node *n = &t->nodes[d];
+  static const ir_dim_kind kinds[] = {
+      [DK_CONST] = IR_DIM_CONST, [DK_SYM] = IR_DIM_SYM, [DK_FLOORDIV] = IR_DIM_FLOORDIV,
+      [DK_CEILDIV] = IR_DIM_CEILDIV, [DK_MIN] = IR_DIM_MIN, [DK_MAX] = IR_DIM_MAX,
+      [DK_MUL] = IR_DIM_MUL, [DK_SUM] = IR_DIM_SUM};
+  *v = (ir_dim_view){kinds[n->kind], n->value, NULL, n->a, n->b, 0, NULL, NULL};
+  if (n->kind == DK_SYM) v->name = n->name;
+  if (n->kind == DK_MUL) {
+    v->n = n->n;
+    v->factors = &t->atoms[n->first];
+  }
+  if (n->kind == DK_SUM) {
+    v->n = n->n;
+    v->terms = &t->terms[n->first];
+  }
+  return true;
 }

@@ -45,6 +45,29 @@ bool ir_dim_is_const(const ir_dimtab *t, ir_dim d, int64_t *v);
  * owned by the table (valid as long as the table). */
 bool ir_dim_is_sym(const ir_dimtab *t, ir_dim d, const char **name);
 
+/* The structure of a canonical dim, for code that lowers dims (codegen).
+ * Pointers in a view point into the table and are valid until the next dim
+ * is created in it. */
+typedef enum ir_dim_kind {
+  IR_DIM_CONST, IR_DIM_SYM, IR_DIM_FLOORDIV, IR_DIM_CEILDIV, IR_DIM_MIN, IR_DIM_MAX,
+  IR_DIM_MUL, IR_DIM_SUM
+} ir_dim_kind;
+typedef struct ir_dim_term {
+  int64_t coef;
+  ir_dim mono;
+} ir_dim_term;
+typedef struct ir_dim_view {
+  ir_dim_kind kind;
+  int64_t value;             /* CONST: the value; SUM: the constant term */
+  const char *name;          /* SYM */
+  ir_dim a, b;               /* FLOORDIV CEILDIV MIN MAX: the arguments */
+  int32_t n;                 /* MUL: number of factors; SUM: number of terms */
+  const ir_dim *factors;     /* MUL: atoms, multiplied */
+  const ir_dim_term *terms;  /* SUM: value + sum of coef * mono */
+} ir_dim_view;
+/* False for IR_DIM_INVALID or an id not in the table. */
+bool ir_dim_view_of(const ir_dimtab *t, ir_dim d, ir_dim_view *v);
+
 /* Structural total order (-1, 0, 1), independent of creation order. */
 int ir_dim_compare(const ir_dimtab *t, ir_dim a, ir_dim b);
 

@@ -591,6 +591,35 @@ static void test_random_expressions(void **state) {
   ir_dimtab_free(other);
 }
 
+static void test_view_exposes_structure(void **state) {
+  (void)state;
+  ir_dimtab *t = ir_dimtab_new();
+  ir_dim_view v;
+  assert_false(ir_dim_view_of(t, IR_DIM_INVALID, &v));
+  ir_dim d = parse(t, "B*T+2*T-3");
+  assert_true(ir_dim_view_of(t, d, &v));
+  assert_int_equal(v.kind, IR_DIM_SUM);
+  assert_int_equal(v.value, -3);
+  assert_int_equal(v.n, 2);
+  ir_dim_term bt = v.terms[0], tt = v.terms[1];
+  assert_int_equal(bt.coef, 1);
+  assert_int_equal(tt.coef, 2);
+  assert_int_equal(tt.mono, parse(t, "T"));
+  assert_true(ir_dim_view_of(t, bt.mono, &v));
+  assert_int_equal(v.kind, IR_DIM_MUL);
+  assert_int_equal(v.n, 2);
+  assert_true(ir_dim_view_of(t, v.factors[0], &v));
+  assert_int_equal(v.kind, IR_DIM_SYM);
+  assert_string_equal(v.name, "B");
+  assert_true(ir_dim_view_of(t, parse(t, "ceildiv(T, 64)"), &v));
+  assert_int_equal(v.kind, IR_DIM_CEILDIV);
+  assert_int_equal(v.b, ir_dim_const(t, 64));
+  assert_true(ir_dim_view_of(t, parse(t, "7"), &v));
+  assert_int_equal(v.kind, IR_DIM_CONST);
+  assert_int_equal(v.value, 7);
+  ir_dimtab_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_commutative_associative),
@@ -608,6 +637,7 @@ int main(void) {
       cmocka_unit_test(test_import),
       cmocka_unit_test(test_table_growth),
       cmocka_unit_test(test_random_expressions),
+      cmocka_unit_test(test_view_exposes_structure),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
