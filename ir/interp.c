@@ -1738,7 +1738,9 @@ static void argument_name(const ir_graph *g, ir_val v, int32_t i, char *buf, siz
     snprintf(buf, n, "argument %d", i);
 }
 
-static bool bind_arguments(interp *ip, const ir_tensor *args, int32_t n_args) {
+/* Binds every symbol of the arguments' declared types (pass 1) and checks
+ * every dim against the actual sizes (pass 2). */
+static bool unify_arguments(interp *ip, const ir_tensor *args, int32_t n_args) {
   const ir_block *body = ir_b(ip->g, ip->g->body);
   if (n_args != body->n_args)
     return fail(ip, IR_NONE, "the graph takes %d arguments, %d were given", body->n_args, n_args);
@@ -1751,6 +1753,29 @@ static bool bind_arguments(interp *ip, const ir_tensor *args, int32_t n_args) {
                     : !unify_check(ip, IR_NONE, what, ty, &args[i]))
         return false;
     }
+  return true;
+}
+
+bool ir_interp_bind_args(ir_graph *g, const ir_tensor *args, int32_t n_args,
+                         const ir_interp_opts *opts, ir_dim_binding **out, int32_t *n_out,
+                         ir_buf *err) {
+  interp ip;
+  interp_init(&ip, g, opts, err);
+  bool ok = unify_arguments(&ip, args, n_args);
+  *out = ip.binds;
+  *n_out = ip.n_binds;
+  if (!ok) {
+    free(ip.binds);
+    *out = NULL;
+    *n_out = 0;
+  }
+  return ok;
+}
+
+static bool bind_arguments(interp *ip, const ir_tensor *args, int32_t n_args) {
+  const ir_block *body = ir_b(ip->g, ip->g->body);
+  if (!unify_arguments(ip, args, n_args)) return false;
+  char what[128];
   for (int32_t i = 0; i < n_args; i++) {
     argument_name(ip->g, body->args[i], i, what, sizeof what);
     if (!bind_argument(ip, body->args[i], what, &args[i])) return false;

@@ -47,6 +47,14 @@ typedef struct ir_interp_opts {
 bool ir_interp_run(ir_graph *g, const ir_tensor *args, int32_t n_args, ir_tensor *outs,
                    const ir_interp_opts *opts, ir_buf *err);
 
+/* Bind every dim symbol from opts' bindings and the arguments' shapes, and
+ * check every argument dim, exactly as ir_interp_run does before it runs;
+ * *out (caller frees) receives all bindings. Compiled code uses this so it
+ * accepts exactly the arguments the interpreter accepts. */
+bool ir_interp_bind_args(ir_graph *g, const ir_tensor *args, int32_t n_args,
+                         const ir_interp_opts *opts, ir_dim_binding **out, int32_t *n_out,
+                         ir_buf *err);
+
 /* Evaluate one op without regions on concrete operand tensors (constant
  * folding uses this, so folding and interpretation cannot disagree). outs
  * receives op->n_out tensors. Dims are bound from the operands' shapes. */
