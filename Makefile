@@ -5,9 +5,10 @@ CC      ?= cc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-CPPFLAGS := -D_POSIX_C_SOURCE=200809L -I. -MMD -MP
+LLVM_DIR := /usr/lib/llvm-19
+CPPFLAGS := -D_POSIX_C_SOURCE=200809L -I. -isystem $(LLVM_DIR)/include -MMD -MP
 SAN     :=
-LDLIBS  := -lyaml -lm -pthread
+LDLIBS  := -L$(LLVM_DIR)/lib -Wl,-rpath,$(LLVM_DIR)/lib -lLLVM-19 -lyaml -lm -pthread
 
 ifeq ($(SANITIZE),1)
   BUILD := build/asan
@@ -20,7 +21,7 @@ endif
 
 ALL_CFLAGS := $(WARN) $(CFLAGS) $(SAN)
 
-COMPILER_SRC := $(wildcard ir/*.c passes/*.c frontend/*.c)
+COMPILER_SRC := $(wildcard ir/*.c passes/*.c frontend/*.c codegen/*.c)
 RUNTIME_SRC  := $(wildcard runtime/*.c)
 DRIVER_SRC   := $(wildcard driver/*.c)
 UNIT_SRC     := $(wildcard tests/unit/test_*.c)

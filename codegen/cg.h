@@ -66,7 +66,8 @@ bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d);
 /* ---- running in process (jit.c holds every ORC call) ---------------------- */
 
 typedef struct cg_jit cg_jit;
-/* JIT-compile p for the host. p must target the host (the default). */
+/* JIT-compile p for the host. p must target the host (the default) and
+ * must outlive the JIT. */
 cg_jit *cg_jit_new(cg_program *p, ir_diag *d);
 void cg_jit_free(cg_jit *j);
 typedef int32_t (*cg_run_fn)(const int64_t *syms, void *const *args, void *const *outs,
@@ -74,6 +75,8 @@ typedef int32_t (*cg_run_fn)(const int64_t *syms, void *const *args, void *const
 typedef int64_t (*cg_scratch_fn)(const int64_t *syms);
 cg_run_fn cg_jit_run_fn(const cg_jit *j);
 cg_scratch_fn cg_jit_scratch_fn(const cg_jit *j);
+/* The symbol order of the run function (the program's). */
+int32_t cg_jit_symbols(const cg_jit *j, const char *const **names);
 
 /* Run compiled code on interpreter tensors (the same calling convention as
  * ir_interp_run, so `seqc run`, `seqc check` and the tests can swap one for

@@ -83,23 +83,30 @@ static rt_status fail_expected(const parser *p, const char *what) {
   return fail_at(p, p->pos, "expected %s, got byte 0x%02x", what, c);
 }
 
+/* One byte as printed by rt_json_escape; returns its length. */
+static size_t escape_byte(unsigned char c, char piece[5]) {
+  if (c >= ' ' && c < 0x7f && c != '\\') {
+    piece[0] = (char)c, piece[1] = 0;
+    return 1;
+  }
+  snprintf(piece, 5, "\\x%02x", c);
+  return 4;
+}
+
 char *rt_json_escape(const char *s, size_t len, char *out, size_t cap) {
   if (cap == 0) return out;
+  char piece[5];
+  size_t full = 0;
+  for (size_t i = 0; i < len; i++) full += escape_byte((unsigned char)s[i], piece);
+  size_t room = full < cap ? cap - 1 : (cap > 4 ? cap - 4 : 0); /* keep room for "..." when cut */
   size_t o = 0;
   for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    char piece[5];
-    if (c >= ' ' && c < 0x7f && c != '\\') piece[0] = (char)c, piece[1] = 0;
-    else snprintf(piece, sizeof piece, "\\x%02x", c);
-    size_t k = strlen(piece);
-    bool last = i + 1 == len;
-    if (o + k + (last ? 0 : 3) >= cap) { /* keep room for "..." unless this is the end */
-      if (o + 3 < cap) memcpy(out + o, "...", 3), o += 3;
-      break;
-    }
+    size_t k = escape_byte((unsigned char)s[i], piece);
+    if (o + k > room) break;
     memcpy(out + o, piece, k);
     o += k;
   }
+  if (full >= cap && cap > 4) memcpy(out + o, "...", 3), o += 3;
   out[o] = 0;
   return out;
 }

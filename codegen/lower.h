@@ -1,0 +1,139 @@
+/*
+ * lower.h - internal interface of the lowering (codegen/lower*.c): the
+ * lowering context, tensors as buffers, loops, element access and run-time
+ * checks that every op's lowering is written with.
+ *
+ * Model. Every IR value is a dense row-major buffer (cg_buf) whose dims are
+ * i64 SSA values computed once, in the function's entry block, from the
+ * symbol values. Every op is lowered by `lower_<eval>` (the `eval` column of
+ * ir/ops.def names it, as for the interpreter) into loops that read its
+ * operands' buffers and write its results' buffers, which the walker has
+ * allocated before calling it: a lowering never allocates. Elements are
+ * computed in a compute type (float for f32/f16/bf16, double for f64, i32,
+ * i64, i1 for bool) and converted on load and store.
+ */
+#ifndef SEQC_CODEGEN_LOWER_H
+#define SEQC_CODEGEN_LOWER_H
+
+#include <llvm-c/Core.h>
+
+#include "cg.h"
+
+typedef struct cg_buf {
+  LLVMValueRef ptr;   /* element 0 */
+  ir_type type;
+  LLVMValueRef *dims; /* type.rank i64 values */
+} cg_buf;
+
+typedef struct cg_lower {
+  ir_graph *g;
+  ir_diag *diag;
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  LLVMValueRef fn;          /* the function being built */
+  LLVMBasicBlockRef entry;  /* where dims are computed */
+  LLVMValueRef entry_end;   /* the entry block's terminator: dims go before it */
+  LLVMBasicBlockRef fail;   /* returns *status */
+  LLVMValueRef status;      /* i32 alloca */
+  LLVMValueRef syms;        /* i64* */
+  LLVMValueRef scratch;     /* i8* */
+  LLVMValueRef sp;          /* i64 alloca: bump offset into scratch */
+  LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, void_t;
+  LLVMValueRef *dim_cache;  /* by dim id, per function */
+  int32_t dim_cache_cap;
+  cg_buf *bufs;             /* by value id */
+  const char **symbols;     /* sorted */
+  int32_t n_symbols;
+  bool contract;            /* allow FMA contraction (opt level >= 2) */
+  bool measuring;           /* building NAME_scratch_bytes: allocate, emit no computation */
+  const char *prefix;       /* C identifier for the graph's functions */
+} cg_lower;
+
+/* ---- dims and buffers ------------------------------------------------------ */
+
+LLVMValueRef cg_dim(cg_lower *c, ir_dim d);
+LLVMValueRef cg_i64(cg_lower *c, int64_t v);
+LLVMValueRef cg_i32(cg_lower *c, int32_t v);
+/* Product of the buffer's dims. */
+LLVMValueRef cg_numel(cg_lower *c, const cg_buf *b);
+cg_buf *cg_operand(cg_lower *c, ir_opid op, int32_t i);
+cg_buf *cg_result(cg_lower *c, ir_opid op, int32_t i);
+/* Row-major linear index of idx[0..rank) in b. */
+LLVMValueRef cg_linear(cg_lower *c, const cg_buf *b, LLVMValueRef const *idx);
+/* Bytes for `n` elements of dtype dt. */
+LLVMValueRef cg_bytes(cg_lower *c, ir_dtype dt, LLVMValueRef n);
+
+/* ---- element access ----------------------------------------------------------- */
+
+LLVMTypeRef cg_storage_type(cg_lower *c, ir_dtype dt);
+LLVMTypeRef cg_compute_type(cg_lower *c, ir_dtype dt);
+/* Element `linear` of b, converted to the compute type. */
+LLVMValueRef cg_load(cg_lower *c, const cg_buf *b, LLVMValueRef linear);
+/* Store a compute-type value, converted to b's storage type. */
+void cg_store(cg_lower *c, const cg_buf *b, LLVMValueRef linear, LLVMValueRef v);
+/* Convert a compute-type value of dtype `from` to the compute type of `to`
+ * with cast semantics (float->int truncates and is checked, ->bool is != 0). */
+LLVMValueRef cg_convert(cg_lower *c, LLVMValueRef v, ir_dtype from, ir_dtype to);
+/* A constant of dtype dt's compute type. */
+LLVMValueRef cg_const(cg_lower *c, ir_dtype dt, double v);
+/* Copy all of src into dst (same dtype and element count). */
+void cg_copy(cg_lower *c, const cg_buf *dst, const cg_buf *src);
+
+/* ---- control flow ----------------------------------------------------------- */
+
+/* for (iv = 0; iv < n; iv++) { body }: cg_for_begin leaves the builder in the
+ * body; cg_for_end closes the loop and continues after it. */
+typedef struct cg_loop {
+  LLVMBasicBlockRef pre, header, body, latch, exit;
+  LLVMValueRef iv;
+} cg_loop;
+cg_loop cg_for_begin(cg_lower *c, LLVMValueRef n, const char *name);
+void cg_for_end(cg_lower *c, cg_loop *l);
+
+/* A loop nest over dims[0..rank): ivs[i] are the induction variables,
+ * innermost last. Returns the loops to close with cg_nest_end. */
+typedef struct cg_nest {
+  int32_t rank;
+  cg_loop *loops;
+  LLVMValueRef *ivs;
+} cg_nest;
+cg_nest cg_nest_begin(cg_lower *c, int32_t rank, LLVMValueRef const *dims);
+void cg_nest_end(cg_lower *c, cg_nest *n);
+
+/* Branch to the failure exit with `code` unless `ok` (i1) holds. */
+void cg_check(cg_lower *c, LLVMValueRef ok, cg_status code);
+/* Check a == b at run time unless they are the same dim. */
+void cg_check_dim_eq(cg_lower *c, ir_dim a, ir_dim b);
+
+/* Floating-point instructions: apply the fast-math flags seqc allows
+ * (contract at -O2 and above; never nnan/ninf/nsz/reassoc). */
+LLVMValueRef cg_fp(cg_lower *c, LLVMValueRef inst);
+
+/* A call to an intrinsic, e.g. cg_intrinsic(c, "llvm.fabs", ty, 1, &x). */
+LLVMValueRef cg_intrinsic(cg_lower *c, const char *name, LLVMTypeRef overload, int n,
+                          LLVMValueRef *args);
+
+/* ---- op lowerings -------------------------------------------------------------- */
+
+typedef bool (*cg_lower_fn)(cg_lower *c, ir_opid op);
+#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, flags, doc) \
+  bool lower_##eval(cg_lower *c, ir_opid op);
+#include "../ir/ops.def"
+
+/* Lower every op of block b (used by the graph body and by scan bodies). */
+bool cg_lower_block(cg_lower *c, ir_blockid b);
+/* Give every result of op a scratch buffer (the walker does this before
+ * lowering the op; scan lowering reuses it for its step buffers). */
+void cg_alloc_results(cg_lower *c, ir_opid op);
+/* A fresh scratch buffer of type t (dims from the type). */
+void cg_alloc_buf(cg_lower *c, cg_buf *out, ir_type t);
+
+/* ---- helpers exported by lower_elementwise.c (its owner edits this section) ---- */
+
+/* ---- helpers exported by lower_linalg.c / lower_data.c (their owner edits this section) ---- */
+
+/* The program's module, for jit.c (which copies it into its own context). */
+LLVMModuleRef cg_program_module(const cg_program *p);
+
+#endif

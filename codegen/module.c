@@ -1,0 +1,339 @@
+/*
+ * module.c - from a verified graph to an optimized LLVM module for a
+ * target, and from that module to LLVM IR, assembly or object bytes.
+ *
+ * LLVM C API hygiene (../shared/STYLE.md): one explicit context per
+ * program, every returned message freed with LLVMDisposeMessage, every
+ * LLVMBool and LLVMErrorRef checked, objects disposed in reverse order of
+ * creation. Target initialization is LLVM's own process-wide state; it is
+ * idempotent.
+ */
+#include "lower.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cg_program {
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMTargetMachineRef tm;
+  char *name;
+  const char **symbols;
+  int32_t n_symbols;
+};
+
+const char *cg_status_message(int32_t code) {
+  switch (code) {
+  case CG_OK: return "no error";
+  case CG_DIM_MISMATCH: return "a dim equality does not hold for these inputs";
+  case CG_INDEX_RANGE: return "an index or sequence length is out of range";
+  case CG_INT_DIV_ZERO: return "integer division by zero or overflow";
+  case CG_CAST_RANGE: return "a value is NaN or out of range for an integer conversion";
+  default: return "unknown error";
+  }
+}
+
+static void init_targets(void) {
+  LLVMInitializeX86TargetInfo();
+  LLVMInitializeX86Target();
+  LLVMInitializeX86TargetMC();
+  LLVMInitializeX86AsmPrinter();
+  LLVMInitializeAArch64TargetInfo();
+  LLVMInitializeAArch64Target();
+  LLVMInitializeAArch64TargetMC();
+  LLVMInitializeAArch64AsmPrinter();
+}
+
+/* ---- symbols ------------------------------------------------------------------ */
+
+typedef struct symset {
+  const char **names;
+  int32_t n, cap;
+} symset;
+
+static void add_dim_symbols(symset *s, const ir_dimtab *t, ir_dim d) {
+  int32_t n = ir_dim_symbols(t, d, NULL, 0);
+  if (n == 0) return;
+  const char **found = ir_xmalloc(sizeof(char *) * (size_t)n);
+  ir_dim_symbols(t, d, found, n);
+  for (int32_t i = 0; i < n; i++) {
+    bool seen = false;
+    for (int32_t j = 0; j < s->n && !seen; j++) seen = !strcmp(s->names[j], found[i]);
+    if (seen) continue;
+    ir_grow((void **)&s->names, &s->cap, s->n + 1, sizeof(char *));
+    s->names[s->n++] = found[i];
+  }
+  free(found);
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Every symbol of every value's type and of every dim attribute. */
+static void collect_symbols(ir_graph *g, symset *s) {
+  for (ir_val v = 0; v < g->n_vals; v++)
+    for (int32_t i = 0; i < g->vals[v].type.rank; i++) add_dim_symbols(s, g->dims, g->vals[v].type.dims[i]);
+  for (ir_opid op = 0; op < g->n_ops; op++) {
+    const ir_op *o = ir_o(g, op);
+    if (o->erased) continue;
+    const ir_opinfo *info = ir_opinfo_of(o->kind);
+    for (int32_t a = 0; a < info->n_attrs; a++) {
+      if (!o->attrs[a].present) continue;
+      if (info->attrs[a].kind == IR_ATTR_DIM) add_dim_symbols(s, g->dims, o->attrs[a].u.d);
+      if (info->attrs[a].kind == IR_ATTR_DIMS)
+        for (int32_t i = 0; i < o->attrs[a].u.dims.n; i++) add_dim_symbols(s, g->dims, o->attrs[a].u.dims.v[i]);
+    }
+  }
+  if (s->n) qsort(s->names, (size_t)s->n, sizeof(char *), cmp_names);
+}
+
+/* ---- the two functions ----------------------------------------------------------- */
+
+static void set_target_attrs(cg_program *p, LLVMValueRef fn) {
+  char *cpu = LLVMGetTargetMachineCPU(p->tm), *features = LLVMGetTargetMachineFeatureString(p->tm);
+  LLVMAddTargetDependentFunctionAttr(fn, "target-cpu", cpu);
+  if (*features) LLVMAddTargetDependentFunctionAttr(fn, "target-features", features);
+  LLVMDisposeMessage(cpu);
+  LLVMDisposeMessage(features);
+}
+
+/* Entry block (allocas, then the dims, then a branch) and failure exit. */
+static void begin_function(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ret) {
+  c->fn = fn;
+  c->dim_cache_cap = 0;
+  free(c->dim_cache);
+  c->dim_cache = NULL;
+  c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
+  LLVMPositionBuilderAtEnd(c->b, c->entry);
+  c->status = LLVMBuildAlloca(c->b, c->i32, "status");
+  c->sp = LLVMBuildAlloca(c->b, c->i64, "sp");
+  LLVMBuildStore(c->b, cg_i64(c, 0), c->sp);
+  c->entry_end = LLVMBuildBr(c->b, start);
+  c->fail = LLVMAppendBasicBlockInContext(c->ctx, fn, "fail");
+  LLVMPositionBuilderAtEnd(c->b, c->fail);
+  LLVMValueRef code = LLVMBuildLoad2(c->b, c->i32, c->status, "");
+  LLVMBuildRet(c->b, ret == c->i32 ? code : LLVMConstInt(ret, (unsigned long long)-1, 1));
+  LLVMPositionBuilderAtEnd(c->b, start);
+}
+
+static LLVMValueRef load_ptr_arg(cg_lower *c, LLVMValueRef array, int32_t i) {
+  LLVMValueRef p = LLVMBuildGEP2(c->b, c->ptr, array, (LLVMValueRef[]){cg_i64(c, i)}, 1, "");
+  return LLVMBuildLoad2(c->b, c->ptr, p, "");
+}
+
+static void bind_graph_args(cg_lower *c, LLVMValueRef args) {
+  const ir_block *body = ir_b(c->g, c->g->body);
+  for (int32_t i = 0; i < body->n_args; i++) {
+    cg_buf *b = &c->bufs[body->args[i]];
+    b->type = ir_vtype(c->g, body->args[i]);
+    b->dims = ir_arena_alloc(c->g->arena, sizeof(LLVMValueRef) * (size_t)(b->type.rank + 1));
+    for (int32_t d = 0; d < b->type.rank; d++) b->dims[d] = cg_dim(c, b->type.dims[d]);
+    b->ptr = args ? load_ptr_arg(c, args, i) : LLVMConstPointerNull(c->ptr);
+  }
+}
+
+static bool build_run(cg_lower *c, cg_program *p) {
+  LLVMTypeRef params[4] = {c->ptr, c->ptr, c->ptr, c->ptr};
+  ir_buf name = {0};
+  ir_buf_printf(&name, "%s_run", p->name);
+  LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, LLVMFunctionType(c->i32, params, 4, 0));
+  ir_buf_free(&name);
+  set_target_attrs(p, fn);
+  begin_function(c, fn, c->i32);
+  c->measuring = false;
+  c->syms = LLVMGetParam(fn, 0);
+  c->scratch = LLVMGetParam(fn, 3);
+  bind_graph_args(c, LLVMGetParam(fn, 1));
+  if (!cg_lower_block(c, c->g->body)) return false;
+  const ir_op *y = ir_o(c->g, ir_block_terminator(c->g, c->g->body));
+  for (int32_t i = 0; i < y->n_in; i++) {
+    cg_buf out = c->bufs[y->in[i]];
+    out.ptr = load_ptr_arg(c, LLVMGetParam(fn, 2), i);
+    cg_copy(c, &out, &c->bufs[y->in[i]]);
+  }
+  LLVMBuildRet(c->b, cg_i32(c, 0));
+  return true;
+}
+
+static bool build_scratch_bytes(cg_lower *c, cg_program *p) {
+  ir_buf name = {0};
+  ir_buf_printf(&name, "%s_scratch_bytes", p->name);
+  LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, LLVMFunctionType(c->i64, &c->ptr, 1, 0));
+  ir_buf_free(&name);
+  set_target_attrs(p, fn);
+  begin_function(c, fn, c->i64);
+  c->measuring = true;
+  c->syms = LLVMGetParam(fn, 0);
+  c->scratch = LLVMConstPointerNull(c->ptr);
+  memset(c->bufs, 0, sizeof(cg_buf) * (size_t)c->g->n_vals);
+  bind_graph_args(c, NULL);
+  if (!cg_lower_block(c, c->g->body)) return false;
+  LLVMBuildRet(c->b, LLVMBuildLoad2(c->b, c->i64, c->sp, ""));
+  return true;
+}
+
+/* ---- target machine and pipeline --------------------------------------------------- */
+
+static char *c_identifier(const char *s) {
+  size_t n = strlen(s);
+  char *id = ir_xmalloc(n + 2);
+  size_t j = 0;
+  if (!(s[0] == '_' || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z'))) id[j++] = '_';
+  for (size_t i = 0; i < n; i++) {
+    char ch = s[i];
+    bool ok = ch == '_' || (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
+    id[j++] = ok ? ch : '_';
+  }
+  id[j] = 0;
+  return id;
+}
+
+static bool make_target_machine(cg_program *p, const cg_options *o, ir_diag *d) {
+  init_targets();
+  char *host = LLVMGetDefaultTargetTriple();
+  bool is_host = !o->triple;
+  const char *triple = o->triple ? o->triple : host;
+  LLVMTargetRef target;
+  char *msg = NULL;
+  if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+    ir_error_at(d, (ir_loc){0}, "unknown target '%s': %s", triple, msg);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeMessage(host);
+    return false;
+  }
+  char *host_cpu = LLVMGetHostCPUName(), *host_features = LLVMGetHostCPUFeatures();
+  const char *cpu = o->cpu ? o->cpu : is_host ? host_cpu : "generic";
+  const char *features = o->features ? o->features : is_host && !o->cpu ? host_features : "";
+  static const LLVMCodeGenOptLevel levels[] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess,
+                                               LLVMCodeGenLevelDefault, LLVMCodeGenLevelAggressive};
+  p->tm = LLVMCreateTargetMachine(target, triple, cpu, features, levels[o->opt_level],
+                                  LLVMRelocPIC, LLVMCodeModelDefault);
+  LLVMSetTarget(p->mod, triple);
+  LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(p->tm);
+  char *layout_str = LLVMCopyStringRepOfTargetData(layout);
+  LLVMSetDataLayout(p->mod, layout_str);
+  LLVMDisposeMessage(layout_str);
+  LLVMDisposeTargetData(layout);
+  LLVMDisposeMessage(host_cpu);
+  LLVMDisposeMessage(host_features);
+  LLVMDisposeMessage(host);
+  return true;
+}
+
+static bool run_llvm_pipeline(cg_program *p, int level, ir_diag *d) {
+  char *msg = NULL;
+  if (LLVMVerifyModule(p->mod, LLVMReturnStatusAction, &msg)) {
+    ir_error_at(d, (ir_loc){0}, "internal error: generated LLVM IR is invalid: %s", msg);
+    LLVMDisposeMessage(msg);
+    return false;
+  }
+  LLVMDisposeMessage(msg);
+  char pipeline[32];
+  snprintf(pipeline, sizeof pipeline, "default<O%d>", level);
+  LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+  LLVMErrorRef err = LLVMRunPasses(p->mod, pipeline, p->tm, opts);
+  LLVMDisposePassBuilderOptions(opts);
+  if (err) {
+    char *e = LLVMGetErrorMessage(err);
+    ir_error_at(d, (ir_loc){0}, "internal error: LLVM pipeline failed: %s", e);
+    LLVMDisposeErrorMessage(e);
+    return false;
+  }
+  return true;
+}
+
+static void init_lower(cg_lower *c, cg_program *p, ir_graph *g, const cg_options *o, ir_diag *d) {
+  memset(c, 0, sizeof *c);
+  c->g = g;
+  c->diag = d;
+  c->ctx = p->ctx;
+  c->mod = p->mod;
+  c->b = LLVMCreateBuilderInContext(p->ctx);
+  c->i1 = LLVMInt1TypeInContext(p->ctx);
+  c->i8 = LLVMInt8TypeInContext(p->ctx);
+  c->i16 = LLVMInt16TypeInContext(p->ctx);
+  c->i32 = LLVMInt32TypeInContext(p->ctx);
+  c->i64 = LLVMInt64TypeInContext(p->ctx);
+  c->f32 = LLVMFloatTypeInContext(p->ctx);
+  c->f64 = LLVMDoubleTypeInContext(p->ctx);
+  c->ptr = LLVMPointerTypeInContext(p->ctx, 0);
+  c->void_t = LLVMVoidTypeInContext(p->ctx);
+  c->bufs = ir_xcalloc((size_t)g->n_vals + 1, sizeof(cg_buf));
+  c->symbols = p->symbols;
+  c->n_symbols = p->n_symbols;
+  c->contract = o->opt_level >= 2;
+  c->prefix = p->name;
+}
+
+cg_program *cg_compile(ir_graph *g, const cg_options *o, ir_diag *d) {
+  IR_ASSERT(o->opt_level >= 0 && o->opt_level <= 3);
+  cg_program *p = ir_xcalloc(1, sizeof *p);
+  p->name = c_identifier(g->name);
+  p->ctx = LLVMContextCreate();
+  p->mod = LLVMModuleCreateWithNameInContext(p->name, p->ctx);
+  symset syms = {0};
+  collect_symbols(g, &syms);
+  p->symbols = syms.names;
+  p->n_symbols = syms.n;
+  if (!make_target_machine(p, o, d)) {
+    cg_program_free(p);
+    return NULL;
+  }
+  cg_lower c;
+  init_lower(&c, p, g, o, d);
+  bool ok = build_run(&c, p) && build_scratch_bytes(&c, p);
+  LLVMDisposeBuilder(c.b);
+  free(c.bufs);
+  free(c.dim_cache);
+  ok = ok && run_llvm_pipeline(p, o->opt_level, d);
+  if (!ok) {
+    cg_program_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+void cg_program_free(cg_program *p) {
+  if (!p) return;
+  if (p->tm) LLVMDisposeTargetMachine(p->tm);
+  if (p->mod) LLVMDisposeModule(p->mod);
+  if (p->ctx) LLVMContextDispose(p->ctx);
+  free(p->symbols);
+  free(p->name);
+  free(p);
+}
+
+int32_t cg_program_symbols(const cg_program *p, const char *const **names) {
+  *names = p->symbols;
+  return p->n_symbols;
+}
+
+const char *cg_program_name(const cg_program *p) { return p->name; }
+
+LLVMModuleRef cg_program_module(const cg_program *p) { return p->mod; }
+
+bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d) {
+  if (kind == CG_EMIT_LLVM) {
+    char *text = LLVMPrintModuleToString(p->mod);
+    ir_buf_puts(out, text);
+    LLVMDisposeMessage(text);
+    return true;
+  }
+  char *msg = NULL;
+  LLVMMemoryBufferRef mem = NULL;
+  LLVMCodeGenFileType ft = kind == CG_EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile;
+  if (LLVMTargetMachineEmitToMemoryBuffer(p->tm, p->mod, ft, &msg, &mem)) {
+    ir_error_at(d, (ir_loc){0}, "code generation failed: %s", msg);
+    LLVMDisposeMessage(msg);
+    return false;
+  }
+  ir_buf_putn(out, LLVMGetBufferStart(mem), LLVMGetBufferSize(mem));
+  LLVMDisposeMemoryBuffer(mem);
+  return true;
+}

@@ -1,0 +1,104 @@
+/*
+ * run.c - calling compiled code on interpreter tensors, so that `seqc run`,
+ * `seqc check` and the tests can run the same graph both ways. Arguments are
+ * checked and symbols bound exactly as the interpreter does
+ * (ir_interp_bind_args); tensors are converted to dense storage arrays and
+ * back.
+ */
+#include "cg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Raw scratch beyond this is refused rather than attempted. */
+#define CG_MAX_SCRATCH_BYTES ((int64_t)16 << 30)
+
+static bool symbol_values(cg_jit *j, const ir_dim_binding *b, int32_t nb, int64_t *syms,
+                          ir_buf *err) {
+  const char *const *names;
+  int32_t n = cg_jit_symbols(j, &names);
+  for (int32_t i = 0; i < n; i++) {
+    int32_t k = 0;
+    while (k < nb && strcmp(b[k].name, names[i]) != 0) k++;
+    if (k == nb) {
+      ir_buf_printf(err, "dim symbol '%s' is not bound by the arguments; bind it explicitly",
+                    names[i]);
+      return false;
+    }
+    syms[i] = b[k].value;
+  }
+  return true;
+}
+
+/* Output tensors sized from the declared output types. */
+static bool alloc_outputs(ir_graph *g, const ir_dim_binding *b, int32_t nb, int64_t max_elements,
+                          ir_tensor *outs, ir_buf *err) {
+  const ir_op *y = ir_o(g, ir_block_terminator(g, g->body));
+  for (int32_t i = 0; i < y->n_in; i++) {
+    ir_type t = ir_vtype(g, y->in[i]);
+    int64_t *shape = ir_xcalloc((size_t)t.rank + 1, sizeof(int64_t));
+    bool ok = true;
+    for (int32_t d = 0; d < t.rank && ok; d++) ok = ir_dim_eval(g->dims, t.dims[d], b, nb, &shape[d], err);
+    ok = ok && ir_tensor_alloc(&outs[i], t.dtype, t.rank, shape, max_elements, err);
+    free(shape);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+static void *alloc_storage(const ir_tensor *t) {
+  size_t bytes = (size_t)t->numel * ir_dtype_size(t->dtype);
+  return ir_xcalloc(bytes ? bytes : 1, 1);
+}
+
+bool cg_jit_run_tensors(cg_jit *j, ir_graph *g, const ir_tensor *args, int32_t n_args,
+                        ir_tensor *outs, const ir_interp_opts *opts, ir_buf *err) {
+  for (int32_t i = 0; i < g->n_outputs; i++) memset(&outs[i], 0, sizeof outs[i]);
+  ir_dim_binding *binds = NULL;
+  int32_t nb = 0;
+  if (!ir_interp_bind_args(g, args, n_args, opts, &binds, &nb, err)) return false;
+  const char *const *names;
+  int32_t n_syms = cg_jit_symbols(j, &names);
+  int64_t *syms = ir_xcalloc((size_t)n_syms + 1, sizeof(int64_t));
+  void **in = ir_xcalloc((size_t)n_args + 1, sizeof(void *));
+  void **out = ir_xcalloc((size_t)g->n_outputs + 1, sizeof(void *));
+  int64_t max_elements = opts && opts->max_elements > 0 ? opts->max_elements : (int64_t)1 << 28;
+  void *scratch = NULL;
+  bool ok = symbol_values(j, binds, nb, syms, err) &&
+            alloc_outputs(g, binds, nb, max_elements, outs, err);
+  for (int32_t i = 0; ok && i < n_args; i++) {
+    ir_buf bytes = {0};
+    ir_tensor_to_bytes(&args[i], &bytes);
+    in[i] = ir_xcalloc(bytes.len + 1, 1);
+    if (bytes.len) memcpy(in[i], bytes.s, bytes.len);
+    ir_buf_free(&bytes);
+  }
+  for (int32_t i = 0; ok && i < g->n_outputs; i++) out[i] = alloc_storage(&outs[i]);
+  if (ok) {
+    int64_t need = cg_jit_scratch_fn(j)(syms);
+    ok = need >= 0 && need <= CG_MAX_SCRATCH_BYTES;
+    if (!ok) ir_buf_printf(err, "the graph needs %lld bytes of scratch memory, above the limit",
+                           (long long)need);
+    else
+      scratch = aligned_alloc(64, (size_t)((need + 63) / 64 * 64 + 64));
+  }
+  if (ok) {
+    int32_t code = cg_jit_run_fn(j)(syms, in, out, scratch);
+    ok = code == 0;
+    if (!ok) ir_buf_printf(err, "run-time check failed: %s", cg_status_message(code));
+  }
+  for (int32_t i = 0; ok && i < g->n_outputs; i++) {
+    size_t bytes = (size_t)outs[i].numel * ir_dtype_size(outs[i].dtype);
+    ok = ir_tensor_from_bytes(&outs[i], out[i], bytes, err);
+  }
+  if (!ok)
+    for (int32_t i = 0; i < g->n_outputs; i++) ir_tensor_free(&outs[i]);
+  for (int32_t i = 0; i < n_args; i++) free(in[i]);
+  for (int32_t i = 0; i < g->n_outputs; i++) free(out[i]);
+  free(in);
+  free(out);
+  free(scratch);
+  free(syms);
+  free(binds);
+  return ok;
+}
