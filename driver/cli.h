@@ -34,6 +34,19 @@ void cli_error(const char *fmt, ...) IR_PRINTF(1, 2);
 int cmd_opt(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+int cmd_weights(int argc, char **argv);
+void help_weights(FILE *f);
+
+/* Fill args[i] (have[i] = true) for every parameter of g from safetensors
+ * file f, checking names, dtypes and shapes under bindings b; on any problem
+ * return false with every missing, extra or mismatched tensor listed in
+ * err (and nothing left allocated). */
+struct rt_st_file;
+struct ir_tensor;
+bool cli_load_weights(ir_graph *g, const struct rt_st_file *f, const ir_dim_binding *b, int32_t nb,
+                      struct ir_tensor *args, bool *have, ir_buf *err);
+void help_build(FILE *f);
 void viz_graph(const ir_graph *g, ir_buf *out);
 void help_viz(FILE *f);
 void help_opt(FILE *f);

@@ -19,6 +19,8 @@ static void help_main(FILE *f) {
         "  opt    parse, verify and optimize a graph; print the result as .sqir\n"
         "  run    evaluate a graph with the reference interpreter\n"
         "  viz    write a graph as Graphviz DOT\n"
+        "  build  compile a graph to LLVM IR, assembly or an object file\n"
+        "  weights  list the tensors of a safetensors file\n"
         "  help   show help for a command (seqc help opt), or the op\n"
         "         reference (seqc help ops)\n"
         "\n"
@@ -134,15 +136,19 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "opt")) return cmd_opt(argc - 1, argv + 1);
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "viz")) return cmd_viz(argc - 1, argv + 1);
+  if (!strcmp(cmd, "build")) return cmd_build(argc - 1, argv + 1);
+  if (!strcmp(cmd, "weights")) return cmd_weights(argc - 1, argv + 1);
   if (!strcmp(cmd, "help")) {
     const char *what = argc > 2 ? argv[2] : "";
     if (!strcmp(what, "opt")) help_opt(stdout);
     else if (!strcmp(what, "run")) help_run(stdout);
     else if (!strcmp(what, "viz")) help_viz(stdout);
+    else if (!strcmp(what, "build")) help_build(stdout);
+    else if (!strcmp(what, "weights")) help_weights(stdout);
     else if (!strcmp(what, "ops")) help_ops(stdout);
     else if (!*what) help_main(stdout);
     else {
-      cli_error("no help on '%s'; try opt, run, viz or ops", what);
+      cli_error("no help on '%s'; try opt, run, viz, build, weights or ops", what);
       return 1;
     }
     return 0;

@@ -186,6 +186,11 @@ static rt_status read_offsets(const rt_st_file *f, const rt_json *m, const rt_js
   return RT_OK;
 }
 
+/* Compares the whole key: a key "dtype\u0000x" must not pass for "dtype". */
+static bool key_is(const rt_json *m, const char *key) {
+  return m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0;
+}
+
 static rt_status read_entry(const rt_st_file *f, const rt_json *m, rt_st_tensor *t, int64_t *dims) {
   t->name = m->key;
   if (memchr(m->key, 0, m->key_len)) return tensor_fail(f, m, "the name contains a NUL character");
@@ -193,9 +198,9 @@ static rt_status read_entry(const rt_st_file *f, const rt_json *m, rt_st_tensor 
   const rt_json *dtype = NULL, *shape = NULL, *offsets = NULL;
   for (const rt_json *k = m->child; k; k = k->next) {
     char key[60];
-    if (strcmp(k->key, "dtype") == 0) dtype = k;
-    else if (strcmp(k->key, "shape") == 0) shape = k;
-    else if (strcmp(k->key, "data_offsets") == 0) offsets = k;
+    if (key_is(k, "dtype")) dtype = k;
+    else if (key_is(k, "shape")) shape = k;
+    else if (key_is(k, "data_offsets")) offsets = k;
     else return tensor_fail(f, m, "unknown key '%s'", rt_json_escape(k->key, k->key_len, key, sizeof key));
   }
   const char *missing = !dtype ? "dtype" : !shape ? "shape" : !offsets ? "data_offsets" : NULL;
@@ -208,7 +213,7 @@ static rt_status read_entry(const rt_st_file *f, const rt_json *m, rt_st_tensor 
 
 /* ---- the whole header ---- */
 
-static bool is_metadata(const rt_json *m) { return strcmp(m->key, "__metadata__") == 0; }
+static bool is_metadata(const rt_json *m) { return key_is(m, "__metadata__"); }
 
 static rt_status read_metadata(rt_st_file *f, const rt_json *v) {
   if (v->kind != RT_JSON_OBJECT) return file_fail(f, "__metadata__ is not an object");

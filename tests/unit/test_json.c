@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +378,67 @@ static void test_escape_helper(void **state) {
   assert_string_equal(rt_json_escape("", 0, out, sizeof out), "");
 }
 
+static uint64_t next_random(uint64_t *s) { /* xorshift64 */
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return *s;
+}
+
+/* Counts the values of a tree, checking each container's count against its
+ * list. */
+static size_t walk(const rt_json *v) {
+  size_t n = 1, k = 0;
+  for (const rt_json *c = v->child; c; c = c->next, k++) {
+    assert_true((v->kind == RT_JSON_OBJECT) == (c->key != NULL));
+    n += walk(c);
+  }
+  assert_int_equal(k, v->count);
+  return n;
+}
+
+/* Fixed-seed mutations of a document using every feature: the reader must
+ * reject cleanly or return a well-formed tree, never crash or read outside
+ * the input (the suite runs under ASan and UBSan too). */
+static void test_mutation_fuzz(void **state) {
+  (void)state;
+  const char *base = "{\"a\": [1, -2.5e3, 0, true, false, null, \"x\\u00e9\\ud83d\\ude00\\n\"],"
+                     " \"\xc3\xa9\": {\"k\": [[], {}], \"n\": -0.125E+2}, \"s\": \"\\\" \\/\"}";
+  size_t base_len = strlen(base);
+  rt_json_doc *d = parse_ok(base);
+  assert_int_equal(walk(rt_json_root(d)), 15);
+  rt_json_free(d);
+  const char alphabet[] = "{}[],:\"0123456789-+.eE \\u/tfn\x80\xc3";
+  uint64_t seed = 0x1234abcdULL;
+  int accepted = 0, rejected = 0;
+  for (int iter = 0; iter < 5000; iter++) {
+    char buf[256];
+    memcpy(buf, base, base_len);
+    size_t n = base_len;
+    for (int e = 1 + (int)(next_random(&seed) % 3); e > 0 && n > 0; e--) {
+      size_t at = next_random(&seed) % n;
+      switch (next_random(&seed) % 4) {
+      case 0: buf[at] = (char)next_random(&seed); break;
+      case 1: buf[at] = alphabet[next_random(&seed) % (sizeof alphabet - 1)]; break;
+      case 2: memmove(buf + at, buf + at + 1, n - at - 1), n--; break; /* delete */
+      default: n = at; break;                                           /* truncate */
+      }
+    }
+    rt_status st = parse_n(buf, n, &d);
+    if (st == RT_OK) {
+      walk(rt_json_root(d));
+      rt_json_free(d);
+      accepted++;
+    } else {
+      assert_int_equal(st, RT_EFORMAT);
+      assert_true(strncmp(rt_last_error(), "t.json: byte ", 13) == 0);
+      rejected++;
+    }
+  }
+  assert_true(accepted > 50);
+  assert_true(rejected > 2000);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_scalars),
@@ -393,6 +455,7 @@ int main(void) {
       cmocka_unit_test(test_size_limit_and_length),
       cmocka_unit_test(test_big_inputs),
       cmocka_unit_test(test_escape_helper),
+      cmocka_unit_test(test_mutation_fuzz),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -365,6 +365,10 @@ static void test_name_and_metadata_faults(void **state) {
   expect_fail("{\"__metadata__\":{\"a\":\"x\",\"k\":1}}", 0, "<memory>: __metadata__ entry 'k' is not a string");
   expect_fail("{\"__metadata__\":{\"k\":null}}", 0, "<memory>: __metadata__ entry 'k' is not a string");
   expect_fail("{\"a\\u0000b\":" ENTRY("F32", "[1]", "[0,4]") "}", 4, "<memory>: tensor 'a\\x00b': the name contains a NUL character");
+  /* Keys are compared whole, NULs included. */
+  expect_fail("{\"w\":{\"dtype\":\"F32\",\"dtype\\u0000\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+              "<memory>: tensor 'w': unknown key 'dtype\\x00'");
+  expect_fail("{\"__metadata__\\u0000\":{}}", 0, "<memory>: tensor '__metadata__\\x00': the name contains a NUL character");
   /* Names reach messages escaped. */
   expect_fail("{\"a\\nb\":" ENTRY("F32", "[1]", "[0,8]") "}", 8, "<memory>: tensor 'a\\x0ab': data_offsets [0, 8] span 8 bytes");
   assert_int_equal(rt_st_open_memory("x", 1, NULL), RT_EINVAL);
