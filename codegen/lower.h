@@ -131,7 +131,28 @@ void cg_alloc_buf(cg_lower *c, cg_buf *out, ir_type t);
 
 /* ---- helpers exported by lower_elementwise.c (its owner edits this section) ---- */
 
+/* Run-time checks that `operand` broadcasts to `result` (numpy rules,
+ * ranks right-aligned): every operand dim not declared as the constant 1
+ * must equal the result's. */
+void cg_broadcast_check(cg_lower *c, ir_type operand, ir_type result);
+/* Linear index into `operand` of the element that broadcasts to result
+ * index ivs[0..result_rank): dims declared as 1 are read at index 0. */
+LLVMValueRef cg_broadcast_linear(cg_lower *c, const cg_buf *operand, int32_t result_rank,
+                                 LLVMValueRef const *ivs);
+/* cg_convert, except that conversions to f16/bf16 from f64 and integers
+ * round once (through a round-to-odd float) as the interpreter does. */
+LLVMValueRef cg_cast_value(cg_lower *c, LLVMValueRef v, ir_dtype from, ir_dtype to);
+
 /* ---- helpers exported by lower_linalg.c / lower_data.c (their owner edits this section) ---- */
+
+/* A stack slot of type t in the function's entry block (where LLVM
+ * promotes it to a register): loop-carried accumulators. */
+LLVMValueRef cg_entry_alloca(cg_lower *c, LLVMTypeRef t, const char *name);
+/* A loop nest over the axes axes[0..n) of b, in that order (innermost
+ * last); the induction variable of axes[i] is stored into idx[axes[i]].
+ * Close it with cg_nest_end. */
+cg_nest cg_nest_axes(cg_lower *c, const cg_buf *b, int32_t n, const int32_t *axes,
+                     LLVMValueRef *idx);
 
 /* The program's module, for jit.c (which copies it into its own context). */
 LLVMModuleRef cg_program_module(const cg_program *p);

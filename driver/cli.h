@@ -31,11 +31,63 @@ int cli_match_value(int argc, char **argv, int *i, const char *name, const char 
 /* Print "seqc: error: ..." to stderr. */
 void cli_error(const char *fmt, ...) IR_PRINTF(1, 2);
 
+/* ---- a graph's arguments from the command line (inputs.c; run, check) ---- */
+
+typedef struct cli_named_path {
+  const char *name;
+  const char *path;
+  bool used;
+} cli_named_path;
+
+/* Where arguments come from: --input NAME=FILE, --dim SYM=N,
+ * --weights FILE, --random-weights SEED, --random-inputs SEED. */
+typedef struct cli_inputs {
+  cli_named_path *files;
+  int n_files;
+  ir_dim_binding *dims;
+  int n_dims;
+  bool have_wseed, have_iseed;
+  uint64_t wseed, iseed;
+  const char *weights; /* --weights FILE.safetensors: every parameter */
+  char **owned; /* names split off option values */
+  int n_owned;
+} cli_inputs;
+
+/* Room for the options of an argc-long command line. */
+void cli_inputs_init(cli_inputs *in, int argc);
+void cli_inputs_free(cli_inputs *in);
+/* Consume argv[*i] (and its value) if it is one of the options above:
+ * 1 matched, 0 another option, -1 a usage error (reported). */
+int cli_inputs_match(cli_inputs *in, int argc, char **argv, int *i);
+/* Split "NAME=VALUE" given to option `opt`; *owned (caller frees) holds
+ * the name. False after reporting a malformed pair. */
+bool cli_split_name_value(const char *opt, const char *s, const char **name, const char **value,
+                          char **owned);
+/* Report the first entry not marked used: "the graph has no WHAT named X". */
+bool cli_check_all_used(const cli_named_path *list, int n, const char *what);
+
+/* A graph's arguments (one tensor per body argument, in order) and every
+ * dim symbol bound while sizing them, for ir_interp_run/cg_jit_run_tensors. */
+struct ir_tensor;
+typedef struct cli_args {
+  struct ir_tensor *t;
+  int32_t n;
+  ir_dim_binding *bindings;
+  int32_t n_bindings, cap_bindings;
+} cli_args;
+/* Fill every argument of g from files, or random values, as `in` says;
+ * marks the files used and rejects names the graph does not have. False
+ * after reporting; *a must be freed either way. */
+bool cli_args_load(ir_graph *g, cli_inputs *in, cli_args *a);
+void cli_args_free(cli_args *a);
+
 int cmd_opt(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_viz(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_weights(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+void help_check(FILE *f);
 void help_weights(FILE *f);
 
 /* Fill args[i] (have[i] = true) for every parameter of g from safetensors

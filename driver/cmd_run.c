@@ -1,35 +1,37 @@
 /*
- * cmd_run.c - `seqc run`: evaluate a graph with the reference interpreter.
+ * cmd_run.c - `seqc run`: run a graph, compiled in process (ORC JIT) after
+ * the -O pipeline by default, or with the reference interpreter (--interp).
  *
- * Tensors cross the command line as raw little-endian arrays in the
- * argument's dtype (row-major, no header). Their shapes come from the
- * graph's declared types with symbols bound by --dim; a symbol that is still
- * unbound and appears alone as one dim of an input read from a file is
- * solved from the file's size. Random values come from a fixed-seed
- * generator, so runs are reproducible.
+ * Arguments come from the options shared with `seqc check` (inputs.c: raw
+ * little-endian files, --dim bindings, fixed-seed random values); outputs
+ * are printed as text or written as raw little-endian files.
  */
 #include "cli.h"
+#include "../codegen/cg.h"
 #include "../ir/interp.h"
+#include "../passes/pass.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Raw tensor files are bounded like every other input. */
-#define RUN_MAX_TENSOR_BYTES ((size_t)1 << 31)
 /* --print shows at most this many elements per output. */
 #define RUN_PRINT_LIMIT 4096
 
 void help_run(FILE *f) {
   fputs("usage: seqc run IN.sqir [options]\n"
         "\n"
-        "Evaluate IN.sqir with the reference interpreter (double accumulation,\n"
+        "Run IN.sqir: compiled to native code for this machine (the default), or\n"
+        "evaluated by the reference interpreter (--interp: double accumulation,\n"
         "results rounded to each value's dtype).\n"
         "\n"
         "options:\n"
+        "  --interp                 use the reference interpreter instead of compiling\n"
+        "  -O0 | -O1 | -O2 | -O3    pipeline and LLVM level for compiling (default -O2)\n"
         "  --input NAME=FILE        raw little-endian data for input or parameter NAME\n"
         "  --output NAME=FILE       write output NAME as raw little-endian data, atomically\n"
         "  --dim SYM=N              bind the dim symbol SYM (e.g. --dim T=512)\n"
+        "  --weights FILE           every parameter from a safetensors file (names, dtypes\n"
+        "                           and shapes checked; F16/BF16 widen to f32)\n"
         "  --random-weights SEED    fill parameters not given by --input with values\n"
         "                           uniform in [-1, 1) (integers in {0, 1})\n"
         "  --random-inputs SEED     the same for inputs\n"
@@ -41,99 +43,47 @@ void help_run(FILE *f) {
         f);
 }
 
-typedef struct named_path {
-  const char *name;
-  const char *path;
-  bool used;
-} named_path;
-
 typedef struct run_args {
   const char *in;
-  named_path *inputs, *outputs;
-  int n_inputs, n_outputs;
-  ir_dim_binding *dims;
-  int n_dims;
-  bool have_wseed, have_iseed, print;
-  uint64_t wseed, iseed;
+  cli_inputs inputs;
+  cli_named_path *outputs;
+  int n_outputs;
+  char **owned; /* output names split off --output values */
+  int n_owned;
+  bool print, interp;
+  int level;
 } run_args;
 
-static bool split_name_value(const char *opt, const char *s, const char **name, const char **value,
-                             char **owned) {
-  const char *eq = strchr(s, '=');
-  if (!eq || eq == s || !eq[1]) {
-    cli_error("%s expects NAME=VALUE, got '%s'", opt, s);
-    return false;
-  }
-  *owned = strndup(s, (size_t)(eq - s));
-  *name = *owned;
-  *value = eq + 1;
-  return true;
-}
-
-static bool parse_u64(const char *opt, const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || *end || s[0] == '-') {
-    cli_error("%s expects a non-negative integer, got '%s'", opt, s);
-    return false;
-  }
-  *out = v;
-  return true;
-}
-
-static bool parse_dim_binding(const char *s, ir_dim_binding *b, char **owned) {
-  const char *name, *value;
-  if (!split_name_value("--dim", s, &name, &value, owned)) return false;
-  char *end;
-  errno = 0;
-  long long v = strtoll(value, &end, 10);
-  if (errno || *end || v < 0) {
-    cli_error("--dim %s: expected a non-negative integer, got '%s'", name, value);
-    return false;
-  }
-  b->name = name;
-  b->value = v;
-  return true;
-}
-
-static void free_run_args(run_args *a, char **owned, int n_owned) {
-  for (int i = 0; i < n_owned; i++) free(owned[i]);
-  free(a->inputs);
+static void free_run_args(run_args *a) {
+  cli_inputs_free(&a->inputs);
+  for (int i = 0; i < a->n_owned; i++) free(a->owned[i]);
+  free(a->owned);
   free(a->outputs);
-  free(a->dims);
 }
 
-/* Returns 0 to go on, 1 on a usage error, 2 after --help. `owned` collects
- * strings to free (at most argc). */
-static int parse_run_args(int argc, char **argv, run_args *a, char **owned, int *n_owned) {
-  a->inputs = ir_xcalloc((size_t)argc, sizeof(named_path));
-  a->outputs = ir_xcalloc((size_t)argc, sizeof(named_path));
-  a->dims = ir_xcalloc((size_t)argc, sizeof(ir_dim_binding));
+/* Returns 0 to go on, 1 on a usage error, 2 after --help. */
+static int parse_run_args(int argc, char **argv, run_args *a) {
+  cli_inputs_init(&a->inputs, argc);
+  a->outputs = ir_xcalloc((size_t)argc, sizeof(cli_named_path));
+  a->owned = ir_xcalloc((size_t)argc, sizeof(char *));
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *v = NULL;
     int m;
     if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
       help_run(stdout);
       return 2;
-    } else if ((m = cli_match_value(argc, argv, &i, "--input", &v)) != 0) {
-      named_path *p = &a->inputs[a->n_inputs++];
-      if (m < 0 || !split_name_value("--input", v, &p->name, &p->path, &owned[(*n_owned)++]))
-        return 1;
+    } else if ((m = cli_inputs_match(&a->inputs, argc, argv, &i)) != 0) {
+      if (m < 0) return 1;
     } else if ((m = cli_match_value(argc, argv, &i, "--output", &v)) != 0) {
-      named_path *p = &a->outputs[a->n_outputs++];
-      if (m < 0 || !split_name_value("--output", v, &p->name, &p->path, &owned[(*n_owned)++]))
+      cli_named_path *p = &a->outputs[a->n_outputs++];
+      if (m < 0 || !cli_split_name_value("--output", v, &p->name, &p->path, &a->owned[a->n_owned++]))
         return 1;
-    } else if ((m = cli_match_value(argc, argv, &i, "--dim", &v)) != 0) {
-      if (m < 0 || !parse_dim_binding(v, &a->dims[a->n_dims++], &owned[(*n_owned)++])) return 1;
-    } else if ((m = cli_match_value(argc, argv, &i, "--random-weights", &v)) != 0) {
-      if (m < 0 || !parse_u64("--random-weights", v, &a->wseed)) return 1;
-      a->have_wseed = true;
-    } else if ((m = cli_match_value(argc, argv, &i, "--random-inputs", &v)) != 0) {
-      if (m < 0 || !parse_u64("--random-inputs", v, &a->iseed)) return 1;
-      a->have_iseed = true;
     } else if (!strcmp(arg, "--print")) {
       a->print = true;
+    } else if (!strcmp(arg, "--interp")) {
+      a->interp = true;
+    } else if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
+      a->level = arg[2] - '0';
     } else if (arg[0] == '-' && arg[1] != 0) {
       cli_error("unknown option '%s' for 'seqc run'; try 'seqc run --help'", arg);
       return 1;
@@ -149,113 +99,6 @@ static int parse_run_args(int argc, char **argv, run_args *a, char **owned, int 
     return 1;
   }
   return 0;
-}
-
-/* ---- binding shapes ------------------------------------------------------- */
-
-typedef struct bindings {
-  ir_dim_binding *b;
-  int32_t n, cap;
-} bindings;
-
-static bool bind(bindings *bs, const char *name, int64_t value) {
-  for (int32_t i = 0; i < bs->n; i++)
-    if (!strcmp(bs->b[i].name, name)) return bs->b[i].value == value;
-  ir_grow((void **)&bs->b, &bs->cap, bs->n + 1, sizeof(ir_dim_binding));
-  bs->b[bs->n++] = (ir_dim_binding){name, value};
-  return true;
-}
-
-/* Shape of graph argument `v`; when `file_bytes` >= 0, one unbound bare
- * symbol may be solved from the data size. */
-static bool arg_shape(ir_graph *g, ir_val v, bindings *bs, int64_t file_bytes, int64_t *shape) {
-  ir_type t = ir_vtype(g, v);
-  const char *name = ir_v(g, v)->name ? ir_v(g, v)->name : "?";
-  int32_t unknown = -1;
-  int64_t known = (int64_t)ir_dtype_size(t.dtype);
-  for (int32_t i = 0; i < t.rank; i++) {
-    ir_buf err = {0};
-    const char *sym;
-    if (ir_dim_eval(g->dims, t.dims[i], bs->b, bs->n, &shape[i], &err)) {
-      ir_buf_free(&err);
-      if (__builtin_mul_overflow(known, shape[i], &known)) known = INT64_MAX;
-      continue;
-    }
-    if (file_bytes >= 0 && unknown < 0 && ir_dim_is_sym(g->dims, t.dims[i], &sym)) {
-      ir_buf_free(&err);
-      unknown = i;
-      continue;
-    }
-    cli_error("cannot size '%s': %s; bind it with --dim", name, err.s);
-    ir_buf_free(&err);
-    return false;
-  }
-  if (unknown < 0) return true;
-  const char *sym;
-  ir_dim_is_sym(g->dims, t.dims[unknown], &sym);
-  if (known == 0 || file_bytes % known != 0) {
-    cli_error("cannot solve dim '%s' of '%s' from its file size %lld", sym, name,
-              (long long)file_bytes);
-    return false;
-  }
-  shape[unknown] = file_bytes / known;
-  bind(bs, sym, shape[unknown]);
-  return true;
-}
-
-/* splitmix64: tiny, fixed-seed, identical on every platform. */
-static uint64_t next_random(uint64_t *state) {
-  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static void fill_random(ir_tensor *t, uint64_t seed, int32_t arg_index) {
-  uint64_t state = seed * 0x100000001B3ull + (uint64_t)arg_index;
-  for (int64_t i = 0; i < t->numel; i++) {
-    uint64_t r = next_random(&state);
-    double x = ir_dtype_is_float(t->dtype) ? (double)(r >> 11) / 4503599627370496.0 - 1.0
-                                           : (double)(r >> 63);
-    t->data[i] = ir_round_to_dtype(t->dtype, x);
-  }
-}
-
-static named_path *find_named(named_path *list, int n, const char *name) {
-  for (int i = 0; i < n; i++)
-    if (!strcmp(list[i].name, name)) return &list[i];
-  return NULL;
-}
-
-static bool load_arg(ir_graph *g, ir_val v, int32_t index, run_args *a, bindings *bs,
-                     ir_tensor *t) {
-  const ir_value *val = ir_v(g, v);
-  const char *name = val->name ? val->name : "?";
-  named_path *src = find_named(a->inputs, a->n_inputs, name);
-  int64_t *shape = ir_xcalloc((size_t)val->type.rank + 1, sizeof(int64_t));
-  ir_buf err = {0};
-  bool ok = false;
-  if (src) {
-    src->used = true;
-    size_t len = 0;
-    char *data = ir_read_file(src->path, RUN_MAX_TENSOR_BYTES, &len, &err);
-    ok = data && arg_shape(g, v, bs, (int64_t)len, shape) &&
-         ir_tensor_alloc(t, val->type.dtype, val->type.rank, shape, 0, &err) &&
-         ir_tensor_from_bytes(t, data, len, &err);
-    free(data);
-  } else if (val->is_param ? a->have_wseed : a->have_iseed) {
-    ok = arg_shape(g, v, bs, -1, shape) &&
-         ir_tensor_alloc(t, val->type.dtype, val->type.rank, shape, 0, &err);
-    if (ok) fill_random(t, val->is_param ? a->wseed : a->iseed, index);
-  } else {
-    cli_error("%s '%s' has no value: pass --input %s=FILE or %s SEED",
-              val->is_param ? "parameter" : "input", name, name,
-              val->is_param ? "--random-weights" : "--random-inputs");
-  }
-  if (!ok && err.len) cli_error("'%s': %s", name, err.s);
-  ir_buf_free(&err);
-  free(shape);
-  return ok;
 }
 
 /* ---- results --------------------------------------------------------------- */
@@ -280,10 +123,16 @@ static void print_tensor(const char *name, const ir_tensor *t) {
   ir_buf_free(&b);
 }
 
+static cli_named_path *find_output(run_args *a, const char *name) {
+  for (int i = 0; i < a->n_outputs; i++)
+    if (!strcmp(a->outputs[i].name, name)) return &a->outputs[i];
+  return NULL;
+}
+
 static bool write_outputs(ir_graph *g, ir_tensor *outs, run_args *a) {
   bool ok = true;
   for (int32_t i = 0; i < g->n_outputs; i++) {
-    named_path *dst = find_named(a->outputs, a->n_outputs, g->output_names[i]);
+    cli_named_path *dst = find_output(a, g->output_names[i]);
     if (a->print || a->n_outputs == 0) print_tensor(g->output_names[i], &outs[i]);
     if (!dst) continue;
     ir_buf bytes = {0}, err = {0};
@@ -298,67 +147,72 @@ static bool write_outputs(ir_graph *g, ir_tensor *outs, run_args *a) {
   return ok;
 }
 
-static bool check_all_used(named_path *list, int n, const char *what) {
-  for (int i = 0; i < n; i++)
-    if (!list[i].used) {
-      cli_error("the graph has no %s named '%s'", what, list[i].name);
-      return false;
-    }
-  return true;
-}
-
 static bool check_output_names(const ir_graph *g, run_args *a) {
   for (int i = 0; i < a->n_outputs; i++)
     for (int32_t o = 0; o < g->n_outputs; o++)
       if (!strcmp(a->outputs[i].name, g->output_names[o])) a->outputs[i].used = true;
-  return check_all_used(a->outputs, a->n_outputs, "output");
+  return cli_check_all_used(a->outputs, a->n_outputs, "output");
 }
 
-static bool run_graph(ir_graph *g, run_args *a) {
-  ir_block *body = ir_b(g, g->body);
-  int32_t n_args = body->n_args;
-  ir_tensor *args = ir_xcalloc((size_t)n_args + 1, sizeof(ir_tensor));
-  ir_tensor *outs = ir_xcalloc((size_t)g->n_outputs + 1, sizeof(ir_tensor));
-  bindings bs = {0};
-  bool ok = true;
-  for (int i = 0; i < a->n_dims && ok; i++) ok = bind(&bs, a->dims[i].name, a->dims[i].value);
-  if (!ok) cli_error("--dim binds a symbol twice with different values");
-  for (int32_t i = 0; i < n_args && ok; i++)
-    ok = load_arg(g, ir_b(g, g->body)->args[i], i, a, &bs, &args[i]);
-  ok = ok && check_all_used(a->inputs, a->n_inputs, "input or parameter") &&
-       check_output_names(g, a);
+/* The -O pipeline, codegen for the host and the JIT; then one run. */
+static bool run_compiled(ir_graph *g, const run_args *a, const cli_args *args, ir_tensor *outs,
+                         ir_diag *d) {
+  pass_ctx pc;
+  pass_ctx_init(&pc, d);
+#ifdef SEQC_TEST_BUILD
+  pc.verify_each = true;
+#endif
+  if (!pass_run_pipeline(g, pass_pipeline_for_level(a->level), &pc)) return false;
+  cg_options o = {NULL, NULL, NULL, a->level};
+  cg_program *p = cg_compile(g, &o, d);
+  cg_jit *j = p ? cg_jit_new(p, d) : NULL;
+  bool ok = j != NULL;
   if (ok) {
     ir_buf err = {0};
-    ir_interp_opts opts = {bs.b, bs.n, 0};
-    ok = ir_interp_run(g, args, n_args, outs, &opts, &err);
+    ir_interp_opts opts = {args->bindings, args->n_bindings, 0};
+    ok = cg_jit_run_tensors(j, g, args->t, args->n, outs, &opts, &err);
     if (!ok) cli_error("run-time error: %s", err.s);
     ir_buf_free(&err);
-    ok = ok && write_outputs(g, outs, a);
   }
+  cg_jit_free(j);
+  cg_program_free(p);
+  return ok;
+}
+
+static bool run_graph(ir_graph *g, run_args *a, ir_diag *d) {
+  ir_tensor *outs = ir_xcalloc((size_t)g->n_outputs + 1, sizeof(ir_tensor));
+  cli_args args;
+  bool ok = cli_args_load(g, &a->inputs, &args) && check_output_names(g, a);
+  if (ok && a->interp) {
+    ir_buf err = {0};
+    ir_interp_opts opts = {args.bindings, args.n_bindings, 0};
+    ok = ir_interp_run(g, args.t, args.n, outs, &opts, &err);
+    if (!ok) cli_error("run-time error: %s", err.s);
+    ir_buf_free(&err);
+  } else if (ok) {
+    ok = run_compiled(g, a, &args, outs, d);
+  }
+  ok = ok && write_outputs(g, outs, a);
   for (int32_t i = 0; i < g->n_outputs; i++) ir_tensor_free(&outs[i]);
-  for (int32_t i = 0; i < n_args; i++) ir_tensor_free(&args[i]);
-  free(args);
   free(outs);
-  free(bs.b);
+  cli_args_free(&args);
   return ok;
 }
 
 int cmd_run(int argc, char **argv) {
   run_args a = {0};
-  char **owned = ir_xcalloc((size_t)argc + 1, sizeof(char *));
-  int n_owned = 0;
-  int rc = parse_run_args(argc, argv, &a, owned, &n_owned);
+  a.level = 2;
+  int rc = parse_run_args(argc, argv, &a);
   if (rc == 0) {
     ir_diag d;
     ir_diag_init(&d);
     cli_model m;
-    bool ok = cli_load_model(a.in, &d, &m) && run_graph(m.g, &a);
+    bool ok = cli_load_model(a.in, &d, &m) && run_graph(m.g, &a, &d);
     cli_model_free(&m);
     rc = ok ? 0 : 1;
   } else if (rc == 2) {
     rc = 0;
   }
-  free_run_args(&a, owned, n_owned);
-  free(owned);
+  free_run_args(&a);
   return rc;
 }

@@ -21,6 +21,7 @@ static void help_main(FILE *f) {
         "  viz    write a graph as Graphviz DOT\n"
         "  build  compile a graph to LLVM IR, assembly or an object file\n"
         "  weights  list the tensors of a safetensors file\n"
+        "  check  compare compiled code with the interpreter on the same inputs\n"
         "  help   show help for a command (seqc help opt), or the op\n"
         "         reference (seqc help ops)\n"
         "\n"
@@ -138,6 +139,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "viz")) return cmd_viz(argc - 1, argv + 1);
   if (!strcmp(cmd, "build")) return cmd_build(argc - 1, argv + 1);
   if (!strcmp(cmd, "weights")) return cmd_weights(argc - 1, argv + 1);
+  if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
   if (!strcmp(cmd, "help")) {
     const char *what = argc > 2 ? argv[2] : "";
     if (!strcmp(what, "opt")) help_opt(stdout);
@@ -145,6 +147,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(what, "viz")) help_viz(stdout);
     else if (!strcmp(what, "build")) help_build(stdout);
     else if (!strcmp(what, "weights")) help_weights(stdout);
+    else if (!strcmp(what, "check")) help_check(stdout);
     else if (!strcmp(what, "ops")) help_ops(stdout);
     else if (!*what) help_main(stdout);
     else {

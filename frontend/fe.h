@@ -69,6 +69,9 @@ typedef struct fe_scope {
 void fe_scope_init(fe_scope *s, ir_blockid block, const fe_scope *outer, const char *what);
 void fe_scope_free(fe_scope *s);
 const fe_name *fe_scope_find(const fe_scope *s, const char *name, size_t n);
+/* Record a name known to be new (no message, the value keeps its name). */
+const fe_name *fe_scope_add(fe_ctx *c, fe_scope *s, const char *name, size_t n, ir_val v,
+                            ir_loc loc);
 /* Bind name to v (and name the value); an error if already bound. */
 bool fe_define(fe_ctx *c, fe_scope *s, const char *name, size_t n, ir_val v, ir_loc loc);
 /* Resolve a use; the error names it and, in a scan body, suggests `with`. */

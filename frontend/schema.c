@@ -9,6 +9,7 @@
  */
 #include "fe.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- locations and messages ------------------------------------------------ */
@@ -127,18 +128,24 @@ static void scope_grow(fe_scope *s) {
   s->cap = bigger.cap;
 }
 
-bool fe_define(fe_ctx *c, fe_scope *s, const char *name, size_t n, ir_val v, ir_loc loc) {
-  const fe_name *prev = fe_scope_find(s, name, n);
-  if (prev)
-    return fe_fail(c, loc, "redefinition of '%s' in %s; first defined at %d:%d",
-                   fe_show(c, name, n), s->what, prev->loc.line, prev->loc.col);
+const fe_name *fe_scope_add(fe_ctx *c, fe_scope *s, const char *name, size_t n, ir_val v,
+                            ir_loc loc) {
+  IR_ASSERT(!fe_scope_find(s, name, n));
   if (2 * (s->n + 1) > s->cap) scope_grow(s);
   fe_name *e = slot_for(s, name, n);
   e->name = ir_arena_strndup(c->g->arena, name, n);
   e->v = v;
   e->loc = loc;
   s->n++;
-  ir_value_set_name(c->g, v, e->name);
+  return e;
+}
+
+bool fe_define(fe_ctx *c, fe_scope *s, const char *name, size_t n, ir_val v, ir_loc loc) {
+  const fe_name *prev = fe_scope_find(s, name, n);
+  if (prev)
+    return fe_fail(c, loc, "redefinition of '%s' in %s; first defined at %d:%d",
+                   fe_show(c, name, n), s->what, prev->loc.line, prev->loc.col);
+  ir_value_set_name(c->g, v, fe_scope_add(c, s, name, n, v, loc)->name);
   return true;
 }
 

@@ -18,10 +18,11 @@
  *   - wall time from CLOCK_MONOTONIC (time_passes), reported as one table
  *     with a total when the pipeline ends, whether it succeeded or not.
  *
- * Optimization levels (pass_pipeline_for_level):
- *   -O0  ""                       only what lowering needs, nothing so far
- *   -O1  "canonicalize,dce"       cheap clean-up
- *   -O2  "canonicalize,cse,dce"   the default; -O3 is the same for now
+ * Optimization levels (pass_pipeline_for_level). Every level starts with
+ * what lowering needs (decompose: codegen lowers primitive ops only):
+ *   -O0  "decompose"                          only what lowering needs
+ *   -O1  "decompose,canonicalize,dce"         plus cheap clean-up
+ *   -O2  "decompose,canonicalize,cse,dce"     the default; -O3 is the same for now
  */
 #include "pass.h"
 
@@ -54,9 +55,9 @@ const pass_info *pass_lookup(const char *name, size_t len) {
 const pass_info *const *pass_all(void) { return all_passes; }
 
 const char *pass_pipeline_for_level(int level) {
-  if (level <= 0) return "";
-  if (level == 1) return "canonicalize,dce";
-  return "canonicalize,cse,dce";
+  if (level <= 0) return "decompose";
+  if (level == 1) return "decompose,canonicalize,dce";
+  return "decompose,canonicalize,cse,dce";
 }
 
 /* ---- parsing pass lists --------------------------------------------------- */

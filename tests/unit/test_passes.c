@@ -187,10 +187,10 @@ static void test_registry_and_levels(void **state) {
   assert_null(pass_lookup("cs", 2));
   assert_null(pass_lookup("csex", 4));
   assert_string_equal(pass_lookup("dce,cse", 3)->name, "dce"); /* length-delimited */
-  assert_string_equal(pass_pipeline_for_level(0), "");
-  assert_string_equal(pass_pipeline_for_level(1), "canonicalize,dce");
-  assert_string_equal(pass_pipeline_for_level(2), "canonicalize,cse,dce");
-  assert_string_equal(pass_pipeline_for_level(3), "canonicalize,cse,dce");
+  assert_string_equal(pass_pipeline_for_level(0), "decompose");
+  assert_string_equal(pass_pipeline_for_level(1), "decompose,canonicalize,dce");
+  assert_string_equal(pass_pipeline_for_level(2), "decompose,canonicalize,cse,dce");
+  assert_string_equal(pass_pipeline_for_level(3), "decompose,canonicalize,cse,dce");
 }
 
 static void test_pipeline_parsing(void **state) {

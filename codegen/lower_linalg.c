@@ -1,0 +1,749 @@
+/*
+ * lower_linalg.c - matmul, reductions (reduce_*, argmax, argmin), softmax,
+ * layernorm and the cumulative ops (cumsum, cumprod, logcumsumexp) as loop
+ * nests over buffers. ir/interp.c defines what each computes; this file
+ * only chooses loop orders and accumulators.
+ *
+ * Accumulation. The interpreter accumulates in double. Compiled code
+ * accumulates in an accumulator type (acc_dtype): float for f32, f16 and
+ * bf16, double for f64, i64 for both integer dtypes. Every reduction adds
+ * its terms in one fixed order, row-major over the reduced positions (k
+ * ascending for matmul), and never reassociates, so a result depends on
+ * the shapes and the inputs only, and a float sum of n terms is within the
+ * sequential-summation bound n*eps*sum|terms| of the exact one.
+ *
+ * Integers. The interpreter fails when an integer result does not fit its
+ * dtype exactly (the i32 range; |x| < 2^53 for i64). Compiled code
+ * accumulates integers in i64 with overflow-checked arithmetic and checks
+ * every stored result the same way; all such failures return
+ * CG_CAST_RANGE. (The interpreter's double partial sums stop being exact
+ * above 2^53 while i64 ones stay exact, so whenever the interpreter's
+ * result is exact both agree.)
+ *
+ * Loop orders. Innermost loops run over the last, contiguous dim where
+ * the accumulator allows it:
+ *  - matmul is a plain loop nest, i-k-j accumulating into a zeroed output
+ *    (the inner j loop is contiguous in B and C) for f32/f64 without
+ *    transpose_b, and i-j-k with an accumulator per output element
+ *    otherwise (a dot product over two contiguous rows when transpose_b;
+ *    f16/bf16/integers need an accumulator wider than their storage). Both
+ *    add the same terms in the same order. A generated GEMM replaces this.
+ *  - reductions accumulate into the output buffer with the trailing kept
+ *    dims innermost when those exist and the output stores the
+ *    accumulator type (f32, f64); otherwise (the last axis is reduced,
+ *    logsumexp, or a narrower or integer output) one accumulator per output
+ *    element walks the reduced positions.
+ *  - cumulative ops along a non-last axis walk the axis outside the
+ *    trailing dims, reading the previous output back, whenever the output
+ *    holds the running value exactly (every dtype but f16/bf16).
+ *  - softmax, argmax/argmin and layernorm walk one row at a time along
+ *    their axis (contiguous for the last axis, which is the common case).
+ *
+ * exp and log are LLVM intrinsics (libm calls); softmax, logsumexp and
+ * logcumsumexp use them.
+ */
+#include "lower.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* ---- shared helpers ------------------------------------------------------------ */
+
+LLVMValueRef cg_entry_alloca(cg_lower *c, LLVMTypeRef t, const char *name) {
+  LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
+  IR_ASSERT(here != c->entry);
+  LLVMPositionBuilderBefore(c->b, c->entry_end);
+  LLVMValueRef slot = LLVMBuildAlloca(c->b, t, name);
+  LLVMPositionBuilderAtEnd(c->b, here);
+  return slot;
+}
+
+cg_nest cg_nest_axes(cg_lower *c, const cg_buf *b, int32_t n, const int32_t *axes,
+                     LLVMValueRef *idx) {
+  LLVMValueRef *dims = ir_xcalloc((size_t)n + 1, sizeof(LLVMValueRef));
+  for (int32_t i = 0; i < n; i++) dims[i] = b->dims[axes[i]];
+  cg_nest nest = cg_nest_begin(c, n, dims);
+  for (int32_t i = 0; i < n; i++) idx[axes[i]] = nest.ivs[i];
+  free(dims);
+  return nest;
+}
+
+/* The axes of a rank-`rank` tensor for which pick[axis] == want, in order;
+ * returns how many. */
+static int32_t axes_where(int32_t rank, const bool *pick, bool want, int32_t *axes) {
+  int32_t n = 0;
+  for (int32_t d = 0; d < rank; d++)
+    if (pick[d] == want) axes[n++] = d;
+  return n;
+}
+
+/* Every axis but `skip`. */
+static int32_t axes_except(int32_t rank, int32_t skip, int32_t *axes) {
+  int32_t n = 0;
+  for (int32_t d = 0; d < rank; d++)
+    if (d != skip) axes[n++] = d;
+  return n;
+}
+
+static LLVMValueRef fadd(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return cg_fp(c, LLVMBuildFAdd(c->b, a, b, ""));
+}
+static LLVMValueRef fsub(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return cg_fp(c, LLVMBuildFSub(c->b, a, b, ""));
+}
+static LLVMValueRef fmul(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return cg_fp(c, LLVMBuildFMul(c->b, a, b, ""));
+}
+static LLVMValueRef fdiv(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return cg_fp(c, LLVMBuildFDiv(c->b, a, b, ""));
+}
+static LLVMValueRef fcmp(cg_lower *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b) {
+  return cg_fp(c, LLVMBuildFCmp(c->b, p, a, b, ""));
+}
+static LLVMValueRef is_nan(cg_lower *c, LLVMValueRef a) { return fcmp(c, LLVMRealUNO, a, a); }
+
+static LLVMValueRef unary_intrinsic(cg_lower *c, const char *name, LLVMValueRef x) {
+  return cg_fp(c, cg_intrinsic(c, name, LLVMTypeOf(x), 1, &x));
+}
+static LLVMValueRef fexp(cg_lower *c, LLVMValueRef x) { return unary_intrinsic(c, "llvm.exp", x); }
+static LLVMValueRef flog(cg_lower *c, LLVMValueRef x) { return unary_intrinsic(c, "llvm.log", x); }
+
+static LLVMValueRef is_finite(cg_lower *c, LLVMValueRef x) {
+  LLVMValueRef inf = LLVMConstReal(LLVMTypeOf(x), INFINITY);
+  return fcmp(c, LLVMRealOLT, unary_intrinsic(c, "llvm.fabs", x), inf);
+}
+
+/* max/min that propagate NaN and otherwise pick `a > b ? a : b` exactly as
+ * the interpreter (so the sign of equal zeros matches too). */
+static LLVMValueRef nan_extremum(cg_lower *c, LLVMValueRef a, LLVMValueRef b, bool max) {
+  LLVMValueRef unordered = fcmp(c, LLVMRealUNO, a, b);
+  LLVMValueRef better = fcmp(c, max ? LLVMRealOGT : LLVMRealOLT, a, b);
+  LLVMValueRef pick = LLVMBuildSelect(c->b, better, a, b, "");
+  return LLVMBuildSelect(c->b, unordered, fadd(c, a, b), pick, "");
+}
+
+/* log(1 + x) for x in [0, 1], accurate for tiny x: u = 1 + x is rounded,
+ * and log(u) * x / (u - 1) corrects for that rounding (u - 1 is exact);
+ * when u == 1, log1p(x) is x to working precision (Goldberg 1991). */
+static LLVMValueRef log1p_small(cg_lower *c, LLVMValueRef x) {
+  LLVMValueRef one = LLVMConstReal(LLVMTypeOf(x), 1.0);
+  LLVMValueRef u = fadd(c, one, x);
+  LLVMValueRef corrected = fmul(c, flog(c, u), fdiv(c, x, fsub(c, u, one)));
+  return LLVMBuildSelect(c->b, fcmp(c, LLVMRealOEQ, u, one), x, corrected, "");
+}
+
+/* log(e^a + e^b) without overflow, as the interpreter's log_add_exp. */
+static LLVMValueRef log_add_exp(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  LLVMTypeRef t = LLVMTypeOf(a);
+  LLVMValueRef m = LLVMBuildSelect(c->b, fcmp(c, LLVMRealOGT, a, b), a, b, "");
+  LLVMValueRef gap = unary_intrinsic(c, "llvm.fabs", fsub(c, a, b));
+  LLVMValueRef general = fadd(c, m, log1p_small(c, fexp(c, cg_fp(c, LLVMBuildFNeg(c->b, gap, "")))));
+  LLVMValueRef twice = fadd(c, a, LLVMConstReal(t, 0.69314718055994530942) /* ln 2 */); /* also right for a == b == +-inf */
+  LLVMValueRef r = LLVMBuildSelect(c->b, fcmp(c, LLVMRealOEQ, a, b), twice, general, "");
+  LLVMValueRef any_nan = fcmp(c, LLVMRealUNO, a, b);
+  return LLVMBuildSelect(c->b, any_nan, fadd(c, a, b), r, "");
+}
+
+/* ---- accumulators ------------------------------------------------------------ */
+
+typedef enum combine_kind { COMBINE_SUM, COMBINE_PROD, COMBINE_MAX, COMBINE_MIN } combine_kind;
+
+static ir_dtype acc_dtype(ir_dtype dt) {
+  if (ir_dtype_is_int(dt)) return IR_I64;
+  return dt == IR_F64 ? IR_F64 : IR_F32;
+}
+
+/* Element `lin` of b in the accumulator type of b's dtype. */
+static LLVMValueRef load_acc(cg_lower *c, const cg_buf *b, LLVMValueRef lin) {
+  ir_dtype dt = b->type.dtype;
+  return cg_convert(c, cg_load(c, b, lin), dt, acc_dtype(dt));
+}
+
+/* An i64 operation with overflow, which fails the run with CG_CAST_RANGE. */
+static LLVMValueRef checked_i64(cg_lower *c, const char *intrinsic, LLVMValueRef a, LLVMValueRef b) {
+  LLVMValueRef args[2] = {a, b};
+  LLVMValueRef pair = cg_intrinsic(c, intrinsic, c->i64, 2, args);
+  cg_check(c, LLVMBuildNot(c->b, LLVMBuildExtractValue(c->b, pair, 1, ""), ""), CG_CAST_RANGE);
+  return LLVMBuildExtractValue(c->b, pair, 0, "");
+}
+
+static LLVMValueRef combine(cg_lower *c, combine_kind k, ir_dtype acc_dt, LLVMValueRef acc,
+                            LLVMValueRef x) {
+  if (ir_dtype_is_float(acc_dt)) {
+    switch (k) {
+    case COMBINE_SUM: return fadd(c, acc, x);
+    case COMBINE_PROD: return fmul(c, acc, x);
+    case COMBINE_MAX: return nan_extremum(c, acc, x, true);
+    case COMBINE_MIN: return nan_extremum(c, acc, x, false);
+    }
+  }
+  switch (k) {
+  case COMBINE_SUM: return checked_i64(c, "llvm.sadd.with.overflow", acc, x);
+  case COMBINE_PROD: return checked_i64(c, "llvm.smul.with.overflow", acc, x);
+  case COMBINE_MAX:
+  case COMBINE_MIN: {
+    LLVMValueRef better = LLVMBuildICmp(c->b, k == COMBINE_MAX ? LLVMIntSGT : LLVMIntSLT, x, acc, "");
+    return LLVMBuildSelect(c->b, better, x, acc, "");
+  }
+  }
+  IR_ASSERT(!"unknown combine kind");
+  return NULL;
+}
+
+/* The identity of k; integer max/min get the extreme i64 values (the
+ * callers reject empty integer max/min, whose identity is infinite). */
+static LLVMValueRef identity(cg_lower *c, combine_kind k, ir_dtype acc_dt) {
+  switch (k) {
+  case COMBINE_SUM: return cg_const(c, acc_dt, 0);
+  case COMBINE_PROD: return cg_const(c, acc_dt, 1);
+  case COMBINE_MAX: return ir_dtype_is_float(acc_dt) ? cg_const(c, acc_dt, -INFINITY) : cg_i64(c, INT64_MIN);
+  case COMBINE_MIN: return ir_dtype_is_float(acc_dt) ? cg_const(c, acc_dt, INFINITY) : cg_i64(c, INT64_MAX);
+  }
+  IR_ASSERT(!"unknown combine kind");
+  return NULL;
+}
+
+/* An i64 result must be below 2^53 in magnitude, as the interpreter's. */
+static void check_exact_i64(cg_lower *c, LLVMValueRef v) {
+  const int64_t limit = ((int64_t)1 << 53) - 1;
+  LLVMValueRef shifted = LLVMBuildAdd(c->b, v, cg_i64(c, limit), "");
+  cg_check(c, LLVMBuildICmp(c->b, LLVMIntULE, shifted, cg_i64(c, 2 * limit), ""), CG_CAST_RANGE);
+}
+
+/* Store an accumulator value into out, checked as the interpreter checks
+ * integer results (cg_convert checks the i32 range). */
+static void store_acc(cg_lower *c, const cg_buf *out, LLVMValueRef lin, LLVMValueRef v) {
+  ir_dtype dt = out->type.dtype;
+  if (dt == IR_I64) check_exact_i64(c, v);
+  cg_store(c, out, lin, cg_convert(c, v, acc_dtype(dt), dt));
+}
+
+/* Whether out stores the accumulator type itself, so it can accumulate. */
+static bool stores_accumulator(ir_dtype dt) { return dt == IR_F32 || dt == IR_F64; }
+
+static LLVMValueRef load_slot(cg_lower *c, LLVMValueRef slot, ir_dtype acc_dt) {
+  return LLVMBuildLoad2(c->b, cg_compute_type(c, acc_dt), slot, "");
+}
+
+/* ---- matmul ------------------------------------------------------------------- */
+
+/* Where element (row, col) of a matrix operand lives: base + row*rs + col*cs. */
+typedef struct matrix_view {
+  const cg_buf *buf;
+  LLVMValueRef base, row_stride, col_stride;
+} matrix_view;
+
+/* Checks the operand's batch dims against the result's: a dim declared as
+ * 1 broadcasts, every other dim must equal the result's. */
+static void check_batch_dims(cg_lower *c, const cg_buf *x, const cg_buf *out) {
+  int32_t batch = x->type.rank - 2, offset = out->type.rank - 2 - batch;
+  for (int32_t s = 0; s < batch; s++) {
+    int64_t v;
+    if (ir_dim_is_const(c->g->dims, x->type.dims[s], &v) && v == 1) continue;
+    cg_check_dim_eq(c, x->type.dims[s], out->type.dims[offset + s]);
+  }
+}
+
+/* The operand's matrix at the result batch index bidx; `transposed` swaps
+ * its last two dims. */
+static matrix_view view_at(cg_lower *c, const cg_buf *x, const cg_buf *out, const LLVMValueRef *bidx,
+                           bool transposed) {
+  int32_t rank = x->type.rank, batch = rank - 2, offset = out->type.rank - 2 - batch;
+  LLVMValueRef *idx = ir_xcalloc((size_t)rank, sizeof(LLVMValueRef));
+  for (int32_t s = 0; s < batch; s++) {
+    int64_t v;
+    bool one = ir_dim_is_const(c->g->dims, x->type.dims[s], &v) && v == 1;
+    idx[s] = one ? cg_i64(c, 0) : bidx[offset + s];
+  }
+  idx[rank - 2] = idx[rank - 1] = cg_i64(c, 0);
+  matrix_view m = {x, cg_linear(c, x, idx), x->dims[rank - 1], cg_i64(c, 1)};
+  free(idx);
+  if (transposed) {
+    LLVMValueRef t = m.row_stride;
+    m.row_stride = m.col_stride;
+    m.col_stride = t;
+  }
+  return m;
+}
+
+static LLVMValueRef view_load(cg_lower *c, const matrix_view *m, LLVMValueRef row, LLVMValueRef col) {
+  LLVMBuilderRef B = c->b;
+  LLVMValueRef off = LLVMBuildAdd(B, LLVMBuildMul(B, row, m->row_stride, ""),
+                                  LLVMBuildMul(B, col, m->col_stride, ""), "");
+  return load_acc(c, m->buf, LLVMBuildAdd(B, m->base, off, ""));
+}
+
+static LLVMValueRef product(cg_lower *c, ir_dtype acc_dt, LLVMValueRef a, LLVMValueRef b) {
+  if (ir_dtype_is_float(acc_dt)) return fmul(c, a, b);
+  return checked_i64(c, "llvm.smul.with.overflow", a, b);
+}
+
+/* C = A B for one batch by rows: C[i,:] = 0, then C[i,:] += A[i,k] B[k,:]
+ * for k ascending (f32/f64 only: C holds the accumulator). */
+static void matmul_rows(cg_lower *c, const matrix_view *a, const matrix_view *b, const cg_buf *out,
+                        LLVMValueRef cbase, LLVMValueRef m, LLVMValueRef k, LLVMValueRef n) {
+  ir_dtype acc_dt = acc_dtype(out->type.dtype);
+  cg_loop i = cg_for_begin(c, m, "i");
+  LLVMValueRef row = LLVMBuildAdd(c->b, cbase, LLVMBuildMul(c->b, i.iv, n, ""), "");
+  cg_loop j0 = cg_for_begin(c, n, "j");
+  cg_store(c, out, LLVMBuildAdd(c->b, row, j0.iv, ""), cg_const(c, acc_dt, 0));
+  cg_for_end(c, &j0);
+  cg_loop kk = cg_for_begin(c, k, "k");
+  LLVMValueRef aik = view_load(c, a, i.iv, kk.iv);
+  cg_loop j = cg_for_begin(c, n, "j");
+  LLVMValueRef at = LLVMBuildAdd(c->b, row, j.iv, "");
+  LLVMValueRef sum = fadd(c, cg_load(c, out, at), fmul(c, aik, view_load(c, b, kk.iv, j.iv)));
+  cg_store(c, out, at, sum);
+  cg_for_end(c, &j);
+  cg_for_end(c, &kk);
+  cg_for_end(c, &i);
+}
+
+/* C = A B for one batch by dot products: acc = sum_k A[i,k] B[k,j]. */
+static void matmul_dots(cg_lower *c, const matrix_view *a, const matrix_view *b, const cg_buf *out,
+                        LLVMValueRef cbase, LLVMValueRef m, LLVMValueRef k, LLVMValueRef n) {
+  ir_dtype acc_dt = acc_dtype(out->type.dtype);
+  LLVMValueRef slot = cg_entry_alloca(c, cg_compute_type(c, acc_dt), "dot");
+  cg_loop i = cg_for_begin(c, m, "i");
+  cg_loop j = cg_for_begin(c, n, "j");
+  LLVMBuildStore(c->b, identity(c, COMBINE_SUM, acc_dt), slot);
+  cg_loop kk = cg_for_begin(c, k, "k");
+  LLVMValueRef term = product(c, acc_dt, view_load(c, a, i.iv, kk.iv), view_load(c, b, kk.iv, j.iv));
+  LLVMBuildStore(c->b, combine(c, COMBINE_SUM, acc_dt, load_slot(c, slot, acc_dt), term), slot);
+  cg_for_end(c, &kk);
+  LLVMValueRef at = LLVMBuildAdd(c->b, cbase, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, i.iv, n, ""), j.iv, ""), "");
+  store_acc(c, out, at, load_slot(c, slot, acc_dt));
+  cg_for_end(c, &j);
+  cg_for_end(c, &i);
+}
+
+bool lower_matmul(cg_lower *c, ir_opid op) {
+  const cg_buf *a = cg_operand(c, op, 0), *b = cg_operand(c, op, 1), *out = cg_result(c, op, 0);
+  bool ta = ir_get_int(c->g, op, "transpose_a") != 0, tb = ir_get_int(c->g, op, "transpose_b") != 0;
+  int32_t ra = a->type.rank, rb = b->type.rank, ro = out->type.rank;
+  cg_check_dim_eq(c, a->type.dims[ra - 1 - ta], b->type.dims[rb - 2 + tb]);
+  check_batch_dims(c, a, out);
+  check_batch_dims(c, b, out);
+  LLVMValueRef m = a->dims[ra - 2 + ta], k = a->dims[ra - 1 - ta], n = b->dims[rb - 1 - tb];
+  cg_nest batch = cg_nest_begin(c, ro - 2, out->dims);
+  matrix_view va = view_at(c, a, out, batch.ivs, ta), vb = view_at(c, b, out, batch.ivs, tb);
+  LLVMValueRef *cidx = ir_xcalloc((size_t)ro, sizeof(LLVMValueRef));
+  for (int32_t d = 0; d < ro - 2; d++) cidx[d] = batch.ivs[d];
+  cidx[ro - 2] = cidx[ro - 1] = cg_i64(c, 0);
+  LLVMValueRef cbase = cg_linear(c, out, cidx);
+  free(cidx);
+  if (stores_accumulator(out->type.dtype) && !tb)
+    matmul_rows(c, &va, &vb, out, cbase, m, k, n);
+  else
+    matmul_dots(c, &va, &vb, out, cbase, m, k, n);
+  cg_nest_end(c, &batch);
+  return true;
+}
+
+/* ---- reductions ---------------------------------------------------------------- */
+
+typedef struct reduce_plan {
+  ir_opkind kind;
+  int32_t rank;        /* of the operand */
+  bool *reduced;       /* by operand axis */
+  bool keepdims;
+  int32_t last_reduced; /* -1 when no axis is reduced */
+} reduce_plan;
+
+static reduce_plan plan_reduce(cg_lower *c, ir_opid op, const cg_buf *x) {
+  reduce_plan p = {ir_o(c->g, op)->kind, x->type.rank, NULL, ir_get_int(c->g, op, "keepdims") != 0, -1};
+  p.reduced = ir_xcalloc((size_t)p.rank + 1, sizeof(bool));
+  const ir_attr *axes = ir_get_attr(c->g, op, "axes");
+  for (int32_t i = 0; i < axes->u.ints.n; i++) {
+    int64_t a = axes->u.ints.v[i];
+    p.reduced[a < 0 ? a + p.rank : a] = true; /* the verifier keeps a in [-rank, rank) */
+  }
+  for (int32_t d = 0; d < p.rank; d++)
+    if (p.reduced[d]) p.last_reduced = d;
+  return p;
+}
+
+static combine_kind reduce_combine(ir_opkind k) {
+  switch (k) {
+  case IR_OP_REDUCE_PROD: return COMBINE_PROD;
+  case IR_OP_REDUCE_MAX:
+  case IR_OP_REDUCE_LOGSUMEXP: return COMBINE_MAX; /* logsumexp's first pass */
+  case IR_OP_REDUCE_MIN: return COMBINE_MIN;
+  default: return COMBINE_SUM;
+  }
+}
+
+/* Linear index in out of the operand position xidx. */
+static LLVMValueRef reduced_linear(cg_lower *c, const reduce_plan *p, const cg_buf *out,
+                                   const LLVMValueRef *xidx) {
+  LLVMValueRef *idx = ir_xcalloc((size_t)p->rank + 1, sizeof(LLVMValueRef));
+  int32_t r = 0;
+  for (int32_t d = 0; d < p->rank; d++) {
+    if (!p->reduced[d])
+      idx[r++] = xidx[d];
+    else if (p->keepdims)
+      idx[r++] = cg_i64(c, 0);
+  }
+  LLVMValueRef lin = cg_linear(c, out, idx);
+  free(idx);
+  return lin;
+}
+
+/* Number of reduced positions per output element. */
+static LLVMValueRef reduced_count(cg_lower *c, const reduce_plan *p, const cg_buf *x) {
+  LLVMValueRef n = cg_i64(c, 1);
+  for (int32_t d = 0; d < p->rank; d++)
+    if (p->reduced[d]) n = LLVMBuildMul(c->b, n, x->dims[d], "");
+  return n;
+}
+
+/* Folds the reduced positions of x around xidx (row-major) into one
+ * accumulator starting at init; with `shift`, the terms are exp(x - shift). */
+static LLVMValueRef fold_reduced(cg_lower *c, const reduce_plan *p, const cg_buf *x,
+                                 LLVMValueRef *xidx, combine_kind k, LLVMValueRef init,
+                                 LLVMValueRef shift) {
+  ir_dtype acc_dt = acc_dtype(x->type.dtype);
+  LLVMValueRef slot = cg_entry_alloca(c, cg_compute_type(c, acc_dt), "acc");
+  LLVMBuildStore(c->b, init, slot);
+  int32_t *axes = ir_xcalloc((size_t)p->rank + 1, sizeof(int32_t));
+  cg_nest r = cg_nest_axes(c, x, axes_where(p->rank, p->reduced, true, axes), axes, xidx);
+  LLVMValueRef v = load_acc(c, x, cg_linear(c, x, xidx));
+  if (shift) v = fexp(c, fsub(c, v, shift));
+  LLVMBuildStore(c->b, combine(c, k, acc_dt, load_slot(c, slot, acc_dt), v), slot);
+  cg_nest_end(c, &r);
+  free(axes);
+  return load_slot(c, slot, acc_dt);
+}
+
+/* One accumulator per output element. */
+static void reduce_per_element(cg_lower *c, const reduce_plan *p, const cg_buf *x, const cg_buf *out) {
+  ir_dtype acc_dt = acc_dtype(x->type.dtype);
+  combine_kind k = reduce_combine(p->kind);
+  LLVMValueRef *xidx = ir_xcalloc((size_t)p->rank + 1, sizeof(LLVMValueRef));
+  int32_t *axes = ir_xcalloc((size_t)p->rank + 1, sizeof(int32_t));
+  LLVMValueRef count = reduced_count(c, p, x);
+  cg_nest kept = cg_nest_axes(c, x, axes_where(p->rank, p->reduced, false, axes), axes, xidx);
+  LLVMValueRef olin = reduced_linear(c, p, out, xidx);
+  LLVMValueRef v = fold_reduced(c, p, x, xidx, k, identity(c, k, acc_dt), NULL);
+  if (p->kind == IR_OP_REDUCE_MEAN) v = fdiv(c, v, LLVMBuildSIToFP(c->b, count, LLVMTypeOf(v), ""));
+  if (p->kind == IR_OP_REDUCE_LOGSUMEXP) {
+    /* An infinite or NaN maximum is already the answer. */
+    LLVMValueRef sum = fold_reduced(c, p, x, xidx, COMBINE_SUM, cg_const(c, acc_dt, 0), v);
+    v = LLVMBuildSelect(c->b, is_finite(c, v), fadd(c, v, flog(c, sum)), v, "");
+  }
+  store_acc(c, out, olin, v);
+  cg_nest_end(c, &kept);
+  free(axes);
+  free(xidx);
+}
+
+/* Accumulates into out (which stores the accumulator type) with the kept
+ * dims after the last reduced axis innermost: for each kept prefix
+ * position, out = identity, then out = out (op) x over the reduced
+ * positions in row-major order, each a contiguous sweep of the tail. */
+static void reduce_into_output(cg_lower *c, const reduce_plan *p, const cg_buf *x, const cg_buf *out) {
+  ir_dtype acc_dt = acc_dtype(x->type.dtype);
+  combine_kind k = reduce_combine(p->kind);
+  int32_t rank = p->rank, n_prefix = 0, n_red = 0, n_tail = 0;
+  int32_t *prefix = ir_xcalloc((size_t)rank, sizeof(int32_t)), *red = ir_xcalloc((size_t)rank, sizeof(int32_t));
+  int32_t *tail = ir_xcalloc((size_t)rank, sizeof(int32_t));
+  for (int32_t d = 0; d < rank; d++) {
+    if (d > p->last_reduced)
+      tail[n_tail++] = d;
+    else if (p->reduced[d])
+      red[n_red++] = d;
+    else
+      prefix[n_prefix++] = d;
+  }
+  LLVMValueRef *xidx = ir_xcalloc((size_t)rank, sizeof(LLVMValueRef));
+  LLVMValueRef count = reduced_count(c, p, x);
+  cg_nest outer = cg_nest_axes(c, x, n_prefix, prefix, xidx);
+  cg_nest t0 = cg_nest_axes(c, x, n_tail, tail, xidx);
+  cg_store(c, out, reduced_linear(c, p, out, xidx), identity(c, k, acc_dt));
+  cg_nest_end(c, &t0);
+  cg_nest r = cg_nest_axes(c, x, n_red, red, xidx);
+  cg_nest t = cg_nest_axes(c, x, n_tail, tail, xidx);
+  LLVMValueRef olin = reduced_linear(c, p, out, xidx);
+  LLVMValueRef v = combine(c, k, acc_dt, cg_load(c, out, olin), cg_load(c, x, cg_linear(c, x, xidx)));
+  cg_store(c, out, olin, v);
+  cg_nest_end(c, &t);
+  cg_nest_end(c, &r);
+  if (p->kind == IR_OP_REDUCE_MEAN) {
+    cg_nest t2 = cg_nest_axes(c, x, n_tail, tail, xidx);
+    LLVMValueRef lin = reduced_linear(c, p, out, xidx);
+    LLVMValueRef sum = cg_load(c, out, lin);
+    cg_store(c, out, lin, fdiv(c, sum, LLVMBuildSIToFP(c->b, count, LLVMTypeOf(sum), "")));
+    cg_nest_end(c, &t2);
+  }
+  cg_nest_end(c, &outer);
+  free(xidx);
+  free(prefix);
+  free(red);
+  free(tail);
+}
+
+bool lower_reduce(cg_lower *c, ir_opid op) {
+  const cg_buf *x = cg_operand(c, op, 0), *out = cg_result(c, op, 0);
+  reduce_plan p = plan_reduce(c, op, x);
+  bool int_extremum = ir_dtype_is_int(x->type.dtype) &&
+                      (p.kind == IR_OP_REDUCE_MAX || p.kind == IR_OP_REDUCE_MIN);
+  if (int_extremum) {
+    /* Over zero elements the identity is infinite: no integer holds it. */
+    LLVMValueRef some = LLVMBuildICmp(c->b, LLVMIntNE, reduced_count(c, &p, x), cg_i64(c, 0), "");
+    LLVMValueRef none_stored = LLVMBuildICmp(c->b, LLVMIntEQ, cg_numel(c, out), cg_i64(c, 0), "");
+    cg_check(c, LLVMBuildOr(c->b, some, none_stored, ""), CG_CAST_RANGE);
+  }
+  bool has_tail = p.last_reduced < p.rank - 1;
+  if (has_tail && stores_accumulator(x->type.dtype) && p.kind != IR_OP_REDUCE_LOGSUMEXP)
+    reduce_into_output(c, &p, x, out);
+  else
+    reduce_per_element(c, &p, x, out);
+  free(p.reduced);
+  return true;
+}
+
+/* ---- argmax / argmin --------------------------------------------------------------- */
+
+/* Whether v replaces the current best b: the first extremum wins, and a NaN
+ * beats everything (once the best is NaN nothing replaces it). */
+static LLVMValueRef replaces_best(cg_lower *c, ir_dtype dt, LLVMValueRef v, LLVMValueRef b, bool max) {
+  if (!ir_dtype_is_float(dt))
+    return LLVMBuildICmp(c->b, max ? LLVMIntSGT : LLVMIntSLT, v, b, "");
+  LLVMValueRef better = fcmp(c, max ? LLVMRealOGT : LLVMRealOLT, v, b);
+  LLVMValueRef takes = LLVMBuildOr(c->b, is_nan(c, v), better, "");
+  return LLVMBuildAnd(c->b, LLVMBuildNot(c->b, is_nan(c, b), ""), takes, "");
+}
+
+bool lower_argreduce(cg_lower *c, ir_opid op) {
+  const cg_buf *x = cg_operand(c, op, 0), *out = cg_result(c, op, 0);
+  int32_t rank = x->type.rank, axis = (int32_t)ir_get_int(c->g, op, "axis");
+  bool keep = ir_get_int(c->g, op, "keepdims") != 0, max = ir_o(c->g, op)->kind == IR_OP_ARGMAX;
+  ir_dtype dt = x->type.dtype;
+  LLVMValueRef n = x->dims[axis];
+  /* An empty axis has no index to return (unless nothing is returned). */
+  LLVMValueRef nonempty = LLVMBuildICmp(c->b, LLVMIntSGT, n, cg_i64(c, 0), "");
+  LLVMValueRef none_stored = LLVMBuildICmp(c->b, LLVMIntEQ, cg_numel(c, out), cg_i64(c, 0), "");
+  cg_check(c, LLVMBuildOr(c->b, nonempty, none_stored, ""), CG_INDEX_RANGE);
+  LLVMValueRef best = cg_entry_alloca(c, c->i64, "best");
+  LLVMValueRef best_v = cg_entry_alloca(c, cg_compute_type(c, dt), "best_v");
+  LLVMValueRef *xidx = ir_xcalloc((size_t)rank + 1, sizeof(LLVMValueRef));
+  int32_t *axes = ir_xcalloc((size_t)rank + 1, sizeof(int32_t));
+  cg_nest rows = cg_nest_axes(c, x, axes_except(rank, axis, axes), axes, xidx);
+  bool *reduced = ir_xcalloc((size_t)rank + 1, sizeof(bool));
+  reduced[axis] = true;
+  reduce_plan p = {ir_o(c->g, op)->kind, rank, reduced, keep, axis};
+  LLVMValueRef olin = reduced_linear(c, &p, out, xidx);
+  xidx[axis] = cg_i64(c, 0);
+  LLVMBuildStore(c->b, cg_i64(c, 0), best);
+  LLVMBuildStore(c->b, cg_load(c, x, cg_linear(c, x, xidx)), best_v);
+  cg_loop i = cg_for_begin(c, LLVMBuildSub(c->b, n, cg_i64(c, 1), ""), "i");
+  xidx[axis] = LLVMBuildAdd(c->b, i.iv, cg_i64(c, 1), "");
+  LLVMValueRef v = cg_load(c, x, cg_linear(c, x, xidx));
+  LLVMValueRef b = LLVMBuildLoad2(c->b, cg_compute_type(c, dt), best_v, "");
+  LLVMValueRef take = replaces_best(c, dt, v, b, max);
+  LLVMBuildStore(c->b, LLVMBuildSelect(c->b, take, v, b, ""), best_v);
+  LLVMValueRef bi = LLVMBuildLoad2(c->b, c->i64, best, "");
+  LLVMBuildStore(c->b, LLVMBuildSelect(c->b, take, xidx[axis], bi, ""), best);
+  cg_for_end(c, &i);
+  cg_store(c, out, olin, LLVMBuildLoad2(c->b, c->i64, best, ""));
+  cg_nest_end(c, &rows);
+  free(reduced);
+  free(axes);
+  free(xidx);
+  return true;
+}
+
+/* ---- softmax ----------------------------------------------------------------------- */
+
+/* Per row along axis: m = max (NaN-propagating), y = exp(x - m), s = sum y,
+ * y /= s. When y stores the accumulator type the exponentials are kept in
+ * y between the passes; otherwise (f16/bf16) they are recomputed, so y is
+ * rounded once. */
+bool lower_softmax(cg_lower *c, ir_opid op) {
+  const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
+  int32_t rank = x->type.rank, axis = (int32_t)ir_get_int(c->g, op, "axis");
+  ir_dtype acc_dt = acc_dtype(x->type.dtype);
+  bool keep_exp = stores_accumulator(y->type.dtype);
+  LLVMValueRef n = x->dims[axis];
+  LLVMValueRef max_slot = cg_entry_alloca(c, cg_compute_type(c, acc_dt), "max");
+  LLVMValueRef sum_slot = cg_entry_alloca(c, cg_compute_type(c, acc_dt), "sum");
+  LLVMValueRef *xidx = ir_xcalloc((size_t)rank + 1, sizeof(LLVMValueRef));
+  int32_t *axes = ir_xcalloc((size_t)rank + 1, sizeof(int32_t));
+  cg_nest rows = cg_nest_axes(c, x, axes_except(rank, axis, axes), axes, xidx);
+  LLVMBuildStore(c->b, cg_const(c, acc_dt, -INFINITY), max_slot);
+  LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sum_slot);
+  cg_loop i1 = cg_for_begin(c, n, "i");
+  xidx[axis] = i1.iv;
+  LLVMValueRef m = nan_extremum(c, load_slot(c, max_slot, acc_dt), load_acc(c, x, cg_linear(c, x, xidx)), true);
+  LLVMBuildStore(c->b, m, max_slot);
+  cg_for_end(c, &i1);
+  m = load_slot(c, max_slot, acc_dt);
+  cg_loop i2 = cg_for_begin(c, n, "i");
+  xidx[axis] = i2.iv;
+  LLVMValueRef lin = cg_linear(c, x, xidx);
+  LLVMValueRef e = fexp(c, fsub(c, load_acc(c, x, lin), m));
+  if (keep_exp) cg_store(c, y, lin, e);
+  LLVMBuildStore(c->b, fadd(c, load_slot(c, sum_slot, acc_dt), e), sum_slot);
+  cg_for_end(c, &i2);
+  LLVMValueRef sum = load_slot(c, sum_slot, acc_dt);
+  cg_loop i3 = cg_for_begin(c, n, "i");
+  xidx[axis] = i3.iv;
+  lin = cg_linear(c, x, xidx);
+  e = keep_exp ? cg_load(c, y, lin) : fexp(c, fsub(c, load_acc(c, x, lin), m));
+  cg_store(c, y, lin, fdiv(c, e, sum));
+  cg_for_end(c, &i3);
+  cg_nest_end(c, &rows);
+  free(axes);
+  free(xidx);
+  return true;
+}
+
+/* ---- layernorm ---------------------------------------------------------------------- */
+
+/* Per row over the last axis: mean, biased variance (a second pass over
+ * x - mean, as the interpreter), then (x - mean) / sqrt(var + eps), times
+ * gamma, plus beta. */
+bool lower_layernorm(cg_lower *c, ir_opid op) {
+  const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
+  int32_t n_in = ir_o(c->g, op)->n_in, rank = x->type.rank;
+  const cg_buf *gamma = n_in > 1 ? cg_operand(c, op, 1) : NULL;
+  const cg_buf *beta = n_in > 2 ? cg_operand(c, op, 2) : NULL;
+  ir_dim last = x->type.dims[rank - 1];
+  if (gamma) cg_check_dim_eq(c, gamma->type.dims[0], last);
+  if (beta) cg_check_dim_eq(c, beta->type.dims[0], last);
+  ir_dtype acc_dt = acc_dtype(x->type.dtype);
+  LLVMTypeRef acc_t = cg_compute_type(c, acc_dt);
+  LLVMValueRef d = x->dims[rank - 1], fd = LLVMBuildSIToFP(c->b, d, acc_t, "");
+  LLVMValueRef eps = cg_const(c, acc_dt, ir_get_float(c->g, op, "eps"));
+  LLVMValueRef sum_slot = cg_entry_alloca(c, acc_t, "sum"), sq_slot = cg_entry_alloca(c, acc_t, "sq");
+  cg_nest rows = cg_nest_begin(c, rank - 1, x->dims);
+  rows.ivs[rank - 1] = cg_i64(c, 0); /* the nest's arrays hold rank entries */
+  LLVMValueRef base = cg_linear(c, x, rows.ivs);
+  LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sum_slot);
+  cg_loop i1 = cg_for_begin(c, d, "i");
+  LLVMValueRef v = load_acc(c, x, LLVMBuildAdd(c->b, base, i1.iv, ""));
+  LLVMBuildStore(c->b, fadd(c, load_slot(c, sum_slot, acc_dt), v), sum_slot);
+  cg_for_end(c, &i1);
+  LLVMValueRef mean = fdiv(c, load_slot(c, sum_slot, acc_dt), fd);
+  LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sq_slot);
+  cg_loop i2 = cg_for_begin(c, d, "i");
+  LLVMValueRef dev = fsub(c, load_acc(c, x, LLVMBuildAdd(c->b, base, i2.iv, "")), mean);
+  LLVMBuildStore(c->b, fadd(c, load_slot(c, sq_slot, acc_dt), fmul(c, dev, dev)), sq_slot);
+  cg_for_end(c, &i2);
+  LLVMValueRef var = fdiv(c, load_slot(c, sq_slot, acc_dt), fd);
+  LLVMValueRef inv = fdiv(c, cg_const(c, acc_dt, 1), unary_intrinsic(c, "llvm.sqrt", fadd(c, var, eps)));
+  cg_loop i3 = cg_for_begin(c, d, "i");
+  LLVMValueRef at = LLVMBuildAdd(c->b, base, i3.iv, "");
+  LLVMValueRef r = fmul(c, fsub(c, load_acc(c, x, at), mean), inv);
+  if (gamma) r = fmul(c, r, load_acc(c, gamma, i3.iv));
+  if (beta) r = fadd(c, r, load_acc(c, beta, i3.iv));
+  cg_store(c, y, at, r);
+  cg_for_end(c, &i3);
+  cg_nest_end(c, &rows);
+  return true;
+}
+
+/* ---- cumulative ops -------------------------------------------------------------------- */
+
+typedef struct cumulative {
+  ir_opkind kind;
+  ir_dtype acc_dt;
+  bool reverse, exclusive;
+} cumulative;
+
+static LLVMValueRef cumulative_identity(cg_lower *c, const cumulative *k) {
+  if (k->kind == IR_OP_LOGCUMSUMEXP) return cg_const(c, k->acc_dt, -INFINITY);
+  return identity(c, k->kind == IR_OP_CUMPROD ? COMBINE_PROD : COMBINE_SUM, k->acc_dt);
+}
+
+static LLVMValueRef cumulative_step(cg_lower *c, const cumulative *k, LLVMValueRef acc, LLVMValueRef v) {
+  if (k->kind == IR_OP_LOGCUMSUMEXP) return log_add_exp(c, acc, v);
+  return combine(c, k->kind == IR_OP_CUMPROD ? COMBINE_PROD : COMBINE_SUM, k->acc_dt, acc, v);
+}
+
+/* Position along the axis of the s-th step (reverse walks from the end). */
+static LLVMValueRef step_position(cg_lower *c, const cumulative *k, LLVMValueRef n, LLVMValueRef s) {
+  if (!k->reverse) return s;
+  return LLVMBuildSub(c->b, LLVMBuildSub(c->b, n, cg_i64(c, 1), ""), s, "");
+}
+
+/* One running accumulator per row along the axis. */
+static void cumulative_rows(cg_lower *c, const cumulative *k, const cg_buf *x, const cg_buf *y,
+                            int32_t axis) {
+  int32_t rank = x->type.rank;
+  LLVMValueRef n = x->dims[axis];
+  LLVMValueRef slot = cg_entry_alloca(c, cg_compute_type(c, k->acc_dt), "acc");
+  LLVMValueRef *xidx = ir_xcalloc((size_t)rank + 1, sizeof(LLVMValueRef));
+  int32_t *axes = ir_xcalloc((size_t)rank + 1, sizeof(int32_t));
+  cg_nest rows = cg_nest_axes(c, x, axes_except(rank, axis, axes), axes, xidx);
+  LLVMBuildStore(c->b, cumulative_identity(c, k), slot);
+  cg_loop s = cg_for_begin(c, n, "s");
+  xidx[axis] = step_position(c, k, n, s.iv);
+  LLVMValueRef lin = cg_linear(c, x, xidx);
+  LLVMValueRef acc = load_slot(c, slot, k->acc_dt);
+  LLVMValueRef next = cumulative_step(c, k, acc, load_acc(c, x, lin));
+  store_acc(c, y, lin, k->exclusive ? acc : next);
+  LLVMBuildStore(c->b, next, slot);
+  cg_for_end(c, &s);
+  cg_nest_end(c, &rows);
+  free(axes);
+  free(xidx);
+}
+
+/* Along a non-last axis, with the trailing dims innermost: step s reads
+ * the running value back from y at the previous position (y holds it
+ * exactly: f32/f64 store the accumulator, and integer outputs are exact).
+ * Exclusive: y[pos] = y[prev] (op) x[prev]; inclusive: y[pos] = y[prev]
+ * (op) x[pos]; the first position starts from the identity. */
+static void cumulative_sweeps(cg_lower *c, const cumulative *k, const cg_buf *x, const cg_buf *y,
+                              int32_t axis) {
+  int32_t rank = x->type.rank;
+  LLVMValueRef n = x->dims[axis];
+  int32_t *lead = ir_xcalloc((size_t)rank + 1, sizeof(int32_t)), *tail = ir_xcalloc((size_t)rank + 1, sizeof(int32_t));
+  int32_t n_lead = 0, n_tail = 0;
+  for (int32_t d = 0; d < rank; d++) {
+    if (d < axis) lead[n_lead++] = d;
+    if (d > axis) tail[n_tail++] = d;
+  }
+  LLVMValueRef *idx = ir_xcalloc((size_t)rank + 1, sizeof(LLVMValueRef));
+  cg_nest outer = cg_nest_axes(c, x, n_lead, lead, idx);
+  /* The first position: only when the axis is not empty. */
+  cg_loop first = cg_for_begin(c, LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, n, cg_i64(c, 0), ""),
+                                                  cg_i64(c, 1), cg_i64(c, 0), ""), "s0");
+  idx[axis] = step_position(c, k, n, first.iv);
+  cg_nest t0 = cg_nest_axes(c, x, n_tail, tail, idx);
+  LLVMValueRef lin0 = cg_linear(c, x, idx), id = cumulative_identity(c, k);
+  store_acc(c, y, lin0, k->exclusive ? id : cumulative_step(c, k, id, load_acc(c, x, lin0)));
+  cg_nest_end(c, &t0);
+  cg_for_end(c, &first);
+  cg_loop s = cg_for_begin(c, LLVMBuildSub(c->b, n, cg_i64(c, 1), ""), "s");
+  LLVMValueRef step = LLVMBuildAdd(c->b, s.iv, cg_i64(c, 1), "");
+  LLVMValueRef pos = step_position(c, k, n, step), prev = step_position(c, k, n, s.iv);
+  cg_nest t = cg_nest_axes(c, x, n_tail, tail, idx);
+  idx[axis] = prev;
+  LLVMValueRef prev_lin = cg_linear(c, x, idx);
+  idx[axis] = pos;
+  LLVMValueRef lin = cg_linear(c, x, idx);
+  LLVMValueRef running = load_acc(c, y, prev_lin);
+  LLVMValueRef v = load_acc(c, x, k->exclusive ? prev_lin : lin);
+  store_acc(c, y, lin, cumulative_step(c, k, running, v));
+  cg_nest_end(c, &t);
+  cg_for_end(c, &s);
+  cg_nest_end(c, &outer);
+  free(idx);
+  free(lead);
+  free(tail);
+}
+
+bool lower_cumulative(cg_lower *c, ir_opid op) {
+  const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
+  int32_t axis = (int32_t)ir_get_int(c->g, op, "axis");
+  cumulative k = {ir_o(c->g, op)->kind, acc_dtype(x->type.dtype), ir_get_int(c->g, op, "reverse") != 0,
+                  ir_get_int(c->g, op, "exclusive") != 0};
+  bool exact_readback = x->type.dtype != IR_F16 && x->type.dtype != IR_BF16;
+  if (axis < x->type.rank - 1 && exact_readback)
+    cumulative_sweeps(c, &k, x, y, axis);
+  else
+    cumulative_rows(c, &k, x, y, axis);
+  return true;
+}
