@@ -39,10 +39,12 @@
  *  - softmax, argmax/argmin and layernorm walk one row at a time along
  *    their axis (contiguous for the last axis, which is the common case).
  *
- * exp and log are LLVM intrinsics (libm calls); softmax, logsumexp and
- * logcumsumexp use them.
+ * exp, log and log1p (softmax, logsumexp, logcumsumexp) come from vmath.h:
+ * vectorizable polynomials in float, libm with the interpreter's formulas
+ * in double.
  */
 #include "lower.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -105,8 +107,12 @@ static LLVMValueRef is_nan(cg_lower *c, LLVMValueRef a) { return fcmp(c, LLVMRea
 static LLVMValueRef unary_intrinsic(cg_lower *c, const char *name, LLVMValueRef x) {
   return cg_fp(c, cg_intrinsic(c, name, LLVMTypeOf(x), 1, &x));
 }
-static LLVMValueRef fexp(cg_lower *c, LLVMValueRef x) { return unary_intrinsic(c, "llvm.exp", x); }
-static LLVMValueRef flog(cg_lower *c, LLVMValueRef x) { return unary_intrinsic(c, "llvm.log", x); }
+/* f(x) in x's type, float or double. */
+static LLVMValueRef vmath(cg_lower *c, cg_vm_fn f, LLVMValueRef x) {
+  return LLVMTypeOf(x) == c->f64 ? cg_vm_f64(c, f, x) : cg_vm_f32(c, f, x);
+}
+static LLVMValueRef fexp(cg_lower *c, LLVMValueRef x) { return vmath(c, CG_VM_EXP, x); }
+static LLVMValueRef flog(cg_lower *c, LLVMValueRef x) { return vmath(c, CG_VM_LOG, x); }
 
 static LLVMValueRef is_finite(cg_lower *c, LLVMValueRef x) {
   LLVMValueRef inf = LLVMConstReal(LLVMTypeOf(x), INFINITY);
@@ -122,22 +128,12 @@ static LLVMValueRef nan_extremum(cg_lower *c, LLVMValueRef a, LLVMValueRef b, bo
   return LLVMBuildSelect(c->b, unordered, fadd(c, a, b), pick, "");
 }
 
-/* log(1 + x) for x in [0, 1], accurate for tiny x: u = 1 + x is rounded,
- * and log(u) * x / (u - 1) corrects for that rounding (u - 1 is exact);
- * when u == 1, log1p(x) is x to working precision (Goldberg 1991). */
-static LLVMValueRef log1p_small(cg_lower *c, LLVMValueRef x) {
-  LLVMValueRef one = LLVMConstReal(LLVMTypeOf(x), 1.0);
-  LLVMValueRef u = fadd(c, one, x);
-  LLVMValueRef corrected = fmul(c, flog(c, u), fdiv(c, x, fsub(c, u, one)));
-  return LLVMBuildSelect(c->b, fcmp(c, LLVMRealOEQ, u, one), x, corrected, "");
-}
-
 /* log(e^a + e^b) without overflow, as the interpreter's log_add_exp. */
 static LLVMValueRef log_add_exp(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
   LLVMTypeRef t = LLVMTypeOf(a);
   LLVMValueRef m = LLVMBuildSelect(c->b, fcmp(c, LLVMRealOGT, a, b), a, b, "");
   LLVMValueRef gap = unary_intrinsic(c, "llvm.fabs", fsub(c, a, b));
-  LLVMValueRef general = fadd(c, m, log1p_small(c, fexp(c, cg_fp(c, LLVMBuildFNeg(c->b, gap, "")))));
+  LLVMValueRef general = fadd(c, m, vmath(c, CG_VM_LOG1P, fexp(c, cg_fp(c, LLVMBuildFNeg(c->b, gap, "")))));
   LLVMValueRef twice = fadd(c, a, LLVMConstReal(t, 0.69314718055994530942) /* ln 2 */); /* also right for a == b == +-inf */
   LLVMValueRef r = LLVMBuildSelect(c->b, fcmp(c, LLVMRealOEQ, a, b), twice, general, "");
   LLVMValueRef any_nan = fcmp(c, LLVMRealUNO, a, b);

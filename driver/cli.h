@@ -19,10 +19,14 @@ typedef struct cli_model {
   char *text;
 } cli_model;
 
-/* Read, parse and verify `path` ("-" = stdin). False after printing
+/* Read, parse and verify `path` ("-" = stdin): a YAML model when the name
+ * ends in .yaml or .yml, text IR otherwise. False after printing
  * diagnostics to stderr. */
 bool cli_load_model(const char *path, ir_diag *d, cli_model *m);
 void cli_model_free(cli_model *m);
+/* A fresh graph from m's text (parsed and verified again), or NULL after
+ * reporting; used where one model must be transformed twice. */
+ir_graph *cli_parse_model(const cli_model *m, ir_diag *d);
 
 /* If arg is "--name=VALUE" or "--name" followed by a value in argv, set
  * *value and advance *i; a missing value is reported. Returns 1 on a match,

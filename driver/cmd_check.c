@@ -377,16 +377,6 @@ static ir_tensor *run_compiled(check_run *r, ir_graph *g, int level) {
   return outs;
 }
 
-/* A fresh copy of the model's graph: its text parsed and verified again. */
-static ir_graph *reparse(const cli_model *m, ir_diag *d) {
-  ir_graph *g = ir_parse(m->text, m->src.len, m->src.name, d);
-  if (g && !ir_verify(g, d)) {
-    ir_graph_free(g);
-    g = NULL;
-  }
-  return g;
-}
-
 static bool check_model(check_run *r, const cli_model *m, bool *agree) {
   check_args *a = r->a;
   int level = a->level >= 0 ? a->level : 2;
@@ -401,7 +391,7 @@ static bool check_model(check_run *r, const cli_model *m, bool *agree) {
   ir_buf_free(&err);
   printf("check %s: interpreter vs compiled (-O%d, passes '%s')\n", m->src.name, level, pipeline);
   fflush(stdout);
-  ir_graph *g = reparse(m, r->diag);
+  ir_graph *g = cli_parse_model(m, r->diag);
   bool passes_agree = true;
   bool ok = g && (a->bisect ? bisect_pipeline(r, g, pipeline, &passes_agree)
                             : pass_run_pipeline(g, pipeline, &r->pc));

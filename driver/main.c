@@ -4,6 +4,7 @@
  * (with a diagnostic); seqc never dies by a signal on bad input.
  */
 #include "cli.h"
+#include "../frontend/frontend.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 static void help_main(FILE *f) {
   fputs("usage: seqc <command> [options]\n"
         "\n"
-        "seqc compiles sequence models (.sqir text IR) and runs them.\n"
+        "seqc compiles sequence models (.yaml model files or .sqir text IR) and runs\n"
+        "them.\n"
         "\n"
         "commands:\n"
         "  opt    parse, verify and optimize a graph; print the result as .sqir\n"
@@ -97,6 +99,24 @@ int cli_match_value(int argc, char **argv, int *i, const char *name, const char 
   return 1;
 }
 
+static bool has_suffix(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+ir_graph *cli_parse_model(const cli_model *m, ir_diag *d) {
+  if (has_suffix(m->src.name, ".yaml") || has_suffix(m->src.name, ".yml")) {
+    ir_graph *g = fe_load_yaml(m->text, m->src.len, m->src.name, d);
+    return g; /* the frontend verifies what it builds */
+  }
+  ir_graph *g = ir_parse(m->text, m->src.len, m->src.name, d);
+  if (g && !ir_verify(g, d)) {
+    ir_graph_free(g);
+    g = NULL;
+  }
+  return g;
+}
+
 bool cli_load_model(const char *path, ir_diag *d, cli_model *m) {
   memset(m, 0, sizeof *m);
   ir_buf err = {0};
@@ -109,9 +129,8 @@ bool cli_load_model(const char *path, ir_diag *d, cli_model *m) {
   }
   m->src = (ir_source){strcmp(path, "-") == 0 ? "<stdin>" : path, m->text, len};
   ir_diag_add_source(d, &m->src);
-  m->g = ir_parse(m->text, len, m->src.name, d);
-  if (!m->g) return false;
-  return ir_verify(m->g, d);
+  m->g = cli_parse_model(m, d);
+  return m->g != NULL;
 }
 
 void cli_model_free(cli_model *m) {

@@ -109,6 +109,9 @@ bool fe_text_fail(fe_text *t, size_t at, const char *fmt, ...) IR_PRINTF(3, 4);
 void fe_text_skip_space(fe_text *t);
 bool fe_text_at_end(fe_text *t); /* after skipping spaces */
 bool fe_text_accept(fe_text *t, char ch); /* skips spaces first */
+/* What stands at `at` (a short quoted excerpt, or "the end of the line"),
+ * for "expected X, got Y" messages. */
+const char *fe_text_found(fe_text *t, size_t at);
 /* Length of a name ([A-Za-z_][A-Za-z0-9_.]*) at pos, 0 if none. */
 size_t fe_text_name_len(const fe_text *t);
 /* End of the expression starting at pos: the first ',' or unmatched ')' or

@@ -139,31 +139,32 @@ static bool read_model_name(fe_ctx *c, const fe_ynode *root, const fe_ynode **ou
 }
 
 static bool check_root(fe_ctx *c, const fe_ynode *root) {
-  if (!root)
+  if (!root || fe_yempty(root))
     return fe_fail(c, (ir_loc){c->file, 1, 1}, "empty model file; expected a mapping with the "
                    "keys model, inputs, params, graph and outputs");
   if (!fe_expect(c, root, FE_Y_MAP, "a model file", "a mapping with the keys model, inputs, "
                  "params, graph and outputs") ||
       !fe_check_keys(c, root, "the model", model_keys))
     return false;
-  return fe_require(c, root, "model", "the model file") &&
-         fe_require(c, root, "inputs", "the model file") &&
-         fe_require(c, root, "graph", "the model file") &&
-         fe_require(c, root, "outputs", "the model file");
+  return true;
 }
 
 static bool build_graph(fe_ctx *c, const fe_ynode *root) {
   fe_scope s;
   fe_scope_init(&s, c->g->body, NULL, "the graph");
-  const fe_ynode *params = fe_ymap_get(root, "params");
+  const fe_ynode *params = fe_ymap_get(root, "params"), *inputs, *graph, *outputs;
   const fe_ynode *outputs_key = NULL;
   for (int32_t i = 0; i < root->n; i++)
     if (root->items[i]->len == 7 && !memcmp(root->items[i]->text, "outputs", 7))
       outputs_key = root->items[i];
-  bool ok = build_args(c, &s, fe_ymap_get(root, "inputs"), "'inputs'", false) &&
+  /* Required keys are looked up when needed, so errors come in build order. */
+  bool ok = (inputs = fe_require(c, root, "inputs", "the model file")) &&
+            build_args(c, &s, inputs, "'inputs'", false) &&
             (!params || build_args(c, &s, params, "'params'", true)) &&
-            fe_build_nodes(c, &s, fe_ymap_get(root, "graph"), "'graph'") &&
-            build_outputs(c, &s, outputs_key, fe_ymap_get(root, "outputs"));
+            (graph = fe_require(c, root, "graph", "the model file")) &&
+            fe_build_nodes(c, &s, graph, "'graph'") &&
+            (outputs = fe_require(c, root, "outputs", "the model file")) &&
+            build_outputs(c, &s, outputs_key, outputs);
   fe_scope_free(&s);
   return ok;
 }
@@ -174,10 +175,12 @@ static ir_graph *build_model(const fe_ydoc *doc, const char *name, ir_diag *d) {
   c.d = d;
   c.file = name;
   const fe_ynode *model = NULL;
-  if (!check_root(&c, doc->root) || !read_model_name(&c, doc->root, &model)) return NULL;
-  c.g = ir_graph_new(model->text);
-  c.file = ir_arena_strdup(c.g->arena, name);
-  bool ok = build_graph(&c, doc->root);
+  bool ok = check_root(&c, doc->root) && read_model_name(&c, doc->root, &model);
+  if (ok) {
+    c.g = ir_graph_new(model->text);
+    c.file = ir_arena_strdup(c.g->arena, name);
+    ok = build_graph(&c, doc->root);
+  }
   for (int i = 0; i < 6; i++) ir_buf_free(&c.text[i]);
   if (!ok) {
     ir_graph_free(c.g);

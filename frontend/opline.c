@@ -126,14 +126,7 @@ static bool resolve_op(opline *p, call *cl) {
 
 /* ---- parsing ------------------------------------------------------------------ */
 
-static const char *found(opline *p, size_t at) {
-  if (at >= p->t.n) return "the end of the line";
-  size_t e = at + 1;
-  while (e < p->t.n && e - at < 12 && p->t.s[e] != ' ') e++;
-  ir_buf *b = fe_msg_buf(p->c);
-  ir_buf_printf(b, "'%s'", excerpt(p, at, e));
-  return b->s;
-}
+static const char *found(opline *p, size_t at) { return fe_text_found(&p->t, at); }
 
 /* Is the name at t.pos (n bytes) followed by `ch` (after spaces)? */
 static bool name_followed_by(const opline *p, size_t n, char ch) {
@@ -617,39 +610,51 @@ static bool set_attrs(opline *p, const call *cl, ir_opid op, int32_t rank) {
   return true;
 }
 
-static bool build_call(opline *p, call *cl, ir_opid *out) {
+/* Operands of a call, or a constant's data (its dtype is needed first). */
+static bool read_inputs(opline *p, const call *cl, const declared *dc, ir_val *in,
+                        ir_tensor_data *data, int64_t *n_values) {
+  if (cl->kind != IR_OP_CONSTANT) return build_operands(p, cl, in);
+  size_t at = 0, end = 0;
+  ir_dtype dt;
+  if (!constant_value(p, cl, dc, &at, &end)) return false;
+  if (!dc->dtype) return true; /* declared_type reports it */
+  if (!read_dtype_kw(p, dc->dtype, &dt) || !read_tensor(p, at, end, dt, data)) return false;
+  *n_values = p->t.s[at] == '[' ? data->n : -1;
+  return true;
+}
+
+/* The op itself: results typed `result_type` (or placeholders until inference
+ * in finish_op), attributes from the keywords. */
+static bool create_op(opline *p, const call *cl, const ir_val *in, int32_t n_in, int32_t n_out,
+                      const ir_type *result_type, const ir_tensor_data *data, ir_opid *out) {
   ir_graph *g = p->c->g;
+  ir_type *types = ir_xcalloc((size_t)n_out + 1, sizeof(ir_type));
+  for (int32_t i = 0; i < n_out; i++) types[i] = result_type ? *result_type : (ir_type){IR_F32, 0, NULL};
+  ir_opid op = ir_op_new(g, cl->kind, n_in, in, n_out, types, loc_at(p, cl->name_at));
+  free(types);
+  if (data) ir_set_tensor(g, op, "value", ir_arena_memdup(g->arena, data, sizeof *data));
+  int32_t rank = n_in > 0 ? ir_vtype(g, in[0]).rank : result_type ? result_type->rank : 0;
+  *out = op;
+  if (set_attrs(p, cl, op, rank)) return finish_op(p, op);
+  ir_o(g, op)->erased = true;
+  return false;
+}
+
+static bool build_call(opline *p, call *cl, ir_opid *out) {
   declared dc;
   if (!classify_keywords(p, cl, &dc)) return false;
   bool is_declared = (cl->info->flags & IR_DECLARED) != 0;
   bool is_const = cl->kind == IR_OP_CONSTANT;
-  int32_t n_in = is_const ? 0 : cl->n_args;
+  int32_t n_in = is_const ? 0 : cl->n_args, n_out = 0;
   ir_val *in = ir_xcalloc((size_t)n_in + 1, sizeof(ir_val));
-  size_t v_at = 0, v_end = 0;
   ir_tensor_data data = {0};
+  int64_t n_values = -1;
   ir_type result = {IR_F32, 0, NULL};
-  bool ok = is_const ? constant_value(p, cl, &dc, &v_at, &v_end) : build_operands(p, cl, in);
-  if (ok && is_const && dc.dtype) {
-    ir_dtype dt;
-    ok = read_dtype_kw(p, dc.dtype, &dt) && read_tensor(p, v_at, v_end, dt, &data);
-  }
-  bool is_list = is_const && ok && p->t.s[v_at] == '[';
-  if (ok && is_declared)
-    ok = declared_type(p, cl, &dc, in, n_in, is_list ? data.n : -1, &result);
-  int32_t n_out = 0;
-  if (ok) ok = result_count(p, cl, &n_out);
-  if (ok) {
-    ir_type *types = ir_xcalloc((size_t)n_out + 1, sizeof(ir_type));
-    for (int32_t i = 0; i < n_out; i++) types[i] = is_declared ? result : (ir_type){IR_F32, 0, NULL};
-    ir_opid op = ir_op_new(g, cl->kind, n_in, in, n_out, types, loc_at(p, cl->name_at));
-    free(types);
-    int32_t rank = n_in > 0 ? ir_vtype(g, in[0]).rank : result.rank;
-    if (is_const) ir_set_tensor(g, op, "value", ir_arena_memdup(g->arena, &data, sizeof data));
-    ok = set_attrs(p, cl, op, rank);
-    if (!ok) ir_o(g, op)->erased = true;
-    ok = ok && finish_op(p, op);
-    *out = op;
-  }
+  bool ok = read_inputs(p, cl, &dc, in, &data, &n_values) &&
+            (!is_declared || declared_type(p, cl, &dc, in, n_in, n_values, &result)) &&
+            result_count(p, cl, &n_out) &&
+            create_op(p, cl, in, n_in, n_out, is_declared ? &result : NULL,
+                      is_const ? &data : NULL, out);
   free(in);
   return ok;
 }

@@ -74,9 +74,8 @@ size_t fe_text_extent(const fe_text *t) {
   return i;
 }
 
-/* A short description of what stands at `at`, for "expected X, got Y". */
-static const char *found_at(fe_text *t, size_t at) {
-  if (at >= t->n) return "the end of the text";
+const char *fe_text_found(fe_text *t, size_t at) {
+  if (at >= t->n) return "the end of the line";
   size_t e = at + 1;
   while (e < t->n && e - at < 16 && !is_space(t->s[e])) e++;
   ir_buf *b = fe_msg_buf(t->c);
@@ -92,7 +91,7 @@ bool fe_text_dim(fe_text *t, size_t end, ir_dim *out) {
   if (stop > end) stop = end;
   if (stop <= start)
     return fe_text_fail(t, start, "expected a dim expression such as T or 2*H, got %s",
-                        found_at(t, start));
+                        fe_text_found(t, start));
   ir_buf err = {0};
   size_t consumed = 0, err_pos = 0;
   ir_dim d = ir_dim_parse(t->c->g->dims, t->s + start, stop - start, &consumed, &err, &err_pos);
@@ -103,7 +102,7 @@ bool fe_text_dim(fe_text *t, size_t end, ir_dim *out) {
                       err.s ? err.s : "invalid dim expression");
   } else if (consumed != stop - start) {
     ok = fe_text_fail(t, start + consumed, "unexpected %s in a dim expression",
-                      found_at(t, start + consumed));
+                      fe_text_found(t, start + consumed));
   }
   ir_buf_free(&err);
   if (!ok) return false;
@@ -118,16 +117,16 @@ bool fe_text_int(fe_text *t, size_t end, int64_t *out) {
   bool neg = i < end && t->s[i] == '-';
   if (neg) i++;
   if (i >= end || !is_digit(t->s[i]))
-    return fe_text_fail(t, start, "expected an integer, got %s", found_at(t, start));
+    return fe_text_fail(t, start, "expected an integer, got %s", fe_text_found(t, start));
   uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
   for (; i < end && is_digit(t->s[i]); i++) {
     unsigned digit = (unsigned)(t->s[i] - '0');
     if (v > (limit - digit) / 10)
-      return fe_text_fail(t, start, "integer %s does not fit in 64 bits", found_at(t, start));
+      return fe_text_fail(t, start, "integer %s does not fit in 64 bits", fe_text_found(t, start));
     v = v * 10 + digit;
   }
   if (i < end && (is_word(t->s[i]) || t->s[i] == '.'))
-    return fe_text_fail(t, start, "expected an integer, got %s", found_at(t, start));
+    return fe_text_fail(t, start, "expected an integer, got %s", fe_text_found(t, start));
   *out = neg ? (int64_t)(0 - v) : (int64_t)v;
   t->pos = i;
   return true;
@@ -163,10 +162,10 @@ bool fe_text_real(fe_text *t, size_t end, double *out) {
   size_t start = t->pos, len = real_syntax(t->s + start, end - start);
   if (len == 0 || (start + len < end && (is_word(t->s[start + len]) || t->s[start + len] == '.')))
     return fe_text_fail(t, start, "expected a number (such as 0.5, -2e-05, nan, inf or -inf), got %s",
-                        found_at(t, start));
+                        fe_text_found(t, start));
   char buf[64];
   if (len >= sizeof buf)
-    return fe_text_fail(t, start, "number %s is too long", found_at(t, start));
+    return fe_text_fail(t, start, "number %s is too long", fe_text_found(t, start));
   memcpy(buf, t->s + start, len);
   buf[len] = 0;
   errno = 0;
@@ -189,7 +188,7 @@ static bool read_list(fe_text *t, const char *what, elem_fn read_one, size_t ele
   size_t open = t->pos;
   if (!fe_text_accept(t, '['))
     return fe_text_fail(t, open, "expected '[' to start a list of %s, got %s", what,
-                        found_at(t, open));
+                        fe_text_found(t, open));
   if (fe_text_accept(t, ']')) return true;
   int32_t cap = 0;
   do {
@@ -212,7 +211,7 @@ static bool read_list(fe_text *t, const char *what, elem_fn read_one, size_t ele
   free(*v);
   *v = NULL;
   return fe_text_fail(t, t->pos, "expected ',' or ']' in the list of %s, got %s", what,
-                      found_at(t, t->pos));
+                      fe_text_found(t, t->pos));
 }
 
 static bool read_dim_elem(fe_text *t, void *out) {
@@ -245,7 +244,7 @@ bool fe_text_dtype(fe_text *t, ir_dtype *out) {
     return true;
   }
   return fe_text_fail(t, start, "unknown dtype %s; expected f32, f64, f16, bf16, i32, i64 or bool",
-                      found_at(t, start));
+                      fe_text_found(t, start));
 }
 
 bool fe_text_type(fe_text *t, ir_type *out) {

@@ -97,12 +97,14 @@ static ir_loc mark_loc(builder *b, yaml_mark_t m) {
   return cursor_loc(b, &b->cur);
 }
 
-/* Location of a byte offset, independent of the event cursor. */
+/* Location of a byte offset (reader errors count bytes, not characters). */
 static ir_loc byte_loc(const builder *b, size_t off) {
-  cursor c = {0, 0, 1, 0};
+  int32_t line = 1;
+  size_t line_start = 0;
   if (off > b->len) off = b->len;
-  while (c.bytes < off) cursor_step(b, &c);
-  return cursor_loc(b, &c);
+  for (size_t i = 0; i < off; i++)
+    if (b->src[i] == '\n') line++, line_start = i + 1;
+  return (ir_loc){b->name, line, clamp_i32(off - line_start + 1)};
 }
 
 static size_t mark_byte(const builder *b, yaml_mark_t m) {

@@ -216,8 +216,18 @@ static const ir_source *find_source(const ir_diag *d, const char *file) {
   return NULL;
 }
 
-/* Quote source line `line` with a caret under column `col`. Non-printable
- * bytes are shown as '?' so the caret stays aligned and terminals safe. */
+/* Length of the valid UTF-8 sequence at p (before end), or 0. */
+static int utf8_length(const unsigned char *p, const unsigned char *end) {
+  int n = p[0] < 0xC2 ? 0 : p[0] < 0xE0 ? 2 : p[0] < 0xF0 ? 3 : p[0] < 0xF5 ? 4 : 0;
+  if (n == 0 || end - p < n) return 0;
+  for (int i = 1; i < n; i++)
+    if ((p[i] & 0xC0) != 0x80) return 0;
+  return n;
+}
+
+/* Quote source line `line` with a caret under column `col` (a byte
+ * column). Control bytes and invalid UTF-8 are shown as '?' so terminals
+ * stay safe; tabs are kept so the caret lines up under them. */
 static void quote_line(ir_buf *b, const ir_source *src, int32_t line, int32_t col) {
   const char *p = src->text, *end = src->text + src->len;
   for (int32_t l = 1; l < line && p < end; p++)
@@ -225,12 +235,23 @@ static void quote_line(ir_buf *b, const ir_source *src, int32_t line, int32_t co
   if (p >= end && line > 1) return;
   const char *e = p;
   while (e < end && *e != '\n' && e - p < 400) e++;
-  for (const char *q = p; q < e; q++) {
+  for (const char *q = p; q < e;) {
     unsigned char c = (unsigned char)*q;
-    ir_buf_putc(b, c == '\t' ? '\t' : (c < 32 || c == 127) ? '?' : (char)c);
+    int n = c >= 0x80 ? utf8_length((const unsigned char *)q, (const unsigned char *)e) : 1;
+    if (c >= 0x80 && n > 0) {
+      ir_buf_putn(b, q, (size_t)n);
+      q += n;
+      continue;
+    }
+    ir_buf_putc(b, c == '\t' ? '\t' : (c < 32 || c >= 127) ? '?' : (char)c);
+    q++;
   }
   ir_buf_putc(b, '\n');
-  for (int32_t i = 1; i < col && p + i - 1 < e; i++) ir_buf_putc(b, p[i - 1] == '\t' ? '\t' : ' ');
+  for (int32_t i = 1; i < col && p + i - 1 < e; i++) {
+    unsigned char c = (unsigned char)p[i - 1];
+    if ((c & 0xC0) == 0x80) continue; /* a UTF-8 continuation byte takes no column */
+    ir_buf_putc(b, c == '\t' ? '\t' : ' ');
+  }
   ir_buf_puts(b, "^\n");
 }
 
@@ -316,6 +337,10 @@ char *ir_read_file(const char *path, size_t max_bytes, size_t *len, ir_buf *err)
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
     ir_buf_printf(err, "%s: is a directory", path);
     return NULL;
+  }
+  if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max_bytes) {
+    ir_buf_printf(err, "%s: file is larger than the limit of %zu bytes", path, max_bytes);
+    return NULL; /* refused before reading a byte */
   }
   FILE *f = fopen(path, "rb");
   if (!f) {

@@ -12,6 +12,7 @@ root = os.path.dirname(os.path.dirname(config.test_source_root))
 config.test_exec_root = os.path.join(root, "build", "lit")
 
 seqc = lit_config.params.get("seqc", os.path.join(root, "build", "seqc"))
+config.substitutions.append(("%seqc_plain", os.path.join(root, "build", "seqc")))
 config.substitutions.append(("%seqc", os.path.abspath(seqc)))
 config.substitutions.append(("%models", os.path.join(root, "models")))
 

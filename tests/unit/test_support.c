@@ -119,6 +119,20 @@ static void test_diag_hides_control_bytes(void **state) {
   ir_buf_free(&cap);
 }
 
+static void test_diag_quotes_utf8_safely(void **state) {
+  (void)state;
+  ir_buf cap = {0};
+  ir_diag d;
+  ir_diag_init(&d);
+  d.capture = &cap;
+  static const char text[] = "a\xff\xe2\x82\xac" "b x";
+  ir_source src = {"u", text, sizeof text - 1};
+  ir_diag_add_source(&d, &src);
+  ir_error_at(&d, (ir_loc){"u", 1, 6}, "x"); /* byte column of 'b' */
+  assert_string_equal(cap.s, "u:1:6: error: x\na?\xe2\x82\xac" "b x\n   ^\n");
+  ir_buf_free(&cap);
+}
+
 static void test_atomic_write_and_read_back(void **state) {
   (void)state;
   char dir[] = "/tmp/seqc-test-XXXXXX";
@@ -174,6 +188,7 @@ int main(void) {
       cmocka_unit_test(test_diag_quotes_line_with_caret),
       cmocka_unit_test(test_diag_without_source_and_limit),
       cmocka_unit_test(test_diag_hides_control_bytes),
+      cmocka_unit_test(test_diag_quotes_utf8_safely),
       cmocka_unit_test(test_atomic_write_and_read_back),
       cmocka_unit_test(test_runtime_errors_are_per_thread),
   };
