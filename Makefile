@@ -76,7 +76,7 @@ test: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(SEQC) run models/elman.sqir --random-weights 1 --random-inputs 2 --dim T=5 --dim B=2
+	$(SEQC) run models/elman.yaml --random-weights 1 --random-inputs 2 --dim T=5 --dim B=2
 
 clean:
 	rm -rf build
