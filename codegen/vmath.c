@@ -246,10 +246,12 @@ static LLVMValueRef gen_tanh(cg_lower *c, LLVMValueRef x) {
   return sel(c, fcmp(c, LLVMRealOLT, a, f32k(c, TANH_SMALL)), small, r);
 }
 
-/* 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below: e^-|x| never overflows. */
+/* 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below: e^-|x| never overflows. The
+ * quotient is formed in double and rounded once. */
 static LLVMValueRef sigmoid_from(cg_lower *c, LLVMValueRef nonneg, LLVMValueRef e) {
-  LLVMValueRef num = sel(c, nonneg, f32k(c, 1), e);
-  return fdiv(c, num, fadd(c, f32k(c, 1), e));
+  LLVMValueRef ed = widen(c, e);
+  LLVMValueRef num = sel(c, nonneg, f64k(c, 1), ed);
+  return narrow(c, fdiv(c, num, fadd(c, f64k(c, 1), ed)));
 }
 
 static LLVMValueRef gen_sigmoid(cg_lower *c, LLVMValueRef x) {
@@ -332,22 +334,24 @@ static LLVMValueRef gen_gelu(cg_lower *c, LLVMValueRef x) {
 }
 
 /* x sigmoid(v) for v in double: x / (1 + e) for v >= 0, and for v < 0
- * x e / (1 + e) with e = e^v = p 2^k, the factor 2^k applied last so that
- * a result in the subnormal range is rounded once (x lifts x e^v above
- * e^v, so rounding e^v first would lose most of its bits). */
+ * x e / (1 + e) with e = e^v = p 2^k. The quotients are formed in double
+ * and rounded once; for v < 0 the factor 2^k is applied in two halves, the
+ * second after rounding, so that a result in the subnormal range is
+ * rounded once more at most (rounding e^v first would lose most of its
+ * bits when |x| lifts x e^v above e^v). */
 static LLVMValueRef x_sigmoid(cg_lower *c, LLVMValueRef x, LLVMValueRef v) {
   LLVMValueRef neg = clamp(c, fneg(c, fabs_of(c, v)), -160, 0);
   exp_split s = exp_reduce_wide(c, neg);
-  LLVMValueRef p = fadd(c, f32k(c, 1), s.em);
-  LLVMValueRef d = fadd(c, f32k(c, 1), scale(c, p, s.k));
-  /* x 2^(k/2) first: k <= 0 here, so nothing overflows (x p could). */
+  LLVMValueRef xd = widen(c, x);
+  LLVMValueRef pd = fadd(c, f64k(c, 1), widen(c, s.em));
+  LLVMValueRef d = fadd(c, f64k(c, 1), widen(c, scale(c, fadd(c, f32k(c, 1), s.em), s.k)));
   LLVMValueRef k1 = LLVMBuildAShr(c->b, s.k, u32k(c, 1), "");
-  LLVMValueRef xs = fmul(c, x, pow2(c, k1));
-  LLVMValueRef below = fmul(c, fmul(c, xs, fdiv(c, p, d)), pow2(c, LLVMBuildSub(c->b, s.k, k1, "")));
+  LLVMValueRef m = narrow(c, fmul(c, fdiv(c, fmul(c, xd, pd), d), widen(c, pow2(c, k1))));
+  LLVMValueRef below = fmul(c, m, pow2(c, LLVMBuildSub(c->b, s.k, k1, "")));
   /* Below v = -160 the result underflows for every float x (the callers'
    * |x| is below 2^8 there): x * 0 gives -0, and NaN for -inf. */
   below = sel(c, fcmp(c, LLVMRealOLT, v, f64k(c, -160)), fmul(c, x, f32k(c, 0)), below);
-  return sel(c, fcmp(c, LLVMRealOGE, v, f64k(c, 0)), fdiv(c, x, d), below);
+  return sel(c, fcmp(c, LLVMRealOGE, v, f64k(c, 0)), narrow(c, fdiv(c, xd, d)), below);
 }
 
 static LLVMValueRef gen_silu(cg_lower *c, LLVMValueRef x) { return x_sigmoid(c, x, widen(c, x)); }

@@ -12,7 +12,7 @@
 void help_build(FILE *f) {
   fputs("usage: seqc build MODEL [options]\n"
         "\n"
-        "Compile MODEL (.sqir) to native code for a target.\n"
+        "Compile MODEL (.yaml or .sqir) to native code for a target.\n"
         "\n"
         "options:\n"
         "  --emit=KIND        llvm (LLVM IR text), asm (assembly) or obj (object file,\n"

@@ -9,9 +9,10 @@
 #include <string.h>
 
 void help_opt(FILE *f) {
-  fputs("usage: seqc opt IN.sqir [options]\n"
+  fputs("usage: seqc opt MODEL [options]\n"
         "\n"
-        "Parse and verify IN.sqir ('-' reads stdin), run passes, print the graph.\n"
+        "Parse and verify MODEL (.yaml or .sqir; '-' reads .sqir from stdin), run\n"
+        "passes, print the graph as .sqir.\n"
         "\n"
         "options:\n"
         "  --passes=A,B,...     run these passes in order (see the list below)\n"

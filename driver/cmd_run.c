@@ -18,9 +18,9 @@
 #define RUN_PRINT_LIMIT 4096
 
 void help_run(FILE *f) {
-  fputs("usage: seqc run IN.sqir [options]\n"
+  fputs("usage: seqc run MODEL [options]\n"
         "\n"
-        "Run IN.sqir: compiled to native code for this machine (the default), or\n"
+        "Run MODEL (.yaml or .sqir): compiled to native code for this machine (the default), or\n"
         "evaluated by the reference interpreter (--interp: double accumulation,\n"
         "results rounded to each value's dtype).\n"
         "\n"

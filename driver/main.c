@@ -18,14 +18,14 @@ static void help_main(FILE *f) {
         "them.\n"
         "\n"
         "commands:\n"
-        "  opt    parse, verify and optimize a graph; print the result as .sqir\n"
-        "  run    evaluate a graph with the reference interpreter\n"
-        "  viz    write a graph as Graphviz DOT\n"
-        "  build  compile a graph to LLVM IR, assembly or an object file\n"
+        "  opt      parse, verify and optimize a model; print the result as .sqir\n"
+        "  run      run a model, compiled for this machine (or --interp)\n"
+        "  check    compare compiled code with the interpreter on the same inputs\n"
+        "  build    compile a model to LLVM IR, assembly or an object file\n"
+        "  viz      write a model as Graphviz DOT\n"
         "  weights  list the tensors of a safetensors file\n"
-        "  check  compare compiled code with the interpreter on the same inputs\n"
-        "  help   show help for a command (seqc help opt), or the op\n"
-        "         reference (seqc help ops)\n"
+        "  help     show help for a command (seqc help opt), or the op\n"
+        "           reference (seqc help ops)\n"
         "\n"
         "options:\n"
         "  -h, --help     show this help\n"
@@ -170,7 +170,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(what, "ops")) help_ops(stdout);
     else if (!*what) help_main(stdout);
     else {
-      cli_error("no help on '%s'; try opt, run, viz, build, weights or ops", what);
+      cli_error("no help on '%s'; try opt, run, check, build, viz, weights or ops", what);
       return 1;
     }
     return 0;
