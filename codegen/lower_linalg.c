@@ -7,10 +7,13 @@
  * Accumulation. The interpreter accumulates in double. Compiled code
  * accumulates in an accumulator type (acc_dtype): float for f32, f16 and
  * bf16, double for f64, i64 for both integer dtypes. Every reduction adds
- * its terms in one fixed order, row-major over the reduced positions (k
- * ascending for matmul), and never reassociates, so a result depends on
- * the shapes and the inputs only, and a float sum of n terms is within the
- * sequential-summation bound n*eps*sum|terms| of the exact one.
+ * its terms in one fixed order and never reassociates, so a result depends
+ * on the shapes and the inputs only: row-major over the reduced positions
+ * (k ascending for matmul), except that f32/f64 sums along a contiguous row
+ * (a sum over the last axis, a matmul dot product with transpose_b) use
+ * SUM_LANES explicit vector accumulators in a spelled-out order (lane_sum).
+ * Either way a float sum of n terms is within n*eps*sum|terms| of the exact
+ * one.
  *
  * Integers. The interpreter fails when an integer result does not fit its
  * dtype exactly (the i32 range; |x| < 2^53 for i64). Compiled code
@@ -221,6 +224,58 @@ static LLVMValueRef load_slot(cg_lower *c, LLVMValueRef slot, ir_dtype acc_dt) {
   return LLVMBuildLoad2(c->b, cg_compute_type(c, acc_dt), slot, "");
 }
 
+/* ---- sums with explicit vector accumulators --------------------------------------- */
+
+/* Lanes of the explicit vector accumulators; fixed, so results do not
+ * depend on the target's vector width. */
+enum { SUM_LANES = 8 };
+
+static LLVMValueRef element_at(cg_lower *c, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef i) {
+  return LLVMBuildGEP2(c->b, t, base, &i, 1, "");
+}
+
+static LLVMValueRef load_lanes(cg_lower *c, LLVMTypeRef t, LLVMValueRef base, LLVMValueRef i) {
+  LLVMValueRef v = LLVMBuildLoad2(c->b, LLVMVectorType(t, SUM_LANES), element_at(c, t, base, i), "");
+  LLVMSetAlignment(v, t == c->f64 ? 8 : 4); /* element alignment: rows start anywhere */
+  return v;
+}
+
+/* sum_{i<n} a[i] * b[i] (or a[i] when b is NULL) over contiguous f32/f64
+ * elements. Instead of reassociating, the order is spelled out: lane l of
+ * SUM_LANES vector accumulators adds the terms i = l (mod SUM_LANES) below
+ * the last multiple of SUM_LANES, the lanes are combined pairwise in a fixed
+ * tree, and the remaining terms are added one by one. The order depends on
+ * n only, so results are identical from run to run. */
+static LLVMValueRef lane_sum(cg_lower *c, ir_dtype dt, LLVMValueRef a, LLVMValueRef b, LLVMValueRef n) {
+  LLVMTypeRef t = cg_compute_type(c, dt), vt = LLVMVectorType(t, SUM_LANES);
+  LLVMValueRef lanes = cg_entry_alloca(c, vt, "lanes"), rest = cg_entry_alloca(c, t, "rest");
+  LLVMBuildStore(c->b, LLVMConstNull(vt), lanes);
+  LLVMBuildStore(c->b, LLVMConstNull(t), rest);
+  LLVMValueRef chunks = LLVMBuildSDiv(c->b, n, cg_i64(c, SUM_LANES), "");
+  cg_loop ch = cg_for_begin(c, chunks, "chunk");
+  LLVMValueRef at = LLVMBuildMul(c->b, ch.iv, cg_i64(c, SUM_LANES), "");
+  LLVMValueRef v = load_lanes(c, t, a, at);
+  if (b) v = fmul(c, v, load_lanes(c, t, b, at));
+  LLVMBuildStore(c->b, fadd(c, LLVMBuildLoad2(c->b, vt, lanes, ""), v), lanes);
+  cg_for_end(c, &ch);
+  LLVMValueRef done = LLVMBuildMul(c->b, chunks, cg_i64(c, SUM_LANES), "");
+  cg_loop r = cg_for_begin(c, LLVMBuildSub(c->b, n, done, ""), "rest");
+  LLVMValueRef i = LLVMBuildAdd(c->b, done, r.iv, "");
+  LLVMValueRef x = LLVMBuildLoad2(c->b, t, element_at(c, t, a, i), "");
+  if (b) x = fmul(c, x, LLVMBuildLoad2(c->b, t, element_at(c, t, b, i), ""));
+  LLVMBuildStore(c->b, fadd(c, LLVMBuildLoad2(c->b, t, rest, ""), x), rest);
+  cg_for_end(c, &r);
+  LLVMValueRef acc = LLVMBuildLoad2(c->b, vt, lanes, ""), part[SUM_LANES];
+  for (int l = 0; l < SUM_LANES; l++) part[l] = LLVMBuildExtractElement(c->b, acc, cg_i32(c, l), "");
+  for (int width = SUM_LANES / 2; width >= 1; width /= 2)
+    for (int l = 0; l < width; l++) part[l] = fadd(c, part[2 * l], part[2 * l + 1]);
+  return fadd(c, part[0], LLVMBuildLoad2(c->b, t, rest, ""));
+}
+
+/* Whether a buffer's elements are its accumulator type (f32, f64), so
+ * lane_sum can load them directly. */
+static bool lane_summable(ir_dtype dt) { return dt == IR_F32 || dt == IR_F64; }
+
 /* ---- matmul ------------------------------------------------------------------- */
 
 /* Where element (row, col) of a matrix operand lives: base + row*rs + col*cs. */
@@ -295,6 +350,22 @@ static void matmul_rows(cg_lower *c, const matrix_view *a, const matrix_view *b,
   cg_for_end(c, &i);
 }
 
+/* C = A B^T for one batch when the rows of A and of B^T are contiguous
+ * (no transpose_a, transpose_b) in f32/f64: one lane_sum per element. */
+static void matmul_row_dots(cg_lower *c, const matrix_view *a, const matrix_view *b, const cg_buf *out,
+                            LLVMValueRef cbase, LLVMValueRef m, LLVMValueRef k, LLVMValueRef n) {
+  ir_dtype dt = out->type.dtype;
+  LLVMTypeRef t = cg_compute_type(c, dt);
+  cg_loop i = cg_for_begin(c, m, "i");
+  LLVMValueRef arow = element_at(c, t, a->buf->ptr, LLVMBuildAdd(c->b, a->base, LLVMBuildMul(c->b, i.iv, a->row_stride, ""), ""));
+  cg_loop j = cg_for_begin(c, n, "j");
+  LLVMValueRef brow = element_at(c, t, b->buf->ptr, LLVMBuildAdd(c->b, b->base, LLVMBuildMul(c->b, j.iv, b->col_stride, ""), ""));
+  LLVMValueRef at = LLVMBuildAdd(c->b, cbase, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, i.iv, n, ""), j.iv, ""), "");
+  cg_store(c, out, at, lane_sum(c, dt, arow, brow, k));
+  cg_for_end(c, &j);
+  cg_for_end(c, &i);
+}
+
 /* C = A B for one batch by dot products: acc = sum_k A[i,k] B[k,j]. */
 static void matmul_dots(cg_lower *c, const matrix_view *a, const matrix_view *b, const cg_buf *out,
                         LLVMValueRef cbase, LLVMValueRef m, LLVMValueRef k, LLVMValueRef n) {
@@ -328,8 +399,11 @@ bool lower_matmul(cg_lower *c, ir_opid op) {
   cidx[ro - 2] = cidx[ro - 1] = cg_i64(c, 0);
   LLVMValueRef cbase = cg_linear(c, out, cidx);
   free(cidx);
+  bool same = a->type.dtype == out->type.dtype && b->type.dtype == out->type.dtype;
   if (stores_accumulator(out->type.dtype) && !tb)
     matmul_rows(c, &va, &vb, out, cbase, m, k, n);
+  else if (lane_summable(out->type.dtype) && same && !ta && tb)
+    matmul_row_dots(c, &va, &vb, out, cbase, m, k, n);
   else
     matmul_dots(c, &va, &vb, out, cbase, m, k, n);
   cg_nest_end(c, &batch);
@@ -411,6 +485,25 @@ static LLVMValueRef fold_reduced(cg_lower *c, const reduce_plan *p, const cg_buf
   return load_slot(c, slot, acc_dt);
 }
 
+/* The sum of x's reduced positions around xidx when the last axis is among
+ * them: rows along the last axis in row-major order, each by lane_sum. */
+static LLVMValueRef fold_rows(cg_lower *c, const reduce_plan *p, const cg_buf *x, LLVMValueRef *xidx) {
+  ir_dtype dt = x->type.dtype;
+  LLVMTypeRef t = cg_compute_type(c, dt);
+  LLVMValueRef slot = cg_entry_alloca(c, t, "acc");
+  LLVMBuildStore(c->b, LLVMConstNull(t), slot);
+  int32_t *axes = ir_xcalloc((size_t)p->rank + 1, sizeof(int32_t));
+  int32_t n = axes_where(p->rank - 1, p->reduced, true, axes);
+  cg_nest r = cg_nest_axes(c, x, n, axes, xidx);
+  xidx[p->rank - 1] = cg_i64(c, 0);
+  LLVMValueRef row = element_at(c, t, x->ptr, cg_linear(c, x, xidx));
+  LLVMValueRef sum = lane_sum(c, dt, row, NULL, x->dims[p->rank - 1]);
+  LLVMBuildStore(c->b, fadd(c, LLVMBuildLoad2(c->b, t, slot, ""), sum), slot);
+  cg_nest_end(c, &r);
+  free(axes);
+  return LLVMBuildLoad2(c->b, t, slot, "");
+}
+
 /* One accumulator per output element. */
 static void reduce_per_element(cg_lower *c, const reduce_plan *p, const cg_buf *x, const cg_buf *out) {
   ir_dtype acc_dt = acc_dtype(x->type.dtype);
@@ -420,7 +513,9 @@ static void reduce_per_element(cg_lower *c, const reduce_plan *p, const cg_buf *
   LLVMValueRef count = reduced_count(c, p, x);
   cg_nest kept = cg_nest_axes(c, x, axes_where(p->rank, p->reduced, false, axes), axes, xidx);
   LLVMValueRef olin = reduced_linear(c, p, out, xidx);
-  LLVMValueRef v = fold_reduced(c, p, x, xidx, k, identity(c, k, acc_dt), NULL);
+  bool rows = k == COMBINE_SUM && p->kind != IR_OP_REDUCE_LOGSUMEXP && p->rank > 0 &&
+              p->reduced[p->rank - 1] && lane_summable(x->type.dtype);
+  LLVMValueRef v = rows ? fold_rows(c, p, x, xidx) : fold_reduced(c, p, x, xidx, k, identity(c, k, acc_dt), NULL);
   if (p->kind == IR_OP_REDUCE_MEAN) v = fdiv(c, v, LLVMBuildSIToFP(c->b, count, LLVMTypeOf(v), ""));
   if (p->kind == IR_OP_REDUCE_LOGSUMEXP) {
     /* An infinite or NaN maximum is already the answer. */

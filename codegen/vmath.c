@@ -18,7 +18,10 @@
  *   log   x = 2^k * m with m in [sqrt(1/2), sqrt(2)), log(m) = log1p(f) with
  *         f = m - 1 by the atanh series in s = f / (2 + f) (fdlibm's form:
  *         f - f^2/2 + s (f^2/2 + R(s^2))).
- *   tanh  expm1(2|x|) / (expm1(2|x|) + 2): accurate near 0 because expm1 is.
+ *   tanh  x + x^3 T(x^2) below 0.5625; beyond, expm1(2|x|) / (expm1(2|x|) + 2).
+ *   sigmoid, silu, gelu_tanh  x / (1 + e^-v) and x e^v / (1 + e^v) with the
+ *         quotient in double, rounded once (silu: v = x; gelu_tanh: v the
+ *         doubled tanh argument, computed in double).
  *   erf   x * A(x^2) for |x| < 0.875; beyond, 1 - erfc(|x|) where
  *         erfc(a) = t exp(-a^2 + P(t)), t = 1 / (1 + a/2) (the form of
  *         Numerical Recipes' erfcc, refitted), with a^2 and P computed in

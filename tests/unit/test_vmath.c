@@ -246,13 +246,16 @@ static void check_edges(const vm_case *vc, const float *expect_x, const float *e
 
 static const vm_case EXP = {"exp", IR_OP_EXP, false, exp, 1.0, 104, INFINITY};
 static const vm_case LOG = {"log", IR_OP_LOG, false, log, 1.0, 0, INFINITY};
-static const vm_case TANH = {"tanh", IR_OP_TANH, false, tanh, 2.5, 10, INFINITY};
-static const vm_case SIGMOID = {"sigmoid", IR_OP_SIGMOID, false, ref_sigmoid, 2.5, 104, INFINITY};
+static const vm_case TANH = {"tanh", IR_OP_TANH, false, tanh, 2.0, 10, INFINITY};
+static const vm_case SIGMOID = {"sigmoid", IR_OP_SIGMOID, false, ref_sigmoid, 2.0, 104, INFINITY};
 static const vm_case ERF = {"erf", IR_OP_ERF, false, erf, 2.0, 4, INFINITY};
-static const vm_case GELU = {"gelu", IR_OP_GELU, false, ref_gelu, 3.0, 15, INFINITY};
-static const vm_case GELU_TANH = {"gelu_tanh", IR_OP_GELU, true, ref_gelu_tanh, 3.0, 15, INFINITY};
+static const vm_case GELU = {"gelu", IR_OP_GELU, false, ref_gelu, 2.5, 15, INFINITY};
+static const vm_case GELU_TANH = {"gelu_tanh", IR_OP_GELU, true, ref_gelu_tanh, 1.5, 15, INFINITY};
 static double ref_silu(double x) { return x * ref_sigmoid(x); }
-static const vm_case SILU = {"silu", IR_OP_SILU, false, ref_silu, 3.0, 104, INFINITY};
+static const vm_case SILU = {"silu", IR_OP_SILU, false, ref_silu, 1.5, 104, INFINITY};
+static double ref_elu(double x) { return x > 0 ? x : expm1(x); }
+/* elu with alpha = 1 is expm1 below 0 (the multiplication by 1 is exact). */
+static const vm_case ELU = {"elu", IR_OP_ELU, false, ref_elu, 1.5, 30, INFINITY};
 static const vm_case SOFTPLUS = {"softplus", IR_OP_SOFTPLUS, false, ref_softplus, 3.0, 104, INFINITY};
 static const vm_case SIN = {"sin", IR_OP_SIN, false, sin, 1.0, 1e4, TRIG_DOMAIN};
 static const vm_case COS = {"cos", IR_OP_COS, false, cos, 1.0, 1e4, TRIG_DOMAIN};
@@ -305,6 +308,11 @@ static void test_silu(void **state) {
                             (0.0f, -0.0f, INFINITY, NAN, NAN, -0.0f)));
 }
 
+static void test_elu(void **state) {
+  check_case(&ELU);
+  check_edges(&ELU, EXPECT((0.0f, -0.0f, INFINITY, -INFINITY, NAN, -100.0f), (0.0f, -0.0f, INFINITY, -1.0f, NAN, -1.0f)));
+}
+
 static void test_softplus(void **state) {
   check_case(&SOFTPLUS);
   check_edges(&SOFTPLUS, EXPECT((0.0f, INFINITY, -INFINITY, NAN, 100.0f, -200.0f),
@@ -337,7 +345,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exp),      cmocka_unit_test(test_log),       cmocka_unit_test(test_tanh),
       cmocka_unit_test(test_sigmoid),  cmocka_unit_test(test_erf),       cmocka_unit_test(test_gelu),
-      cmocka_unit_test(test_gelu_tanh), cmocka_unit_test(test_silu), cmocka_unit_test(test_softplus), cmocka_unit_test(test_sin),
+      cmocka_unit_test(test_gelu_tanh), cmocka_unit_test(test_silu), cmocka_unit_test(test_elu), cmocka_unit_test(test_softplus), cmocka_unit_test(test_sin),
       cmocka_unit_test(test_cos),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
