@@ -34,6 +34,7 @@ typedef enum cg_status {
   CG_INDEX_RANGE = 2,     /* gather index or sequence length out of range */
   CG_INT_DIV_ZERO = 3,    /* integer division by zero or overflow (INT_MIN / -1) */
   CG_CAST_RANGE = 4,      /* float to integer cast of NaN or out of range */
+  CG_INT_OVERFLOW = 5,    /* an integer result does not fit its dtype (i64: |x| < 2^53) */
   CG_STATUS_COUNT
 } cg_status;
 const char *cg_status_message(int32_t code);

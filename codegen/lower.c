@@ -147,6 +147,9 @@ void cg_alloc_buf(cg_lower *c, cg_buf *out, ir_type t) {
   set_buf_dims(c, out, t);
   LLVMBuilderRef B = c->b;
   LLVMValueRef bytes = cg_bytes(c, t.dtype, cg_numel(c, out));
+  /* A dim that is negative for these inputs fails the op's own checks
+   * before anything is written; meanwhile its buffer takes no room. */
+  bytes = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, bytes, cg_i64(c, 0), ""), cg_i64(c, 0), bytes, "");
   bytes = LLVMBuildAnd(B, LLVMBuildAdd(B, bytes, cg_i64(c, SCRATCH_ALIGN - 1), ""),
                        cg_i64(c, -SCRATCH_ALIGN), "");
   LLVMValueRef off = LLVMBuildLoad2(B, c->i64, c->sp, "sp");

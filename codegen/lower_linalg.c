@@ -19,7 +19,7 @@
  * dtype exactly (the i32 range; |x| < 2^53 for i64). Compiled code
  * accumulates integers in i64 with overflow-checked arithmetic and checks
  * every stored result the same way; all such failures return
- * CG_CAST_RANGE. (The interpreter's double partial sums stop being exact
+ * CG_INT_OVERFLOW. (The interpreter's double partial sums stop being exact
  * above 2^53 while i64 ones stay exact, so whenever the interpreter's
  * result is exact both agree.)
  *
@@ -158,11 +158,11 @@ static LLVMValueRef load_acc(cg_lower *c, const cg_buf *b, LLVMValueRef lin) {
   return cg_convert(c, cg_load(c, b, lin), dt, acc_dtype(dt));
 }
 
-/* An i64 operation with overflow, which fails the run with CG_CAST_RANGE. */
+/* An i64 operation with overflow, which fails the run with CG_INT_OVERFLOW. */
 static LLVMValueRef checked_i64(cg_lower *c, const char *intrinsic, LLVMValueRef a, LLVMValueRef b) {
   LLVMValueRef args[2] = {a, b};
   LLVMValueRef pair = cg_intrinsic(c, intrinsic, c->i64, 2, args);
-  cg_check(c, LLVMBuildNot(c->b, LLVMBuildExtractValue(c->b, pair, 1, ""), ""), CG_CAST_RANGE);
+  cg_check(c, LLVMBuildNot(c->b, LLVMBuildExtractValue(c->b, pair, 1, ""), ""), CG_INT_OVERFLOW);
   return LLVMBuildExtractValue(c->b, pair, 0, "");
 }
 
@@ -206,7 +206,7 @@ static LLVMValueRef identity(cg_lower *c, combine_kind k, ir_dtype acc_dt) {
 static void check_exact_i64(cg_lower *c, LLVMValueRef v) {
   const int64_t limit = ((int64_t)1 << 53) - 1;
   LLVMValueRef shifted = LLVMBuildAdd(c->b, v, cg_i64(c, limit), "");
-  cg_check(c, LLVMBuildICmp(c->b, LLVMIntULE, shifted, cg_i64(c, 2 * limit), ""), CG_CAST_RANGE);
+  cg_check(c, LLVMBuildICmp(c->b, LLVMIntULE, shifted, cg_i64(c, 2 * limit), ""), CG_INT_OVERFLOW);
 }
 
 /* Store an accumulator value into out, checked as the interpreter checks
@@ -214,6 +214,11 @@ static void check_exact_i64(cg_lower *c, LLVMValueRef v) {
 static void store_acc(cg_lower *c, const cg_buf *out, LLVMValueRef lin, LLVMValueRef v) {
   ir_dtype dt = out->type.dtype;
   if (dt == IR_I64) check_exact_i64(c, v);
+  if (dt == IR_I32) {
+    LLVMValueRef narrow = LLVMBuildTrunc(c->b, v, c->i32, "");
+    cg_check(c, LLVMBuildICmp(c->b, LLVMIntEQ, LLVMBuildSExt(c->b, narrow, c->i64, ""), v, ""),
+             CG_INT_OVERFLOW);
+  }
   cg_store(c, out, lin, cg_convert(c, v, acc_dtype(dt), dt));
 }
 
@@ -582,7 +587,7 @@ bool lower_reduce(cg_lower *c, ir_opid op) {
     /* Over zero elements the identity is infinite: no integer holds it. */
     LLVMValueRef some = LLVMBuildICmp(c->b, LLVMIntNE, reduced_count(c, &p, x), cg_i64(c, 0), "");
     LLVMValueRef none_stored = LLVMBuildICmp(c->b, LLVMIntEQ, cg_numel(c, out), cg_i64(c, 0), "");
-    cg_check(c, LLVMBuildOr(c->b, some, none_stored, ""), CG_CAST_RANGE);
+    cg_check(c, LLVMBuildOr(c->b, some, none_stored, ""), CG_INT_OVERFLOW);
   }
   bool has_tail = p.last_reduced < p.rank - 1;
   if (has_tail && stores_accumulator(x->type.dtype) && p.kind != IR_OP_REDUCE_LOGSUMEXP)

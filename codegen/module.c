@@ -33,6 +33,7 @@ const char *cg_status_message(int32_t code) {
   case CG_INDEX_RANGE: return "an index or sequence length is out of range";
   case CG_INT_DIV_ZERO: return "integer division by zero or overflow";
   case CG_CAST_RANGE: return "a value is NaN or out of range for an integer conversion";
+  case CG_INT_OVERFLOW: return "an integer result does not fit its dtype";
   default: return "unknown error";
   }
 }
