@@ -35,6 +35,7 @@ LIBSEQRT  := $(BUILD)/libseqrt.a
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all deps test unit demo clean
+.SECONDARY:
 all: $(SEQC) $(LIBSEQRT)
 
 $(BUILD)/obj/%.o: %.c
@@ -46,7 +47,24 @@ $(BUILD)/obj/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
-$(LIBSEQC): $(call obj,$(COMPILER_SRC))
+# The public types of generated headers, embedded in seqc as text
+# (codegen/abi.h): runtime/seqrt_types.h is their one definition.
+GEN_TYPES := $(BUILD)/gen/seqrt_types_text.c
+$(GEN_TYPES): runtime/seqrt_types.h
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from runtime/seqrt_types.h by the Makefile */'; \
+	  echo 'const char abi_public_types[] ='; \
+	  sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$$/\\n"/' $<; echo ';'; } > $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+# Where `seqc build` finds the runtime it links into shared objects: this
+# tree's headers and its uninstrumented library (also for the ASan build).
+$(BUILD)/obj/codegen/link.o: CPPFLAGS += -DSEQC_RUNTIME_INCLUDE='"$(CURDIR)"' \
+	-DSEQC_RUNTIME_LIB='"$(CURDIR)/build/libseqrt.a"'
+
+$(LIBSEQC): $(call obj,$(COMPILER_SRC)) $(GEN_TYPES:.c=.o)
 	@rm -f $@
 	ar rcs $@ $^
 

@@ -64,6 +64,15 @@ const char *cg_program_name(const cg_program *p);
 /* LLVM IR text, assembly text or object bytes for the program's target. */
 bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d);
 
+/* ---- shared objects (abi.c, link.c) ---------------------------------------- */
+
+/* NAME.h for p compiled from g: the C interface of its shared object. */
+bool cg_emit_header(cg_program *p, ir_graph *g, ir_buf *out, ir_diag *d);
+/* Link p (compiled from g, PIC, for the host) with the runtime into a
+ * self-contained shared object at so_path, written atomically. Needs a C
+ * compiler (`cc`, or $CC) to compile the glue and link. */
+bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_diag *d);
+
 /* ---- running in process (jit.c holds every ORC call) ---------------------- */
 
 typedef struct cg_jit cg_jit;

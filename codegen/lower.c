@@ -289,9 +289,10 @@ LLVMValueRef cg_const(cg_lower *c, ir_dtype dt, double v) {
 }
 
 /* Float to integer: NaN and values outside the target range fail the
- * check (the interpreter reports the same inputs as errors). */
+ * check, i64 included beyond 2^53 where the interpreter stops being exact
+ * (it reports the same inputs as errors). */
 static LLVMValueRef float_to_int(cg_lower *c, LLVMValueRef v, LLVMTypeRef ft, ir_dtype to) {
-  double lim = to == IR_I32 ? 2147483648.0 : 9223372036854775808.0;
+  double lim = to == IR_I32 ? 2147483648.0 : 9007199254740992.0;
   LLVMValueRef lo = LLVMBuildFCmp(c->b, LLVMRealOGE, v, LLVMConstReal(ft, -lim), "");
   LLVMValueRef hi = LLVMBuildFCmp(c->b, LLVMRealOLT, v, LLVMConstReal(ft, lim), "");
   cg_check(c, LLVMBuildAnd(c->b, lo, hi, ""), CG_CAST_RANGE);

@@ -15,10 +15,11 @@ void help_build(FILE *f) {
         "Compile MODEL (.yaml or .sqir) to native code for a target.\n"
         "\n"
         "options:\n"
-        "  --emit=KIND        llvm (LLVM IR text), asm (assembly) or obj (object file,\n"
-        "                     the default)\n"
-        "  -o OUT             output file (default: MODEL's name with .ll, .s or .o), '-' for\n"
-        "                     stdout; written atomically\n"
+        "  --emit=KIND        so (the default: a self-contained shared object NAME.so plus\n"
+        "                     its C header NAME.h beside it), header (NAME.h only),\n"
+        "                     llvm (LLVM IR text), asm (assembly) or obj (object file)\n"
+        "  -o OUT             output file (default: MODEL's name with .so, .h, .ll, .s or .o),\n"
+        "                     '-' for stdout (not for so); written atomically\n"
         "  -O0 | -O1 | -O2 | -O3  seqc's pass pipeline and LLVM's optimization level\n"
         "                     (default -O2; floating-point contraction only at -O2 and -O3)\n"
         "  --passes=A,B,...   run these seqc passes instead of the -O pipeline (lowering\n"
@@ -78,24 +79,33 @@ static int parse_build_args(int argc, char **argv, build_args *a) {
   return 0;
 }
 
-static bool emit_kind(const char *s, cg_emit_kind *k, const char **ext) {
+/* What --emit asks for: a code form of cg_emit, or the shared object or
+ * header (which cg_emit does not make). */
+typedef enum build_kind { BUILD_LLVM, BUILD_ASM, BUILD_OBJ, BUILD_SO, BUILD_HEADER } build_kind;
+
+static bool emit_kind(const char *s, build_kind *k, const char **ext) {
   static const struct {
     const char *name, *ext;
-    cg_emit_kind kind;
-  } kinds[] = {{"llvm", ".ll", CG_EMIT_LLVM}, {"asm", ".s", CG_EMIT_ASM}, {"obj", ".o", CG_EMIT_OBJ}};
+    build_kind kind;
+  } kinds[] = {{"so", ".so", BUILD_SO},     {"header", ".h", BUILD_HEADER}, {"llvm", ".ll", BUILD_LLVM},
+               {"asm", ".s", BUILD_ASM},   {"obj", ".o", BUILD_OBJ}};
   for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
     if (!strcmp(s, kinds[i].name)) {
       *k = kinds[i].kind;
       *ext = kinds[i].ext;
       return true;
     }
-  cli_error("--emit expects llvm, asm or obj, got '%s'", s);
+  cli_error("--emit expects so, header, llvm, asm or obj, got '%s'", s);
   return false;
 }
 
 /* MODEL's path with its extension replaced by `ext`. */
 static char *default_output(const char *in, const char *ext) {
-  if (!strcmp(in, "-")) return strdup(ext[1] == 'o' ? "out.o" : ext[1] == 's' ? "out.s" : "out.ll");
+  if (!strcmp(in, "-")) {
+    ir_buf b = {0};
+    ir_buf_printf(&b, "out%s", ext);
+    return b.s;
+  }
   const char *slash = strrchr(in, '/'), *dot = strrchr(in, '.');
   size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - in) : strlen(in);
   ir_buf b = {0};
@@ -104,13 +114,47 @@ static char *default_output(const char *in, const char *ext) {
   return b.s;
 }
 
+/* NAME.h beside NAME.so: the .so path with its extension replaced. */
+static char *header_beside(const char *so_path) {
+  return default_output(so_path, ".h");
+}
+
+static bool write_text(const char *path, const ir_buf *text) {
+  ir_buf err = {0};
+  bool ok = ir_write_file_atomic(path, text->s ? text->s : "", text->len, &err);
+  if (!ok) cli_error("%s", err.s);
+  ir_buf_free(&err);
+  return ok;
+}
+
+static bool write_build(cg_program *p, ir_graph *g, build_kind kind, const char *path, ir_diag *d) {
+  static const cg_emit_kind code_kinds[] = {[BUILD_LLVM] = CG_EMIT_LLVM, [BUILD_ASM] = CG_EMIT_ASM,
+                                            [BUILD_OBJ] = CG_EMIT_OBJ};
+  ir_buf out = {0};
+  bool ok;
+  if (kind == BUILD_SO && !strcmp(path, "-")) {
+    cli_error("a shared object cannot be written to stdout; give -o NAME.so");
+    ok = false;
+  } else if (kind == BUILD_SO) {
+    char *hpath = header_beside(path);
+    ok = cg_emit_header(p, g, &out, d) && cg_emit_shared(p, g, path, d) && write_text(hpath, &out);
+    free(hpath);
+  } else if (kind == BUILD_HEADER) {
+    ok = cg_emit_header(p, g, &out, d) && write_text(path, &out);
+  } else {
+    ok = cg_emit(p, code_kinds[kind], &out, d) && write_text(path, &out);
+  }
+  ir_buf_free(&out);
+  return ok;
+}
+
 int cmd_build(int argc, char **argv) {
   build_args a = {0};
   a.level = 2;
-  a.emit = "obj";
+  a.emit = "so";
   int rc = parse_build_args(argc, argv, &a);
   if (rc) return rc == 2 ? 0 : 1;
-  cg_emit_kind kind;
+  build_kind kind;
   const char *ext;
   if (!emit_kind(a.emit, &kind, &ext)) return 1;
   a.cg.opt_level = a.level;
@@ -128,13 +172,9 @@ int cmd_build(int argc, char **argv) {
   cg_program *p = ok ? cg_compile(m.g, &a.cg, &d) : NULL;
   ok = p != NULL;
   if (ok) {
-    ir_buf out = {0}, err = {0};
     char *path = a.out ? strdup(a.out) : default_output(a.in, ext);
-    ok = cg_emit(p, kind, &out, &d) && ir_write_file_atomic(path, out.s ? out.s : "", out.len, &err);
-    if (err.len) cli_error("%s", err.s);
+    ok = write_build(p, m.g, kind, path, &d);
     free(path);
-    ir_buf_free(&out);
-    ir_buf_free(&err);
   }
   cg_program_free(p);
   cli_model_free(&m);

@@ -702,9 +702,11 @@ static double f_rsqrt(double x, double p) { return 1 / sqrt(x); }
 static double f_tanh(double x, double p) { return tanh(x); }
 static double f_sigmoid(double x, double p) { return sigmoid(x); }
 static double f_relu(double x, double p) { return isnan(x) ? x : x > 0 ? x : 0.0; }
-static double f_gelu(double x, double p) { return 0.5 * x * (1 + erf(x * SQRT_HALF)); }
+/* x*Phi(x) written with erfc and 1/(1+e^-2u) so that neither form cancels
+ * for large negative x (1 + erf(...) and 1 + tanh(...) lose every digit). */
+static double f_gelu(double x, double p) { return 0.5 * x * erfc(-x * SQRT_HALF); }
 static double f_gelu_tanh(double x, double p) {
-  return 0.5 * x * (1 + tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+  return x / (1 + exp(-2 * SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
 }
 static double f_erf(double x, double p) { return erf(x); }
 static double f_silu(double x, double p) { return x * sigmoid(x); }

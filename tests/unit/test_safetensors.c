@@ -1,5 +1,5 @@
-/* Unit tests for runtime/safetensors.c. Files are built in memory by a small
- * writer (length prefix, header JSON, padding, data), opened from
+/* Unit tests for runtime/safetensors.c. Files are built in memory by the
+ * shared writer st_writer.c (length prefix, header JSON, padding, data), opened from
  * exact-size heap copies so ASan sees any read past the end, and also
  * written to temporary files for rt_st_open. Every validation rule has a
  * case asserting the status and the message naming the file and tensor; a
@@ -17,39 +17,17 @@
 #include <unistd.h>
 
 #include "runtime/safetensors.h"
-
-typedef struct blob {
-  unsigned char *p;
-  size_t n;
-} blob;
-
-/* length prefix + header + `pad` spaces + data (bytes i*7+1 when data is NULL). */
-static blob make_blob_padded(const char *header, size_t pad, const void *data, size_t data_len) {
-  size_t hlen = strlen(header) + pad;
-  blob b = {malloc(8 + hlen + data_len + 1), 8 + hlen + data_len};
-  assert_non_null(b.p);
-  for (int i = 0; i < 8; i++) b.p[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-  memcpy(b.p + 8, header, strlen(header));
-  memset(b.p + 8 + strlen(header), ' ', pad);
-  for (size_t i = 0; i < data_len; i++)
-    b.p[8 + hlen + i] = data ? ((const unsigned char *)data)[i] : (unsigned char)(i * 7 + 1);
-  return b;
-}
-
-/* As the reference writer does: the header padded to a multiple of 8. */
-static blob make_blob(const char *header, const void *data, size_t data_len) {
-  return make_blob_padded(header, (8 - strlen(header) % 8) % 8, data, data_len);
-}
+#include "tests/unit/st_writer.h"
 
 /* A buffer of exactly b.n bytes, for ASan. */
-static rt_status open_blob(blob b, unsigned char **copy, rt_st_file **f) {
+static rt_status open_blob(st_blob b, unsigned char **copy, rt_st_file **f) {
   *copy = malloc(b.n ? b.n : 1);
   assert_non_null(*copy);
   memcpy(*copy, b.p, b.n);
   return rt_st_open_memory(*copy, b.n, f);
 }
 
-static void expect_fail_blob(blob b, rt_status want, const char *substring) {
+static void expect_fail_blob(st_blob b, rt_status want, const char *substring) {
   unsigned char *copy;
   rt_st_file *f = (rt_st_file *)1;
   rt_status st = open_blob(b, &copy, &f);
@@ -61,7 +39,7 @@ static void expect_fail_blob(blob b, rt_status want, const char *substring) {
 }
 
 static void expect_fail(const char *header, size_t data_len, const char *substring) {
-  expect_fail_blob(make_blob(header, NULL, data_len), RT_EFORMAT, substring);
+  expect_fail_blob(st_blob_make(header, NULL, data_len), RT_EFORMAT, substring);
 }
 
 /* ---- reading valid files ---- */
@@ -69,7 +47,7 @@ static void expect_fail(const char *header, size_t data_len, const char *substri
 static void test_f32_tensor(void **state) {
   (void)state;
   float w[6] = {0, 1.5f, -2, 3, 4, 5.25f};
-  blob b = make_blob("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", w, sizeof w);
+  st_blob b = st_blob_make("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}", w, sizeof w);
   unsigned char *copy;
   rt_st_file *f;
   assert_int_equal(open_blob(b, &copy, &f), RT_OK);
@@ -122,7 +100,7 @@ static void test_dtypes_scalars_and_empty(void **state) {
                        "\"empty2\":{\"dtype\":\"F32\",\"shape\":[3,0,4],\"data_offsets\":[25,25]},"
                        "\"s\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[25,33]},"
                        "\"tail\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[33,33]}}";
-  blob b = make_blob_padded(header, (strlen(header) + 1) % 2, data, n); /* 8 + header: odd */
+  st_blob b = st_blob_padded(header, (strlen(header) + 1) % 2, data, n); /* 8 + header: odd */
   unsigned char *copy;
   rt_st_file *f;
   assert_int_equal(open_blob(b, &copy, &f), RT_OK);
@@ -179,7 +157,7 @@ static void test_dtype_names_and_sizes(void **state) {
     char header[200];
     snprintf(header, sizeof header, "{\"t\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":[0,%zu]}}", names[t],
              3 * sizes[t]);
-    blob b = make_blob(header, NULL, 3 * sizes[t]);
+    st_blob b = st_blob_make(header, NULL, 3 * sizes[t]);
     unsigned char *copy;
     rt_st_file *f;
     assert_int_equal(open_blob(b, &copy, &f), RT_OK);
@@ -197,7 +175,7 @@ static void test_metadata_and_padding(void **state) {
   const char *header = "{\"__metadata__\":{\"format\":\"pt\",\"note\":\"caf\\u00e9\"},"
                        "\"b\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]}}";
   /* Lots of padding, plus a tab and newline which JSON also allows. */
-  blob b = make_blob_padded(header, 37, "\x05\x06", 2);
+  st_blob b = st_blob_padded(header, 37, "\x05\x06", 2);
   b.p[8 + strlen(header) + 3] = '\n';
   b.p[8 + strlen(header) + 5] = '\t';
   unsigned char *copy;
@@ -219,7 +197,7 @@ static void test_metadata_and_padding(void **state) {
   free(b.p);
 
   /* No tensors at all is a valid (empty) file, and so is an empty metadata. */
-  b = make_blob("{\"__metadata__\":{}}", NULL, 0);
+  b = st_blob_make("{\"__metadata__\":{}}", NULL, 0);
   assert_int_equal(open_blob(b, &copy, &f), RT_OK);
   assert_int_equal(rt_st_count(f), 0);
   rt_st_metadata(f, &n);
@@ -233,7 +211,7 @@ static void test_metadata_and_padding(void **state) {
 /* A zero dim makes the element count 0 even if the other dims overflow. */
 static void test_zero_dim_beats_overflow(void **state) {
   (void)state;
-  blob b = make_blob("{\"z\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296,4,0],\"data_offsets\":[0,0]}}", NULL, 0);
+  st_blob b = st_blob_make("{\"z\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296,4,0],\"data_offsets\":[0,0]}}", NULL, 0);
   unsigned char *copy;
   rt_st_file *f;
   assert_int_equal(open_blob(b, &copy, &f), RT_OK);
@@ -249,22 +227,22 @@ static void test_zero_dim_beats_overflow(void **state) {
 
 static void test_length_prefix_faults(void **state) {
   (void)state;
-  expect_fail_blob((blob){malloc(1), 0}, RT_EFORMAT, "<memory>: the file is 0 bytes, too short for the 8-byte header length");
-  blob b = {malloc(7), 7};
+  expect_fail_blob((st_blob){malloc(1), 0}, RT_EFORMAT, "<memory>: the file is 0 bytes, too short for the 8-byte header length");
+  st_blob b = {malloc(7), 7};
   memset(b.p, 0, 7);
   expect_fail_blob(b, RT_EFORMAT, "<memory>: the file is 7 bytes, too short");
-  b = make_blob("{}", NULL, 4); /* claim more header than the file has */
+  b = st_blob_make("{}", NULL, 4); /* claim more header than the file has */
   b.p[0] = 100;
   expect_fail_blob(b, RT_EFORMAT, "<memory>: header length 100 exceeds the 12 bytes after the length");
-  b = make_blob("{}", NULL, 0);
+  b = st_blob_make("{}", NULL, 0);
   uint64_t big = RT_ST_MAX_HEADER + 1;
   for (int i = 0; i < 8; i++) b.p[i] = (unsigned char)(big >> (8 * i));
   expect_fail_blob(b, RT_EFORMAT, "<memory>: header length 100000001 exceeds the limit of 100000000 bytes");
-  b = make_blob("{}", NULL, 0);
+  b = st_blob_make("{}", NULL, 0);
   memset(b.p, 0xff, 8);
   expect_fail_blob(b, RT_EFORMAT, "header length 18446744073709551615 exceeds the limit");
   /* A zero-length header is not JSON. */
-  b = make_blob_padded("", 0, NULL, 0);
+  b = st_blob_padded("", 0, NULL, 0);
   expect_fail_blob(b, RT_EFORMAT, "<memory>: header: byte 0 (line 1, col 1): unexpected end of input, expected a value");
   rt_st_file *f;
   assert_int_equal(rt_st_open_memory(NULL, 0, &f), RT_EFORMAT);
@@ -279,7 +257,7 @@ static void test_header_json_faults(void **state) {
   expect_fail("\"w\"", 0, "<memory>: the header is not a JSON object");
   expect_fail("{\"w\xff\":1}", 0, "<memory>: header: byte 3 (line 1, col 4): invalid UTF-8 byte 0xff in a string");
   /* Padding must be whitespace: a NUL is trailing garbage. */
-  blob b = make_blob_padded("{}", 6, NULL, 0);
+  st_blob b = st_blob_padded("{}", 6, NULL, 0);
   b.p[8 + 2] = 0;
   expect_fail_blob(b, RT_EFORMAT, "<memory>: header: byte 2 (line 1, col 3): expected the end of the input after the JSON value, got byte 0x00");
   expect_fail("{\"w\":" ENTRY("F32", "[1]", "[0,4]") ",\"w\":" ENTRY("F32", "[1]", "[4,8]") "}", 8,
@@ -379,21 +357,11 @@ static void test_name_and_metadata_faults(void **state) {
 
 /* ---- files ---- */
 
-static char *write_temp(const void *p, size_t n) {
-  char *path = strdup("/tmp/seqc_st_XXXXXX");
-  assert_non_null(path);
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, p, n), (ssize_t)n);
-  close(fd);
-  return path;
-}
-
 static void test_open_files(void **state) {
   (void)state;
   int32_t v[3] = {7, -8, 9};
-  blob b = make_blob("{\"__metadata__\":{\"k\":\"v\"},\"v\":" ENTRY("I32", "[3]", "[0,12]") "}", v, sizeof v);
-  char *path = write_temp(b.p, b.n);
+  st_blob b = st_blob_make("{\"__metadata__\":{\"k\":\"v\"},\"v\":" ENTRY("I32", "[3]", "[0,12]") "}", v, sizeof v);
+  char *path = st_write_temp(b.p, b.n);
   rt_st_file *f;
   assert_int_equal(rt_st_open(path, &f), RT_OK);
   assert_string_equal(rt_st_name(f), path);
@@ -408,7 +376,7 @@ static void test_open_files(void **state) {
   free(path);
 
   /* Truncated in the data section: the last tensor runs past the end. */
-  path = write_temp(b.p, b.n - 3);
+  path = st_write_temp(b.p, b.n - 3);
   assert_int_equal(rt_st_open(path, &f), RT_EFORMAT);
   assert_null(f);
   assert_non_null(strstr(rt_last_error(), path));
@@ -417,13 +385,13 @@ static void test_open_files(void **state) {
   free(path);
 
   /* Truncated in the header. */
-  path = write_temp(b.p, 20);
+  path = st_write_temp(b.p, 20);
   assert_int_equal(rt_st_open(path, &f), RT_EFORMAT);
   assert_non_null(strstr(rt_last_error(), "exceeds the 12 bytes after the length"));
   unlink(path);
   free(path);
 
-  path = write_temp("", 0);
+  path = st_write_temp("", 0);
   assert_int_equal(rt_st_open(path, &f), RT_EFORMAT);
   char want[300];
   snprintf(want, sizeof want, "%s: the file is 0 bytes, too short for the 8-byte header length", path);
@@ -481,7 +449,7 @@ static void test_mutation_fuzz(void **state) {
                        "\"c\":" ENTRY("I64", "[]", "[22,30]") ","
                        "\"d\":" ENTRY("BOOL", "[0]", "[30,30]") ","
                        "\"e\":" ENTRY("U8", "[2]", "[30,32]") "}";
-  blob base = make_blob(header, NULL, 32);
+  st_blob base = st_blob_make(header, NULL, 32);
   const char alphabet[] = "{}[],:\"0123456789-.eE \\u";
   uint64_t seed = 0x5eed5eed12345ULL;
   int accepted = 0, rejected = 0;

@@ -1,0 +1,451 @@
+/*
+ * abi.c - what a model's shared object exports, written out as C: the
+ * public header NAME.h (the documentation users read) and the glue NAME.c
+ * that implements it with the generic runtime (runtime/model.h).
+ *
+ * Both come from one description of the model's interface (abi_plan): its
+ * dim symbols, split into those the parameters' shapes fix at open (a
+ * vocabulary size V) and those each call gives (B, T); its inputs,
+ * parameters and outputs with their dtypes and dims as C expressions over
+ * the symbol values. The glue includes the header, so the compiler checks
+ * that the two agree.
+ */
+#include "abi.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the plan ------------------------------------------------------------------ */
+
+static const char *const c_keywords[] = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
+    "union", "unsigned", "void", "volatile", "while", "bool", "true", "false", "c", "m", "out",
+    NULL};
+
+static bool name_taken(const abi_plan *p, const char *s, int32_t upto) {
+  for (int i = 0; c_keywords[i]; i++)
+    if (!strcmp(c_keywords[i], s)) return true;
+  for (int32_t i = 0; i < p->n_symbols; i++)
+    if (!strcmp(p->symbols[i], s)) return true;
+  for (int32_t i = 0; i < upto; i++)
+    if (!strcmp(p->args[i].cname, s)) return true;
+  return false;
+}
+
+/* A C parameter name for argument i: its name made an identifier, with
+ * '_' appended while it collides with a keyword, a symbol or an earlier
+ * argument. */
+static char *unique_cname(const abi_plan *p, const char *name, int32_t i) {
+  ir_buf b = {0};
+  for (const char *s = name; *s; s++) {
+    bool ok = *s == '_' || (*s >= '0' && *s <= '9') || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z');
+    ir_buf_putc(&b, ok ? *s : '_');
+  }
+  if (!b.len || (b.s[0] >= '0' && b.s[0] <= '9')) {
+    ir_buf t = {0};
+    ir_buf_printf(&t, "_%s", b.s ? b.s : "");
+    ir_buf_free(&b);
+    b = t;
+  }
+  while (name_taken(p, b.s, i)) ir_buf_putc(&b, '_');
+  return b.s;
+}
+
+static int32_t symbol_index(const abi_plan *p, const char *name) {
+  for (int32_t i = 0; i < p->n_symbols; i++)
+    if (!strcmp(p->symbols[i], name)) return i;
+  return -1;
+}
+
+static void add_arg(abi_plan *p, ir_graph *g, ir_val v, abi_role role, const char *name) {
+  ir_grow((void **)&p->args, &p->cap_args, p->n_args + 1, sizeof(abi_arg));
+  abi_arg *a = &p->args[p->n_args];
+  a->name = name;
+  a->type = ir_vtype(g, v);
+  a->role = role;
+  a->cname = unique_cname(p, name, p->n_args);
+  p->n_args++;
+}
+
+/* Parameter symbols are those that are a whole dim of some parameter; a
+ * parameter dim must be a constant or such a symbol alone, so the runtime
+ * can bind it from the tensor. */
+static bool classify_symbols(abi_plan *p, ir_graph *g, ir_diag *d) {
+  p->is_param_symbol = ir_xcalloc((size_t)p->n_symbols + 1, sizeof(bool));
+  for (int32_t i = 0; i < p->n_args; i++) {
+    if (p->args[i].role != ABI_PARAM) continue;
+    ir_type t = p->args[i].type;
+    for (int32_t k = 0; k < t.rank; k++) {
+      const char *sym;
+      int64_t v;
+      if (ir_dim_is_sym(g->dims, t.dims[k], &sym)) {
+        p->is_param_symbol[symbol_index(p, sym)] = true;
+      } else if (!ir_dim_is_const(g->dims, t.dims[k], &v)) {
+        ir_buf dim = {0};
+        ir_dim_print(g->dims, t.dims[k], &dim);
+        ir_error_at(d, (ir_loc){0}, "parameter '%s': dim %d is '%s'; a parameter dim must be a "
+                    "number or a single symbol, so it can be read from the weights", p->args[i].name, k, dim.s);
+        ir_buf_free(&dim);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+bool abi_plan_make(abi_plan *p, ir_graph *g, const char *name, const char *const *symbols,
+                   int32_t n_symbols, ir_diag *d) {
+  memset(p, 0, sizeof *p);
+  p->name = name;
+  p->symbols = symbols;
+  p->n_symbols = n_symbols;
+  const ir_block *body = ir_b(g, g->body);
+  for (int32_t i = 0; i < body->n_args; i++) {
+    const ir_value *v = ir_v(g, body->args[i]);
+    add_arg(p, g, body->args[i], v->is_param ? ABI_PARAM : ABI_INPUT, v->name ? v->name : "arg");
+  }
+  const ir_op *y = ir_o(g, ir_block_terminator(g, g->body));
+  for (int32_t i = 0; i < y->n_in; i++) add_arg(p, g, y->in[i], ABI_OUTPUT, g->output_names[i]);
+  return classify_symbols(p, g, d);
+}
+
+void abi_plan_free(abi_plan *p) {
+  for (int32_t i = 0; i < p->n_args; i++) free(p->args[i].cname);
+  free(p->args);
+  free(p->is_param_symbol);
+  memset(p, 0, sizeof *p);
+}
+
+/* ---- C text -------------------------------------------------------------------- */
+
+static const char *c_type(ir_dtype dt) {
+  switch (dt) {
+  case IR_F32: return "float";
+  case IR_F64: return "double";
+  case IR_F16:
+  case IR_BF16: return "uint16_t";
+  case IR_I32: return "int32_t";
+  case IR_I64: return "int64_t";
+  case IR_BOOL: return "uint8_t";
+  default: return "void";
+  }
+}
+
+static const char *rt_dtype_constant(ir_dtype dt) {
+  switch (dt) {
+  case IR_F32: return "RT_DT_F32";
+  case IR_F64: return "RT_DT_F64";
+  case IR_F16: return "RT_DT_F16";
+  case IR_BF16: return "RT_DT_BF16";
+  case IR_I32: return "RT_DT_I32";
+  case IR_I64: return "RT_DT_I64";
+  case IR_BOOL: return "RT_DT_BOOL";
+  default: return "-1";
+  }
+}
+
+/* Dim d as a C expression over s[] with the glue's saturating helpers. */
+static void put_dim_c(const abi_plan *p, const ir_graph *g, ir_dim d, ir_buf *b) {
+  ir_dim_view v;
+  IR_ASSERT(ir_dim_view_of(g->dims, d, &v));
+  switch (v.kind) {
+  case IR_DIM_CONST: ir_buf_printf(b, "INT64_C(%lld)", (long long)v.value); return;
+  case IR_DIM_SYM: ir_buf_printf(b, "s[%d]", symbol_index(p, v.name)); return;
+  case IR_DIM_FLOORDIV:
+  case IR_DIM_CEILDIV:
+  case IR_DIM_MIN:
+  case IR_DIM_MAX: {
+    static const char *const fn[] = {"d_floordiv", "d_ceildiv", "d_min", "d_max"};
+    ir_buf_printf(b, "%s(", fn[v.kind - IR_DIM_FLOORDIV]);
+    put_dim_c(p, g, v.a, b);
+    ir_buf_puts(b, ", ");
+    put_dim_c(p, g, v.b, b);
+    ir_buf_putc(b, ')');
+    return;
+  }
+  case IR_DIM_MUL:
+    for (int32_t i = 0; i + 1 < v.n; i++) ir_buf_puts(b, "d_mul(");
+    put_dim_c(p, g, v.factors[0], b);
+    for (int32_t i = 1; i < v.n; i++) {
+      ir_buf_puts(b, ", ");
+      put_dim_c(p, g, v.factors[i], b);
+      ir_buf_putc(b, ')');
+    }
+    return;
+  case IR_DIM_SUM:
+    for (int32_t i = 0; i < v.n; i++) ir_buf_puts(b, "d_add(");
+    ir_buf_printf(b, "INT64_C(%lld)", (long long)v.value);
+    for (int32_t i = 0; i < v.n; i++) {
+      ir_buf_printf(b, ", d_mul(INT64_C(%lld), ", (long long)v.terms[i].coef);
+      put_dim_c(p, g, v.terms[i].mono, b);
+      ir_buf_puts(b, "))");
+    }
+    return;
+  }
+}
+
+static void put_type_comment(const ir_graph *g, ir_type t, ir_buf *b) {
+  ir_buf text = {0};
+  ir_print_type(g, t, &text);
+  ir_buf_puts(b, text.s);
+  ir_buf_free(&text);
+}
+
+/* "int64_t B, int64_t T" (call symbols), prefixed by `lead` when any. */
+static void put_call_symbols(const abi_plan *p, const char *prefix, const char *lead, ir_buf *b) {
+  for (int32_t i = 0; i < p->n_symbols; i++)
+    if (!p->is_param_symbol[i]) ir_buf_printf(b, "%sint64_t %s%s", lead, prefix, p->symbols[i]);
+}
+
+static void put_forward_params(const abi_plan *p, ir_buf *b) {
+  put_call_symbols(p, "", ", ", b);
+  for (int32_t i = 0; i < p->n_args; i++) {
+    const abi_arg *a = &p->args[i];
+    if (a->role == ABI_INPUT) ir_buf_printf(b, ", const %s *%s", c_type(a->type.dtype), a->cname);
+  }
+  for (int32_t i = 0; i < p->n_args; i++) {
+    const abi_arg *a = &p->args[i];
+    if (a->role == ABI_OUTPUT) ir_buf_printf(b, ", %s *%s", c_type(a->type.dtype), a->cname);
+  }
+}
+
+static void put_arg_docs(const abi_plan *p, const ir_graph *g, abi_role role, const char *what, ir_buf *b) {
+  for (int32_t i = 0; i < p->n_args; i++) {
+    const abi_arg *a = &p->args[i];
+    if (a->role != role) continue;
+    ir_buf_printf(b, " *   %-12s %s ", a->cname, what);
+    put_type_comment(g, a->type, b);
+    if (strcmp(a->cname, a->name)) ir_buf_printf(b, " ('%s')", a->name);
+    ir_buf_puts(b, ", dense row-major\n");
+  }
+}
+
+void abi_write_header(const abi_plan *p, const ir_graph *g, ir_buf *b) {
+  const char *n = p->name;
+  ir_buf_printf(b, "/*\n * %s.h - the C interface of %s.so, generated by seqc. Do not edit.\n", n, n);
+  ir_buf_printf(b, " *\n * %s.so needs nothing at run time but libc and libm. It exports only the\n"
+                   " * %s_* functions below. docs/abi.md in seqc describes the ABI in full.\n"
+                   " *\n * Threads: the weights (%s) are immutable once open and may be shared by\n"
+                   " * any number of threads; a context (%s_ctx, scratch memory) is used by one\n"
+                   " * thread at a time. Errors: every function returning int returns 0 on success or\n"
+                   " * a nonzero code (1 invalid argument, 2 out of memory, 3 I/O error,\n"
+                   " * 4 malformed input, 5 wrong state) and sets a message for the calling\n"
+                   " * thread, read with %s_last_error(). No function crashes on a bad argument.\n */\n",
+                 n, n, n, n, n);
+  ir_buf_printf(b, "#ifndef %s_SEQC_H\n#define %s_SEQC_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n"
+                   "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n", n, n);
+  ir_buf_printf(b, "typedef struct %s %s;         /* loaded weights: immutable, shared by threads */\n", n, n);
+  ir_buf_printf(b, "typedef struct %s_ctx %s_ctx; /* one per thread: scratch memory */\n\n", n, n);
+  ir_buf_puts(b, ABI_PUBLIC_TYPES);
+  ir_buf_puts(b, "\n/* Opens the weights in a safetensors file, which holds exactly these\n"
+                 " * tensors (by name; F16/BF16 widen to f32; every missing, extra or\n"
+                 " * mismatched tensor is reported at once):\n");
+  put_arg_docs(p, g, ABI_PARAM, "parameter", b);
+  ir_buf_printf(b, " * The file is read and closed before this returns. opt may be NULL for\n"
+                   " * defaults (set opt->struct_size = sizeof(seqrt_options)); *out is NULL on\n"
+                   " * failure. */\n"
+                   "int %s_open(const char *safetensors_path, const seqrt_options *opt, %s **out);\n\n", n, n);
+  ir_buf_printf(b, "/* The same from a safetensors image in memory (copied; buf may be freed\n"
+                   " * after the call). */\n"
+                   "int %s_open_memory(const void *buf, size_t n, const seqrt_options *opt, %s **out);\n\n", n, n);
+  ir_buf_printf(b, "/* A context able to run calls with dims up to the given maxima. All memory a\n"
+                   " * call needs is allocated here, once. */\nint %s_ctx_new(const %s *m", n, n);
+  put_call_symbols(p, "max_", ", ", b);
+  ir_buf_printf(b, ", %s_ctx **out);\n\n", n);
+  ir_buf_printf(b, "/* Runs the model over whole sequences.\n *\n");
+  put_arg_docs(p, g, ABI_INPUT, "input", b);
+  put_arg_docs(p, g, ABI_OUTPUT, "output", b);
+  ir_buf_printf(b, " * Dims are the symbol values of this call (each at most the ctx's maximum).\n"
+                   " * Inputs are read, outputs written; all are owned by the caller. */\n"
+                   "int %s_forward(%s_ctx *c", n, n);
+  put_forward_params(p, b);
+  ir_buf_puts(b, ");\n\n");
+  ir_buf_printf(b, "/* Frees a context or the weights; NULL is allowed. Free every context of a\n"
+                   " * model before closing it. */\n"
+                   "void %s_ctx_free(%s_ctx *c);\nvoid %s_close(%s *m);\n\n", n, n, n, n);
+  ir_buf_printf(b, "/* The message of the calling thread's last failure. */\n"
+                   "const char *%s_last_error(void);\n\n", n);
+  ir_buf_printf(b, "/* Inputs, parameters, outputs, dims and dtypes, for generic tools. */\n"
+                   "const seqrt_model_desc *%s_descriptor(void);\n\n", n);
+  ir_buf_printf(b, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
+  (void)g;
+}
+
+/* ---- the glue -------------------------------------------------------------------- */
+
+static const char glue_helpers[] =
+    "/* Dim arithmetic that never traps: an overflow or a zero divisor gives\n"
+    " * INT64_MIN, which stays negative through every helper and is refused. */\n"
+    "static int64_t d_add(int64_t a, int64_t b) {\n"
+    "  int64_t r;\n"
+    "  return a == INT64_MIN || b == INT64_MIN || __builtin_add_overflow(a, b, &r) ? INT64_MIN : r;\n"
+    "}\n"
+    "static int64_t d_mul(int64_t a, int64_t b) {\n"
+    "  int64_t r;\n"
+    "  return a == INT64_MIN || b == INT64_MIN || __builtin_mul_overflow(a, b, &r) ? INT64_MIN : r;\n"
+    "}\n"
+    "static int64_t d_floordiv(int64_t a, int64_t b) {\n"
+    "  if (a == INT64_MIN || b == INT64_MIN || b == 0 || (a == INT64_MIN + 1 && b == -1)) return INT64_MIN;\n"
+    "  int64_t q = a / b;\n"
+    "  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;\n"
+    "}\n"
+    "static int64_t d_ceildiv(int64_t a, int64_t b) {\n"
+    "  if (a == INT64_MIN || b == INT64_MIN || b == 0 || (a == INT64_MIN + 1 && b == -1)) return INT64_MIN;\n"
+    "  int64_t q = a / b;\n"
+    "  return (a % b != 0 && (a < 0) == (b < 0)) ? q + 1 : q;\n"
+    "}\n"
+    "static int64_t d_min(int64_t a, int64_t b) { return a == INT64_MIN || b == INT64_MIN ? INT64_MIN : a < b ? a : b; }\n"
+    "static int64_t d_max(int64_t a, int64_t b) { return a == INT64_MIN || b == INT64_MIN ? INT64_MIN : a > b ? a : b; }\n";
+
+static void put_tensor_table(const abi_plan *p, const ir_graph *g, abi_role role, const char *table,
+                             ir_buf *b) {
+  int32_t n = 0;
+  for (int32_t i = 0; i < p->n_args; i++) {
+    const abi_arg *a = &p->args[i];
+    if (a->role != role) continue;
+    ir_buf_printf(b, "static const int32_t %s_%d_syms[] = {", table, n);
+    for (int32_t k = 0; k < a->type.rank; k++) {
+      const char *sym;
+      int32_t s = ir_dim_is_sym(g->dims, a->type.dims[k], &sym) ? symbol_index(p, sym) : -1;
+      ir_buf_printf(b, "%s%d", k ? ", " : "", s);
+    }
+    ir_buf_printf(b, "%s};\n", a->type.rank ? "" : "-1");
+    n++;
+  }
+  ir_buf_printf(b, "static const rt_tensor_desc %s[] = {\n", table);
+  n = 0;
+  for (int32_t i = 0; i < p->n_args; i++) {
+    const abi_arg *a = &p->args[i];
+    if (a->role != role) continue;
+    ir_buf_printf(b, "    {\"%s\", %s, %d, %s_%d_syms},\n", a->name, rt_dtype_constant(a->type.dtype),
+                  a->type.rank, table, n);
+    n++;
+  }
+  if (n == 0) ir_buf_puts(b, "    {0}\n");
+  ir_buf_puts(b, "};\n");
+}
+
+static int32_t count_role(const abi_plan *p, abi_role role) {
+  int32_t n = 0;
+  for (int32_t i = 0; i < p->n_args; i++) n += p->args[i].role == role;
+  return n;
+}
+
+static void put_dims_function(const abi_plan *p, const ir_graph *g, ir_buf *b) {
+  ir_buf_puts(b, "static void model_dims(const int64_t *s, int64_t *d) {\n  (void)s;\n");
+  int32_t k = 0;
+  static const abi_role order[] = {ABI_INPUT, ABI_PARAM, ABI_OUTPUT};
+  for (int r = 0; r < 3; r++)
+    for (int32_t i = 0; i < p->n_args; i++) {
+      const abi_arg *a = &p->args[i];
+      if (a->role != order[r]) continue;
+      for (int32_t j = 0; j < a->type.rank; j++) {
+        ir_buf_printf(b, "  d[%d] = ", k++);
+        put_dim_c(p, g, a->type.dims[j], b);
+        ir_buf_puts(b, ";\n");
+      }
+    }
+  if (k == 0) ir_buf_puts(b, "  (void)d;\n");
+  ir_buf_puts(b, "}\n");
+}
+
+static void put_symbol_tables(const abi_plan *p, ir_buf *b) {
+  ir_buf_puts(b, "static const char *const symbols[] = {");
+  for (int32_t i = 0; i < p->n_symbols; i++) ir_buf_printf(b, "%s\"%s\"", i ? ", " : "", p->symbols[i]);
+  ir_buf_printf(b, "%s};\n", p->n_symbols ? "" : "NULL");
+  for (int kind = 0; kind < 2; kind++) {
+    ir_buf_printf(b, "static const int32_t %s_symbols[] = {", kind ? "call" : "param");
+    int32_t n = 0;
+    for (int32_t i = 0; i < p->n_symbols; i++)
+      if (p->is_param_symbol[i] == !kind) ir_buf_printf(b, "%s%d", n++ ? ", " : "", i);
+    ir_buf_printf(b, "%s};\n", n ? "" : "-1");
+  }
+}
+
+static void put_arg_order(const abi_plan *p, ir_buf *b) {
+  int32_t n_inputs = count_role(p, ABI_INPUT), in = 0, par = 0;
+  ir_buf_puts(b, "static const int32_t arg_order[] = {");
+  int32_t n = 0;
+  for (int32_t i = 0; i < p->n_args; i++) {
+    if (p->args[i].role == ABI_OUTPUT) continue;
+    int32_t v = p->args[i].role == ABI_INPUT ? in++ : n_inputs + par++;
+    ir_buf_printf(b, "%s%d", n++ ? ", " : "", v);
+  }
+  ir_buf_printf(b, "%s};\n", n ? "" : "-1");
+}
+
+static int32_t count_call_symbols(const abi_plan *p) {
+  int32_t n = 0;
+  for (int32_t i = 0; i < p->n_symbols; i++) n += !p->is_param_symbol[i];
+  return n;
+}
+
+/* An array literal of the call symbols (or of their maxima with prefix). */
+static void put_call_array(const abi_plan *p, const char *name, const char *prefix, ir_buf *b) {
+  int32_t n = count_call_symbols(p);
+  ir_buf_printf(b, "  const int64_t %s[] = {", name);
+  int32_t k = 0;
+  for (int32_t i = 0; i < p->n_symbols; i++)
+    if (!p->is_param_symbol[i]) ir_buf_printf(b, "%s%s%s", k++ ? ", " : "", prefix, p->symbols[i]);
+  ir_buf_printf(b, "%s};\n", n ? "" : "0");
+}
+
+static void put_wrappers(const abi_plan *p, ir_buf *b) {
+  const char *n = p->name;
+  ir_buf_printf(b, "EXPORT int %s_open(const char *path, const seqrt_options *opt, %s **out) {\n"
+                   "  return rt_model_open(&desc, path, opt, (rt_model **)out);\n}\n\n", n, n);
+  ir_buf_printf(b, "EXPORT int %s_open_memory(const void *buf, size_t n, const seqrt_options *opt, %s **out) {\n"
+                   "  return rt_model_open_memory(&desc, buf, n, opt, (rt_model **)out);\n}\n\n", n, n);
+  ir_buf_printf(b, "EXPORT int %s_ctx_new(const %s *m", n, n);
+  put_call_symbols(p, "max_", ", ", b);
+  ir_buf_printf(b, ", %s_ctx **out) {\n", n);
+  put_call_array(p, "max", "max_", b);
+  ir_buf_printf(b, "  return rt_ctx_new((const rt_model *)m, max, (rt_ctx **)out);\n}\n\n");
+  ir_buf_printf(b, "EXPORT int %s_forward(%s_ctx *c", n, n);
+  put_forward_params(p, b);
+  ir_buf_puts(b, ") {\n");
+  put_call_array(p, "call", "", b);
+  static const abi_role roles[] = {ABI_INPUT, ABI_OUTPUT};
+  for (int r = 0; r < 2; r++) {
+    ir_buf_printf(b, "  %s *%s[] = {", r ? "void" : "const void", r ? "outs" : "ins");
+    int32_t k = 0;
+    for (int32_t i = 0; i < p->n_args; i++)
+      if (p->args[i].role == roles[r]) ir_buf_printf(b, "%s%s", k++ ? ", " : "", p->args[i].cname);
+    ir_buf_printf(b, "%s};\n", k ? "" : "NULL");
+  }
+  ir_buf_puts(b, "  return rt_forward((rt_ctx *)c, call, ins, outs);\n}\n\n");
+  ir_buf_printf(b, "EXPORT void %s_ctx_free(%s_ctx *c) { rt_ctx_free((rt_ctx *)c); }\n", n, n);
+  ir_buf_printf(b, "EXPORT void %s_close(%s *m) { rt_model_close((rt_model *)m); }\n", n, n);
+  ir_buf_printf(b, "EXPORT const char *%s_last_error(void) { return rt_last_error(); }\n", n);
+  ir_buf_printf(b, "EXPORT const seqrt_model_desc *%s_descriptor(void) { return &desc; }\n", n);
+}
+
+void abi_write_glue(const abi_plan *p, const ir_graph *g, uint64_t fingerprint, ir_buf *b) {
+  const char *n = p->name;
+  ir_buf_printf(b, "/* %s.c - the glue of %s.so, generated by seqc: its exported API on top of\n"
+                   " * the generic runtime (runtime/model.h). Do not edit. */\n"
+                   "#include \"%s.h\"\n#include \"runtime/model.h\"\n\n"
+                   "#define EXPORT __attribute__((visibility(\"default\")))\n\n", n, n, n);
+  ir_buf_printf(b, "int32_t %s_run(const int64_t *, void *const *, void *const *, void *);\n"
+                   "int64_t %s_scratch_bytes(const int64_t *);\n\n", n, n);
+  ir_buf_puts(b, glue_helpers);
+  ir_buf_putc(b, '\n');
+  put_symbol_tables(p, b);
+  put_arg_order(p, b);
+  put_tensor_table(p, g, ABI_INPUT, "inputs", b);
+  put_tensor_table(p, g, ABI_PARAM, "params", b);
+  put_tensor_table(p, g, ABI_OUTPUT, "outputs", b);
+  put_dims_function(p, g, b);
+  int32_t n_param_syms = p->n_symbols - count_call_symbols(p);
+  ir_buf_printf(b, "\nstatic const rt_model_desc desc = {\n"
+                   "    \"%s\", UINT64_C(0x%016llx), %d, symbols,\n"
+                   "    %d, inputs, %d, params, arg_order, %d, outputs,\n"
+                   "    model_dims, %s_run, %s_scratch_bytes,\n"
+                   "    %d, param_symbols, %d, call_symbols};\n\n",
+                n, (unsigned long long)fingerprint, p->n_symbols, count_role(p, ABI_INPUT),
+                count_role(p, ABI_PARAM), count_role(p, ABI_OUTPUT), n, n, n_param_syms,
+                count_call_symbols(p));
+  put_wrappers(p, b);
+}

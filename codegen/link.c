@@ -1,0 +1,181 @@
+/*
+ * link.c - a model as a self-contained shared object: the generated code,
+ * the glue that implements NAME.h (abi.c) and the runtime library, linked by
+ * the system C compiler. The link exports only NAME_* (version script and
+ * hidden visibility), binds its own symbols (-Bsymbolic), leaves nothing
+ * undefined but libc and libm (--no-undefined, -static-libgcc).
+ *
+ * The compiler is `cc` from PATH (or $CC); the runtime comes from where seqc
+ * was built (SEQC_RUNTIME_INCLUDE, SEQC_RUNTIME_LIB; overridable through the
+ * environment variables of the same names). Commands run without a shell.
+ * Everything is built in a private temporary directory, and the outputs are
+ * renamed into place only when complete.
+ */
+#include "abi.h"
+
+#include <errno.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#ifndef SEQC_RUNTIME_INCLUDE
+#define SEQC_RUNTIME_INCLUDE "."
+#endif
+#ifndef SEQC_RUNTIME_LIB
+#define SEQC_RUNTIME_LIB "build/libseqrt.a"
+#endif
+
+static const char *setting(const char *env, const char *fallback) {
+  const char *v = getenv(env);
+  return v && *v ? v : fallback;
+}
+
+/* Runs argv; false with the command's exit status in the diagnostic. Its
+ * output goes to seqc's stderr, where the user sees it. */
+static bool run(char *const *argv, ir_diag *d) {
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+  if (rc != 0) {
+    ir_error_at(d, (ir_loc){0}, "cannot run '%s': %s (seqc build needs a C compiler to link the "
+                "shared object; install gcc or set CC)", argv[0], strerror(rc));
+    return false;
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+  ir_error_at(d, (ir_loc){0}, "'%s' failed (status %d) while building the shared object", argv[0],
+              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  return false;
+}
+
+static bool write_in(const char *dir, const char *file, const void *data, size_t n, ir_buf *path,
+                     ir_diag *d) {
+  path->len = 0;
+  ir_buf_printf(path, "%s/%s", dir, file);
+  ir_buf err = {0};
+  bool ok = ir_write_file_atomic(path->s, data, n, &err);
+  if (!ok) ir_error_at(d, (ir_loc){0}, "%s", err.s);
+  ir_buf_free(&err);
+  return ok;
+}
+
+static void remove_dir(const char *dir, const char *const *files, int n) {
+  ir_buf p = {0};
+  for (int i = 0; i < n; i++) {
+    p.len = 0;
+    ir_buf_printf(&p, "%s/%s", dir, files[i]);
+    unlink(p.s);
+  }
+  ir_buf_free(&p);
+  rmdir(dir);
+}
+
+static uint64_t fnv1a(const char *s, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+  return h;
+}
+
+/* A fingerprint of the compiled graph: its printed IR. */
+static uint64_t fingerprint(const ir_graph *g) {
+  ir_buf text = {0};
+  ir_print_graph(g, &(ir_print_opts){false}, &text);
+  uint64_t h = fnv1a(text.s, text.len);
+  ir_buf_free(&text);
+  return h;
+}
+
+bool cg_emit_header(cg_program *p, ir_graph *g, ir_buf *out, ir_diag *d) {
+  const char *const *syms;
+  int32_t n = cg_program_symbols(p, &syms);
+  abi_plan plan = {0};
+  bool ok = abi_plan_make(&plan, g, cg_program_name(p), syms, n, d);
+  if (ok) abi_write_header(&plan, g, out);
+  abi_plan_free(&plan);
+  return ok;
+}
+
+static bool compile_and_link(cg_program *p, ir_graph *g, const abi_plan *plan, const char *dir,
+                             const char *so_tmp, ir_diag *d) {
+  const char *cc = setting("CC", "cc");
+  ir_buf header = {0}, glue = {0}, obj = {0}, map = {0};
+  ir_buf hpath = {0}, gpath = {0}, opath = {0}, mpath = {0}, glue_o = {0}, inc = {0}, inc2 = {0},
+         vs = {0};
+  abi_write_header(plan, g, &header);
+  abi_write_glue(plan, g, fingerprint(g), &glue);
+  ir_buf_printf(&map, "{\n  global: %s_*;\n  local: *;\n};\n", plan->name);
+  bool ok = cg_emit(p, CG_EMIT_OBJ, &obj, d) &&
+            write_in(dir, "model.h.tmp", header.s, header.len, &hpath, d);
+  if (ok) {
+    /* The glue includes NAME.h by its final name. */
+    ir_buf final = {0};
+    ir_buf_printf(&final, "%s/%s.h", dir, plan->name);
+    ok = rename(hpath.s, final.s) == 0;
+    ir_buf_free(&final);
+  }
+  ok = ok && write_in(dir, "glue.c", glue.s, glue.len, &gpath, d) &&
+       write_in(dir, "code.o", obj.s, obj.len, &opath, d) &&
+       write_in(dir, "exports.map", map.s, map.len, &mpath, d);
+  ir_buf_printf(&glue_o, "%s/glue.o", dir);
+  ir_buf_printf(&inc, "-I%s", dir);
+  ir_buf_printf(&inc2, "-I%s", setting("SEQC_RUNTIME_INCLUDE", SEQC_RUNTIME_INCLUDE));
+  ir_buf_printf(&vs, "-Wl,--version-script=%s", mpath.s ? mpath.s : "");
+  char *compile[] = {(char *)cc, "-std=c11", "-O2", "-fPIC", "-fvisibility=hidden", "-w",
+                     inc.s, inc2.s, "-c", gpath.s, "-o", glue_o.s, NULL};
+  char *link[] = {(char *)cc, "-shared", "-o", (char *)so_tmp, opath.s, glue_o.s,
+                  (char *)setting("SEQC_RUNTIME_LIB", SEQC_RUNTIME_LIB), vs.s, "-Wl,-Bsymbolic",
+                  "-Wl,--no-undefined", "-static-libgcc", "-lm", NULL};
+  ok = ok && run(compile, d) && run(link, d);
+  ir_buf *bufs[] = {&header, &glue, &obj, &map, &hpath, &gpath, &opath, &mpath, &glue_o, &inc, &inc2, &vs};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ir_buf_free(bufs[i]);
+  return ok;
+}
+
+static bool runtime_present(ir_diag *d) {
+  const char *lib = setting("SEQC_RUNTIME_LIB", SEQC_RUNTIME_LIB);
+  ir_buf h = {0};
+  ir_buf_printf(&h, "%s/runtime/model.h", setting("SEQC_RUNTIME_INCLUDE", SEQC_RUNTIME_INCLUDE));
+  struct stat st;
+  bool ok = stat(lib, &st) == 0 && stat(h.s, &st) == 0;
+  if (!ok)
+    ir_error_at(d, (ir_loc){0}, "cannot find the seqc runtime (%s and %s); build it with 'make' "
+                "or set SEQC_RUNTIME_LIB and SEQC_RUNTIME_INCLUDE", lib, h.s);
+  ir_buf_free(&h);
+  return ok;
+}
+
+bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_diag *d) {
+  const char *const *syms;
+  int32_t n = cg_program_symbols(p, &syms);
+  abi_plan plan = {0};
+  if (!runtime_present(d) || !abi_plan_make(&plan, g, cg_program_name(p), syms, n, d)) {
+    abi_plan_free(&plan);
+    return false;
+  }
+  ir_buf dir = {0}, so_tmp = {0};
+  ir_buf_printf(&dir, "%s/seqc-build-XXXXXX", setting("TMPDIR", "/tmp"));
+  bool ok = mkdtemp(dir.s) != NULL;
+  if (!ok) ir_error_at(d, (ir_loc){0}, "cannot create a temporary directory: %s", strerror(errno));
+  ir_buf_printf(&so_tmp, "%s.tmp%ld", so_path, (long)getpid());
+  ok = ok && compile_and_link(p, g, &plan, dir.s, so_tmp.s, d);
+  if (ok && rename(so_tmp.s, so_path) != 0) {
+    ir_error_at(d, (ir_loc){0}, "%s: cannot write: %s", so_path, strerror(errno));
+    ok = false;
+  }
+  if (!ok) unlink(so_tmp.s);
+  ir_buf header_name = {0};
+  ir_buf_printf(&header_name, "%s.h", plan.name);
+  const char *files[] = {header_name.s, "glue.c", "glue.o", "code.o", "exports.map", "model.h.tmp"};
+  if (dir.s) remove_dir(dir.s, files, 6);
+  ir_buf_free(&header_name);
+  ir_buf_free(&dir);
+  ir_buf_free(&so_tmp);
+  abi_plan_free(&plan);
+  return ok;
+}
