@@ -157,6 +157,12 @@ int cmd_build(int argc, char **argv) {
   build_kind kind;
   const char *ext;
   if (!emit_kind(a.emit, &kind, &ext)) return 1;
+  /* The link uses this machine's C compiler and runtime library, so a
+   * shared object is for this architecture (any CPU of it, with --cpu). */
+  if (kind == BUILD_SO && a.cg.triple) {
+    cli_error("a shared object is built for this machine's architecture; use --emit=obj for --target");
+    return 1;
+  }
   a.cg.opt_level = a.level;
 
   ir_diag d;
