@@ -92,9 +92,16 @@ test: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 unit
 	@sh tests/run.sh
 
+# The main job on a bundled model: run it, then build it into a shared
+# object and drive that from a C program (examples/elman_forward.c).
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(SEQC) run models/elman.yaml --random-weights 1 --random-inputs 2 --dim T=5 --dim B=2
+	@mkdir -p $(BUILD)/demo
+	$(SEQC) build models/elman.yaml -o $(BUILD)/demo/elman.so
+	$(CC) -std=c11 -Wall -Wextra -Werror -I$(BUILD)/demo examples/elman_forward.c \
+	  $(BUILD)/demo/elman.so -Wl,-rpath,$(CURDIR)/$(BUILD)/demo -o $(BUILD)/demo/elman_forward
+	$(BUILD)/demo/elman_forward models/elman.safetensors
 
 clean:
 	rm -rf build

@@ -512,13 +512,13 @@ static LLVMValueRef libm_formula(cg_lower *c, cg_vm_fn f, LLVMValueRef x) {
   }
   case CG_VM_SILU: return fmul(c, x, libm_formula(c, CG_VM_SIGMOID, x));
   case CG_VM_GELU: {
-    LLVMValueRef e = libm1(c, "erf", fmul(c, x, f64k(c, ISQRT2_D)));
-    return fmul(c, fmul(c, half, x), fadd(c, one, e));
+    LLVMValueRef e = libm1(c, "erfc", fmul(c, fneg(c, x), f64k(c, ISQRT2_D)));
+    return fmul(c, fmul(c, half, x), e);
   }
   case CG_VM_GELU_TANH: {
     LLVMValueRef cube = fmul(c, fmul(c, fmul(c, f64k(c, 0.044715), x), x), x);
-    LLVMValueRef th = libm1(c, "tanh", fmul(c, f64k(c, 0.79788456080286535588), fadd(c, x, cube)));
-    return fmul(c, fmul(c, half, x), fadd(c, one, th));
+    LLVMValueRef v = fmul(c, f64k(c, -2 * 0.79788456080286535588), fadd(c, x, cube));
+    return fdiv(c, x, fadd(c, one, libm1(c, "exp", v)));
   }
   case CG_VM_COUNT: break;
   }
@@ -527,8 +527,8 @@ static LLVMValueRef libm_formula(cg_lower *c, cg_vm_fn f, LLVMValueRef x) {
 }
 
 /* Not contracted even at -O2: with the same libm calls and the same
- * operations the result has the interpreter's bits, where an FMA would
- * move the cancelling 1 + erf and 1 + tanh of the gelu forms. */
+ * operations the result has the interpreter's bits, which an FMA would
+ * change. */
 LLVMValueRef cg_vm_f64(cg_lower *c, cg_vm_fn f, LLVMValueRef x) {
   bool contract = c->contract;
   c->contract = false;
