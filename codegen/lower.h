@@ -110,6 +110,24 @@ void cg_check_dim_eq(cg_lower *c, ir_dim a, ir_dim b);
  * (contract at -O2 and above; never nnan/ninf/nsz/reassoc). */
 LLVMValueRef cg_fp(cg_lower *c, LLVMValueRef inst);
 
+/* Floating arithmetic with the flags of cg_fp; compares carry none. */
+static inline LLVMValueRef cg_fadd(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return cg_fp(c, LLVMBuildFAdd(c->b, a, b, ""));
+}
+static inline LLVMValueRef cg_fsub(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return cg_fp(c, LLVMBuildFSub(c->b, a, b, ""));
+}
+static inline LLVMValueRef cg_fmul(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return cg_fp(c, LLVMBuildFMul(c->b, a, b, ""));
+}
+static inline LLVMValueRef cg_fdiv(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return cg_fp(c, LLVMBuildFDiv(c->b, a, b, ""));
+}
+static inline LLVMValueRef cg_fneg(cg_lower *c, LLVMValueRef a) { return LLVMBuildFNeg(c->b, a, ""); }
+static inline LLVMValueRef cg_fcmp(cg_lower *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildFCmp(c->b, p, a, b, "");
+}
+
 /* A call to an intrinsic, e.g. cg_intrinsic(c, "llvm.fabs", ty, 1, &x). */
 LLVMValueRef cg_intrinsic(cg_lower *c, const char *name, LLVMTypeRef overload, int n,
                           LLVMValueRef *args);

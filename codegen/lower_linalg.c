@@ -90,22 +90,7 @@ static int32_t axes_except(int32_t rank, int32_t skip, int32_t *axes) {
   return n;
 }
 
-static LLVMValueRef fadd(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return cg_fp(c, LLVMBuildFAdd(c->b, a, b, ""));
-}
-static LLVMValueRef fsub(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return cg_fp(c, LLVMBuildFSub(c->b, a, b, ""));
-}
-static LLVMValueRef fmul(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return cg_fp(c, LLVMBuildFMul(c->b, a, b, ""));
-}
-static LLVMValueRef fdiv(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return cg_fp(c, LLVMBuildFDiv(c->b, a, b, ""));
-}
-static LLVMValueRef fcmp(cg_lower *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b) {
-  return cg_fp(c, LLVMBuildFCmp(c->b, p, a, b, ""));
-}
-static LLVMValueRef is_nan(cg_lower *c, LLVMValueRef a) { return fcmp(c, LLVMRealUNO, a, a); }
+static LLVMValueRef is_nan(cg_lower *c, LLVMValueRef a) { return cg_fcmp(c, LLVMRealUNO, a, a); }
 
 static LLVMValueRef unary_intrinsic(cg_lower *c, const char *name, LLVMValueRef x) {
   return cg_fp(c, cg_intrinsic(c, name, LLVMTypeOf(x), 1, &x));
@@ -119,28 +104,28 @@ static LLVMValueRef flog(cg_lower *c, LLVMValueRef x) { return vmath(c, CG_VM_LO
 
 static LLVMValueRef is_finite(cg_lower *c, LLVMValueRef x) {
   LLVMValueRef inf = LLVMConstReal(LLVMTypeOf(x), INFINITY);
-  return fcmp(c, LLVMRealOLT, unary_intrinsic(c, "llvm.fabs", x), inf);
+  return cg_fcmp(c, LLVMRealOLT, unary_intrinsic(c, "llvm.fabs", x), inf);
 }
 
 /* max/min that propagate NaN and otherwise pick `a > b ? a : b` exactly as
  * the interpreter (so the sign of equal zeros matches too). */
 static LLVMValueRef nan_extremum(cg_lower *c, LLVMValueRef a, LLVMValueRef b, bool max) {
-  LLVMValueRef unordered = fcmp(c, LLVMRealUNO, a, b);
-  LLVMValueRef better = fcmp(c, max ? LLVMRealOGT : LLVMRealOLT, a, b);
+  LLVMValueRef unordered = cg_fcmp(c, LLVMRealUNO, a, b);
+  LLVMValueRef better = cg_fcmp(c, max ? LLVMRealOGT : LLVMRealOLT, a, b);
   LLVMValueRef pick = LLVMBuildSelect(c->b, better, a, b, "");
-  return LLVMBuildSelect(c->b, unordered, fadd(c, a, b), pick, "");
+  return LLVMBuildSelect(c->b, unordered, cg_fadd(c, a, b), pick, "");
 }
 
 /* log(e^a + e^b) without overflow, as the interpreter's log_add_exp. */
 static LLVMValueRef log_add_exp(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
   LLVMTypeRef t = LLVMTypeOf(a);
-  LLVMValueRef m = LLVMBuildSelect(c->b, fcmp(c, LLVMRealOGT, a, b), a, b, "");
-  LLVMValueRef gap = unary_intrinsic(c, "llvm.fabs", fsub(c, a, b));
-  LLVMValueRef general = fadd(c, m, vmath(c, CG_VM_LOG1P, fexp(c, cg_fp(c, LLVMBuildFNeg(c->b, gap, "")))));
-  LLVMValueRef twice = fadd(c, a, LLVMConstReal(t, 0.69314718055994530942) /* ln 2 */); /* also right for a == b == +-inf */
-  LLVMValueRef r = LLVMBuildSelect(c->b, fcmp(c, LLVMRealOEQ, a, b), twice, general, "");
-  LLVMValueRef any_nan = fcmp(c, LLVMRealUNO, a, b);
-  return LLVMBuildSelect(c->b, any_nan, fadd(c, a, b), r, "");
+  LLVMValueRef m = LLVMBuildSelect(c->b, cg_fcmp(c, LLVMRealOGT, a, b), a, b, "");
+  LLVMValueRef gap = unary_intrinsic(c, "llvm.fabs", cg_fsub(c, a, b));
+  LLVMValueRef general = cg_fadd(c, m, vmath(c, CG_VM_LOG1P, fexp(c, cg_fp(c, LLVMBuildFNeg(c->b, gap, "")))));
+  LLVMValueRef twice = cg_fadd(c, a, LLVMConstReal(t, 0.69314718055994530942) /* ln 2 */); /* also right for a == b == +-inf */
+  LLVMValueRef r = LLVMBuildSelect(c->b, cg_fcmp(c, LLVMRealOEQ, a, b), twice, general, "");
+  LLVMValueRef any_nan = cg_fcmp(c, LLVMRealUNO, a, b);
+  return LLVMBuildSelect(c->b, any_nan, cg_fadd(c, a, b), r, "");
 }
 
 /* ---- accumulators ------------------------------------------------------------ */
@@ -170,8 +155,8 @@ static LLVMValueRef combine(cg_lower *c, combine_kind k, ir_dtype acc_dt, LLVMVa
                             LLVMValueRef x) {
   if (ir_dtype_is_float(acc_dt)) {
     switch (k) {
-    case COMBINE_SUM: return fadd(c, acc, x);
-    case COMBINE_PROD: return fmul(c, acc, x);
+    case COMBINE_SUM: return cg_fadd(c, acc, x);
+    case COMBINE_PROD: return cg_fmul(c, acc, x);
     case COMBINE_MAX: return nan_extremum(c, acc, x, true);
     case COMBINE_MIN: return nan_extremum(c, acc, x, false);
     }
@@ -260,21 +245,21 @@ static LLVMValueRef lane_sum(cg_lower *c, ir_dtype dt, LLVMValueRef a, LLVMValue
   cg_loop ch = cg_for_begin(c, chunks, "chunk");
   LLVMValueRef at = LLVMBuildMul(c->b, ch.iv, cg_i64(c, SUM_LANES), "");
   LLVMValueRef v = load_lanes(c, t, a, at);
-  if (b) v = fmul(c, v, load_lanes(c, t, b, at));
-  LLVMBuildStore(c->b, fadd(c, LLVMBuildLoad2(c->b, vt, lanes, ""), v), lanes);
+  if (b) v = cg_fmul(c, v, load_lanes(c, t, b, at));
+  LLVMBuildStore(c->b, cg_fadd(c, LLVMBuildLoad2(c->b, vt, lanes, ""), v), lanes);
   cg_for_end(c, &ch);
   LLVMValueRef done = LLVMBuildMul(c->b, chunks, cg_i64(c, SUM_LANES), "");
   cg_loop r = cg_for_begin(c, LLVMBuildSub(c->b, n, done, ""), "rest");
   LLVMValueRef i = LLVMBuildAdd(c->b, done, r.iv, "");
   LLVMValueRef x = LLVMBuildLoad2(c->b, t, element_at(c, t, a, i), "");
-  if (b) x = fmul(c, x, LLVMBuildLoad2(c->b, t, element_at(c, t, b, i), ""));
-  LLVMBuildStore(c->b, fadd(c, LLVMBuildLoad2(c->b, t, rest, ""), x), rest);
+  if (b) x = cg_fmul(c, x, LLVMBuildLoad2(c->b, t, element_at(c, t, b, i), ""));
+  LLVMBuildStore(c->b, cg_fadd(c, LLVMBuildLoad2(c->b, t, rest, ""), x), rest);
   cg_for_end(c, &r);
   LLVMValueRef acc = LLVMBuildLoad2(c->b, vt, lanes, ""), part[SUM_LANES];
   for (int l = 0; l < SUM_LANES; l++) part[l] = LLVMBuildExtractElement(c->b, acc, cg_i32(c, l), "");
   for (int width = SUM_LANES / 2; width >= 1; width /= 2)
-    for (int l = 0; l < width; l++) part[l] = fadd(c, part[2 * l], part[2 * l + 1]);
-  return fadd(c, part[0], LLVMBuildLoad2(c->b, t, rest, ""));
+    for (int l = 0; l < width; l++) part[l] = cg_fadd(c, part[2 * l], part[2 * l + 1]);
+  return cg_fadd(c, part[0], LLVMBuildLoad2(c->b, t, rest, ""));
 }
 
 /* Whether a buffer's elements are its accumulator type (f32, f64), so
@@ -330,7 +315,7 @@ static LLVMValueRef view_load(cg_lower *c, const matrix_view *m, LLVMValueRef ro
 }
 
 static LLVMValueRef product(cg_lower *c, ir_dtype acc_dt, LLVMValueRef a, LLVMValueRef b) {
-  if (ir_dtype_is_float(acc_dt)) return fmul(c, a, b);
+  if (ir_dtype_is_float(acc_dt)) return cg_fmul(c, a, b);
   return checked_i64(c, "llvm.smul.with.overflow", a, b);
 }
 
@@ -348,7 +333,7 @@ static void matmul_rows(cg_lower *c, const matrix_view *a, const matrix_view *b,
   LLVMValueRef aik = view_load(c, a, i.iv, kk.iv);
   cg_loop j = cg_for_begin(c, n, "j");
   LLVMValueRef at = LLVMBuildAdd(c->b, row, j.iv, "");
-  LLVMValueRef sum = fadd(c, cg_load(c, out, at), fmul(c, aik, view_load(c, b, kk.iv, j.iv)));
+  LLVMValueRef sum = cg_fadd(c, cg_load(c, out, at), cg_fmul(c, aik, view_load(c, b, kk.iv, j.iv)));
   cg_store(c, out, at, sum);
   cg_for_end(c, &j);
   cg_for_end(c, &kk);
@@ -483,7 +468,7 @@ static LLVMValueRef fold_reduced(cg_lower *c, const reduce_plan *p, const cg_buf
   int32_t *axes = ir_xcalloc((size_t)p->rank + 1, sizeof(int32_t));
   cg_nest r = cg_nest_axes(c, x, axes_where(p->rank, p->reduced, true, axes), axes, xidx);
   LLVMValueRef v = load_acc(c, x, cg_linear(c, x, xidx));
-  if (shift) v = fexp(c, fsub(c, v, shift));
+  if (shift) v = fexp(c, cg_fsub(c, v, shift));
   LLVMBuildStore(c->b, combine(c, k, acc_dt, load_slot(c, slot, acc_dt), v), slot);
   cg_nest_end(c, &r);
   free(axes);
@@ -503,7 +488,7 @@ static LLVMValueRef fold_rows(cg_lower *c, const reduce_plan *p, const cg_buf *x
   xidx[p->rank - 1] = cg_i64(c, 0);
   LLVMValueRef row = element_at(c, t, x->ptr, cg_linear(c, x, xidx));
   LLVMValueRef sum = lane_sum(c, dt, row, NULL, x->dims[p->rank - 1]);
-  LLVMBuildStore(c->b, fadd(c, LLVMBuildLoad2(c->b, t, slot, ""), sum), slot);
+  LLVMBuildStore(c->b, cg_fadd(c, LLVMBuildLoad2(c->b, t, slot, ""), sum), slot);
   cg_nest_end(c, &r);
   free(axes);
   return LLVMBuildLoad2(c->b, t, slot, "");
@@ -521,11 +506,11 @@ static void reduce_per_element(cg_lower *c, const reduce_plan *p, const cg_buf *
   bool rows = k == COMBINE_SUM && p->kind != IR_OP_REDUCE_LOGSUMEXP && p->rank > 0 &&
               p->reduced[p->rank - 1] && lane_summable(x->type.dtype);
   LLVMValueRef v = rows ? fold_rows(c, p, x, xidx) : fold_reduced(c, p, x, xidx, k, identity(c, k, acc_dt), NULL);
-  if (p->kind == IR_OP_REDUCE_MEAN) v = fdiv(c, v, LLVMBuildSIToFP(c->b, count, LLVMTypeOf(v), ""));
+  if (p->kind == IR_OP_REDUCE_MEAN) v = cg_fdiv(c, v, LLVMBuildSIToFP(c->b, count, LLVMTypeOf(v), ""));
   if (p->kind == IR_OP_REDUCE_LOGSUMEXP) {
     /* An infinite or NaN maximum is already the answer. */
     LLVMValueRef sum = fold_reduced(c, p, x, xidx, COMBINE_SUM, cg_const(c, acc_dt, 0), v);
-    v = LLVMBuildSelect(c->b, is_finite(c, v), fadd(c, v, flog(c, sum)), v, "");
+    v = LLVMBuildSelect(c->b, is_finite(c, v), cg_fadd(c, v, flog(c, sum)), v, "");
   }
   store_acc(c, out, olin, v);
   cg_nest_end(c, &kept);
@@ -568,7 +553,7 @@ static void reduce_into_output(cg_lower *c, const reduce_plan *p, const cg_buf *
     cg_nest t2 = cg_nest_axes(c, x, n_tail, tail, xidx);
     LLVMValueRef lin = reduced_linear(c, p, out, xidx);
     LLVMValueRef sum = cg_load(c, out, lin);
-    cg_store(c, out, lin, fdiv(c, sum, LLVMBuildSIToFP(c->b, count, LLVMTypeOf(sum), "")));
+    cg_store(c, out, lin, cg_fdiv(c, sum, LLVMBuildSIToFP(c->b, count, LLVMTypeOf(sum), "")));
     cg_nest_end(c, &t2);
   }
   cg_nest_end(c, &outer);
@@ -605,7 +590,7 @@ bool lower_reduce(cg_lower *c, ir_opid op) {
 static LLVMValueRef replaces_best(cg_lower *c, ir_dtype dt, LLVMValueRef v, LLVMValueRef b, bool max) {
   if (!ir_dtype_is_float(dt))
     return LLVMBuildICmp(c->b, max ? LLVMIntSGT : LLVMIntSLT, v, b, "");
-  LLVMValueRef better = fcmp(c, max ? LLVMRealOGT : LLVMRealOLT, v, b);
+  LLVMValueRef better = cg_fcmp(c, max ? LLVMRealOGT : LLVMRealOLT, v, b);
   LLVMValueRef takes = LLVMBuildOr(c->b, is_nan(c, v), better, "");
   return LLVMBuildAnd(c->b, LLVMBuildNot(c->b, is_nan(c, b), ""), takes, "");
 }
@@ -677,16 +662,16 @@ bool lower_softmax(cg_lower *c, ir_opid op) {
   cg_loop i2 = cg_for_begin(c, n, "i");
   xidx[axis] = i2.iv;
   LLVMValueRef lin = cg_linear(c, x, xidx);
-  LLVMValueRef e = fexp(c, fsub(c, load_acc(c, x, lin), m));
+  LLVMValueRef e = fexp(c, cg_fsub(c, load_acc(c, x, lin), m));
   if (keep_exp) cg_store(c, y, lin, e);
-  LLVMBuildStore(c->b, fadd(c, load_slot(c, sum_slot, acc_dt), e), sum_slot);
+  LLVMBuildStore(c->b, cg_fadd(c, load_slot(c, sum_slot, acc_dt), e), sum_slot);
   cg_for_end(c, &i2);
   LLVMValueRef sum = load_slot(c, sum_slot, acc_dt);
   cg_loop i3 = cg_for_begin(c, n, "i");
   xidx[axis] = i3.iv;
   lin = cg_linear(c, x, xidx);
-  e = keep_exp ? cg_load(c, y, lin) : fexp(c, fsub(c, load_acc(c, x, lin), m));
-  cg_store(c, y, lin, fdiv(c, e, sum));
+  e = keep_exp ? cg_load(c, y, lin) : fexp(c, cg_fsub(c, load_acc(c, x, lin), m));
+  cg_store(c, y, lin, cg_fdiv(c, e, sum));
   cg_for_end(c, &i3);
   cg_nest_end(c, &rows);
   free(axes);
@@ -718,21 +703,21 @@ bool lower_layernorm(cg_lower *c, ir_opid op) {
   LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sum_slot);
   cg_loop i1 = cg_for_begin(c, d, "i");
   LLVMValueRef v = load_acc(c, x, LLVMBuildAdd(c->b, base, i1.iv, ""));
-  LLVMBuildStore(c->b, fadd(c, load_slot(c, sum_slot, acc_dt), v), sum_slot);
+  LLVMBuildStore(c->b, cg_fadd(c, load_slot(c, sum_slot, acc_dt), v), sum_slot);
   cg_for_end(c, &i1);
-  LLVMValueRef mean = fdiv(c, load_slot(c, sum_slot, acc_dt), fd);
+  LLVMValueRef mean = cg_fdiv(c, load_slot(c, sum_slot, acc_dt), fd);
   LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sq_slot);
   cg_loop i2 = cg_for_begin(c, d, "i");
-  LLVMValueRef dev = fsub(c, load_acc(c, x, LLVMBuildAdd(c->b, base, i2.iv, "")), mean);
-  LLVMBuildStore(c->b, fadd(c, load_slot(c, sq_slot, acc_dt), fmul(c, dev, dev)), sq_slot);
+  LLVMValueRef dev = cg_fsub(c, load_acc(c, x, LLVMBuildAdd(c->b, base, i2.iv, "")), mean);
+  LLVMBuildStore(c->b, cg_fadd(c, load_slot(c, sq_slot, acc_dt), cg_fmul(c, dev, dev)), sq_slot);
   cg_for_end(c, &i2);
-  LLVMValueRef var = fdiv(c, load_slot(c, sq_slot, acc_dt), fd);
-  LLVMValueRef inv = fdiv(c, cg_const(c, acc_dt, 1), unary_intrinsic(c, "llvm.sqrt", fadd(c, var, eps)));
+  LLVMValueRef var = cg_fdiv(c, load_slot(c, sq_slot, acc_dt), fd);
+  LLVMValueRef inv = cg_fdiv(c, cg_const(c, acc_dt, 1), unary_intrinsic(c, "llvm.sqrt", cg_fadd(c, var, eps)));
   cg_loop i3 = cg_for_begin(c, d, "i");
   LLVMValueRef at = LLVMBuildAdd(c->b, base, i3.iv, "");
-  LLVMValueRef r = fmul(c, fsub(c, load_acc(c, x, at), mean), inv);
-  if (gamma) r = fmul(c, r, load_acc(c, gamma, i3.iv));
-  if (beta) r = fadd(c, r, load_acc(c, beta, i3.iv));
+  LLVMValueRef r = cg_fmul(c, cg_fsub(c, load_acc(c, x, at), mean), inv);
+  if (gamma) r = cg_fmul(c, r, load_acc(c, gamma, i3.iv));
+  if (beta) r = cg_fadd(c, r, load_acc(c, beta, i3.iv));
   cg_store(c, y, at, r);
   cg_for_end(c, &i3);
   cg_nest_end(c, &rows);

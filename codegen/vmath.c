@@ -53,22 +53,6 @@ static LLVMValueRef f32k(cg_lower *c, double v) { return LLVMConstReal(c->f32, v
 static LLVMValueRef f64k(cg_lower *c, double v) { return LLVMConstReal(c->f64, v); }
 static LLVMValueRef u32k(cg_lower *c, uint32_t v) { return LLVMConstInt(c->i32, v, 0); }
 
-static LLVMValueRef fadd(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return cg_fp(c, LLVMBuildFAdd(c->b, a, b, ""));
-}
-static LLVMValueRef fsub(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return cg_fp(c, LLVMBuildFSub(c->b, a, b, ""));
-}
-static LLVMValueRef fmul(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return cg_fp(c, LLVMBuildFMul(c->b, a, b, ""));
-}
-static LLVMValueRef fdiv(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return cg_fp(c, LLVMBuildFDiv(c->b, a, b, ""));
-}
-static LLVMValueRef fneg(cg_lower *c, LLVMValueRef a) { return LLVMBuildFNeg(c->b, a, ""); }
-static LLVMValueRef fcmp(cg_lower *c, LLVMRealPredicate p, LLVMValueRef a, LLVMValueRef b) {
-  return LLVMBuildFCmp(c->b, p, a, b, "");
-}
 static LLVMValueRef sel(cg_lower *c, LLVMValueRef cond, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildSelect(c->b, cond, a, b, "");
 }
@@ -90,15 +74,15 @@ static LLVMValueRef copysign_of(cg_lower *c, LLVMValueRef mag, LLVMValueRef sign
 /* x clamped to [lo, hi]; a NaN stays NaN (both compares are false). */
 static LLVMValueRef clamp(cg_lower *c, LLVMValueRef x, double lo, double hi) {
   LLVMTypeRef t = LLVMTypeOf(x);
-  x = sel(c, fcmp(c, LLVMRealOGT, x, fconst(t, hi)), fconst(t, hi), x);
-  return sel(c, fcmp(c, LLVMRealOLT, x, fconst(t, lo)), fconst(t, lo), x);
+  x = sel(c, cg_fcmp(c, LLVMRealOGT, x, fconst(t, hi)), fconst(t, hi), x);
+  return sel(c, cg_fcmp(c, LLVMRealOLT, x, fconst(t, lo)), fconst(t, lo), x);
 }
 
 /* coef[0] + x (coef[1] + x (...)) in x's type. */
 static LLVMValueRef horner(cg_lower *c, LLVMValueRef x, const double *coef, int n) {
   LLVMTypeRef t = LLVMTypeOf(x);
   LLVMValueRef r = fconst(t, coef[n - 1]);
-  for (int i = n - 2; i >= 0; i--) r = fadd(c, fconst(t, coef[i]), fmul(c, x, r));
+  for (int i = n - 2; i >= 0; i--) r = cg_fadd(c, fconst(t, coef[i]), cg_fmul(c, x, r));
   return r;
 }
 
@@ -123,20 +107,20 @@ typedef struct exp_split {
 
 /* k and round(x/ln2) as a float, from x (|x| < 2^21). */
 static LLVMValueRef round_log2(cg_lower *c, LLVMValueRef x, LLVMValueRef *k) {
-  LLVMValueRef t = fadd(c, fmul(c, x, f32k(c, LOG2E_F)), f32k(c, ROUND_MAGIC_F));
+  LLVMValueRef t = cg_fadd(c, cg_fmul(c, x, f32k(c, LOG2E_F)), f32k(c, ROUND_MAGIC_F));
   *k = LLVMBuildSub(c->b, bits(c, t), bits(c, f32k(c, ROUND_MAGIC_F)), "");
-  return fsub(c, t, f32k(c, ROUND_MAGIC_F));
+  return cg_fsub(c, t, f32k(c, ROUND_MAGIC_F));
 }
 
 static LLVMValueRef expm1_poly(cg_lower *c, LLVMValueRef r) {
-  return fadd(c, r, fmul(c, fmul(c, r, r), horner(c, r, EXPM1_Q, 6)));
+  return cg_fadd(c, r, cg_fmul(c, cg_fmul(c, r, r), horner(c, r, EXPM1_Q, 6)));
 }
 
 /* Split of e^x for x already clamped to a range where k fits scale(). */
 static exp_split exp_reduce(cg_lower *c, LLVMValueRef x) {
   exp_split s;
   LLVMValueRef kf = round_log2(c, x, &s.k);
-  LLVMValueRef r = fsub(c, fsub(c, x, fmul(c, kf, f32k(c, LN2_HI_F))), fmul(c, kf, f32k(c, LN2_LO_F)));
+  LLVMValueRef r = cg_fsub(c, cg_fsub(c, x, cg_fmul(c, kf, f32k(c, LN2_HI_F))), cg_fmul(c, kf, f32k(c, LN2_LO_F)));
   s.em = expm1_poly(c, r);
   return s;
 }
@@ -146,7 +130,7 @@ static exp_split exp_reduce(cg_lower *c, LLVMValueRef x) {
 static exp_split exp_reduce_wide(cg_lower *c, LLVMValueRef xd) {
   exp_split s;
   LLVMValueRef kf = round_log2(c, narrow(c, xd), &s.k);
-  LLVMValueRef r = fsub(c, xd, fmul(c, widen(c, kf), f64k(c, LN2_D)));
+  LLVMValueRef r = cg_fsub(c, xd, cg_fmul(c, widen(c, kf), f64k(c, LN2_D)));
   s.em = expm1_poly(c, narrow(c, r));
   return s;
 }
@@ -163,14 +147,14 @@ static LLVMValueRef pow2(cg_lower *c, LLVMValueRef k) {
 static LLVMValueRef scale(cg_lower *c, LLVMValueRef m, LLVMValueRef k) {
   LLVMValueRef k1 = LLVMBuildAShr(c->b, k, u32k(c, 1), "");
   LLVMValueRef k2 = LLVMBuildSub(c->b, k, k1, "");
-  return fmul(c, fmul(c, m, pow2(c, k1)), pow2(c, k2));
+  return cg_fmul(c, cg_fmul(c, m, pow2(c, k1)), pow2(c, k2));
 }
 
 /* exp(x): below -104 the result is 0, above 89 infinity; in between k is
  * in [-150, 128]. */
 static LLVMValueRef gen_exp(cg_lower *c, LLVMValueRef x) {
   exp_split s = exp_reduce(c, clamp(c, x, -104, 89));
-  return scale(c, fadd(c, f32k(c, 1), s.em), s.k);
+  return scale(c, cg_fadd(c, f32k(c, 1), s.em), s.k);
 }
 
 /* expm1(x) = 2^k em + (2^k - 1), exact in its pieces for k <= 24; beyond,
@@ -179,10 +163,10 @@ static LLVMValueRef gen_expm1(cg_lower *c, LLVMValueRef x) {
   exp_split s = exp_reduce(c, clamp(c, x, -30, 89));
   LLVMValueRef big_k = LLVMBuildICmp(c->b, LLVMIntSGT, s.k, u32k(c, 24), "");
   LLVMValueRef sv = pow2(c, sel(c, big_k, u32k(c, 24), s.k));
-  LLVMValueRef small = fadd(c, fmul(c, sv, s.em), fsub(c, sv, f32k(c, 1)));
-  LLVMValueRef big = fsub(c, scale(c, fadd(c, f32k(c, 1), s.em), s.k), f32k(c, 1));
+  LLVMValueRef small = cg_fadd(c, cg_fmul(c, sv, s.em), cg_fsub(c, sv, f32k(c, 1)));
+  LLVMValueRef big = cg_fsub(c, scale(c, cg_fadd(c, f32k(c, 1), s.em), s.k), f32k(c, 1));
   LLVMValueRef r = sel(c, big_k, big, small);
-  return sel(c, fcmp(c, LLVMRealOEQ, x, f32k(c, 0)), x, r); /* keeps the sign of -0 */
+  return sel(c, cg_fcmp(c, LLVMRealOEQ, x, f32k(c, 0)), x, r); /* keeps the sign of -0 */
 }
 
 /* ---- log --------------------------------------------------------------------- */
@@ -195,8 +179,8 @@ static const double LOG_R[] = {0x1.555556p-1, 0x1.9999ecp-2, 0x1.245c44p-2, 0x1.
 static LLVMValueRef gen_log(cg_lower *c, LLVMValueRef x) {
   LLVMBuilderRef B = c->b;
   /* Subnormals are scaled into the normal range first (exactly). */
-  LLVMValueRef sub = fcmp(c, LLVMRealOLT, x, f32k(c, 0x1p-126));
-  LLVMValueRef xs = sel(c, sub, fmul(c, x, f32k(c, 0x1p23)), x);
+  LLVMValueRef sub = cg_fcmp(c, LLVMRealOLT, x, f32k(c, 0x1p-126));
+  LLVMValueRef xs = sel(c, sub, cg_fmul(c, x, f32k(c, 0x1p23)), x);
   LLVMValueRef e_adj = sel(c, sub, u32k(c, (uint32_t)-23), u32k(c, 0));
   /* Shift the mantissa range so that m lands in [sqrt(1/2), sqrt(2)). */
   LLVMValueRef ix = LLVMBuildAdd(B, bits(c, xs), u32k(c, 0x3f800000u - SQRT_HALF_BITS), "");
@@ -204,29 +188,29 @@ static LLVMValueRef gen_log(cg_lower *c, LLVMValueRef x) {
   k = LLVMBuildAdd(B, k, e_adj, "");
   LLVMValueRef m = from_bits(c, LLVMBuildAdd(B, LLVMBuildAnd(B, ix, u32k(c, 0x7fffff), ""),
                                              u32k(c, SQRT_HALF_BITS), ""));
-  LLVMValueRef f = fsub(c, m, f32k(c, 1));
-  LLVMValueRef s = fdiv(c, f, fadd(c, f32k(c, 2), f));
-  LLVMValueRef z = fmul(c, s, s);
-  LLVMValueRef R = fmul(c, z, horner(c, z, LOG_R, 4));
-  LLVMValueRef hfsq = fmul(c, f32k(c, 0.5), fmul(c, f, f));
+  LLVMValueRef f = cg_fsub(c, m, f32k(c, 1));
+  LLVMValueRef s = cg_fdiv(c, f, cg_fadd(c, f32k(c, 2), f));
+  LLVMValueRef z = cg_fmul(c, s, s);
+  LLVMValueRef R = cg_fmul(c, z, horner(c, z, LOG_R, 4));
+  LLVMValueRef hfsq = cg_fmul(c, f32k(c, 0.5), cg_fmul(c, f, f));
   LLVMValueRef kf = LLVMBuildSIToFP(B, k, c->f32, "");
   /* k ln2 + f - hfsq + s (hfsq + R), summed small terms first. */
-  LLVMValueRef t = fadd(c, fmul(c, s, fadd(c, hfsq, R)), fmul(c, kf, f32k(c, LN2_LO_F)));
-  LLVMValueRef r = fsub(c, fmul(c, kf, f32k(c, LN2_HI_F)), fsub(c, fsub(c, hfsq, t), f));
+  LLVMValueRef t = cg_fadd(c, cg_fmul(c, s, cg_fadd(c, hfsq, R)), cg_fmul(c, kf, f32k(c, LN2_LO_F)));
+  LLVMValueRef r = cg_fsub(c, cg_fmul(c, kf, f32k(c, LN2_HI_F)), cg_fsub(c, cg_fsub(c, hfsq, t), f));
   LLVMValueRef inf = f32k(c, INFINITY);
-  r = sel(c, fcmp(c, LLVMRealOEQ, x, inf), inf, r);
-  r = sel(c, fcmp(c, LLVMRealOEQ, x, f32k(c, 0)), fneg(c, inf), r);
-  r = sel(c, fcmp(c, LLVMRealOLT, x, f32k(c, 0)), f32k(c, NAN), r);
-  return sel(c, fcmp(c, LLVMRealUNO, x, x), x, r);
+  r = sel(c, cg_fcmp(c, LLVMRealOEQ, x, inf), inf, r);
+  r = sel(c, cg_fcmp(c, LLVMRealOEQ, x, f32k(c, 0)), cg_fneg(c, inf), r);
+  r = sel(c, cg_fcmp(c, LLVMRealOLT, x, f32k(c, 0)), f32k(c, NAN), r);
+  return sel(c, cg_fcmp(c, LLVMRealUNO, x, x), x, r);
 }
 
 /* log1p(t) = log(u) * t / (u - 1) with u = 1 + t (Goldberg): the rounding
  * of u cancels between the two factors. */
 static LLVMValueRef gen_log1p(cg_lower *c, LLVMValueRef t) {
-  LLVMValueRef u = fadd(c, f32k(c, 1), t);
-  LLVMValueRef r = fmul(c, gen_log(c, u), fdiv(c, t, fsub(c, u, f32k(c, 1))));
-  r = sel(c, fcmp(c, LLVMRealOEQ, t, f32k(c, INFINITY)), t, r);
-  return sel(c, fcmp(c, LLVMRealOEQ, u, f32k(c, 1)), t, r);
+  LLVMValueRef u = cg_fadd(c, f32k(c, 1), t);
+  LLVMValueRef r = cg_fmul(c, gen_log(c, u), cg_fdiv(c, t, cg_fsub(c, u, f32k(c, 1))));
+  r = sel(c, cg_fcmp(c, LLVMRealOEQ, t, f32k(c, INFINITY)), t, r);
+  return sel(c, cg_fcmp(c, LLVMRealOEQ, u, f32k(c, 1)), t, r);
 }
 
 /* ---- tanh, sigmoid, softplus ---------------------------------------------------- */
@@ -240,13 +224,13 @@ static const double TANH_T[] = {-0x1.555556p-2, 0x1.111102p-3, -0x1.ba12d8p-5, 0
 /* Above |x| = 10, tanh rounds to +-1 (1 - tanh(9.02) < 2^-25). */
 static LLVMValueRef gen_tanh(cg_lower *c, LLVMValueRef x) {
   LLVMValueRef a = fabs_of(c, x);
-  LLVMValueRef z = fmul(c, x, x);
-  LLVMValueRef small = fadd(c, x, fmul(c, fmul(c, x, z), horner(c, z, TANH_T, 6)));
+  LLVMValueRef z = cg_fmul(c, x, x);
+  LLVMValueRef small = cg_fadd(c, x, cg_fmul(c, cg_fmul(c, x, z), horner(c, z, TANH_T, 6)));
   small = copysign_of(c, small, x); /* -0 + +0 would lose the sign of -0 */
-  LLVMValueRef em = gen_expm1(c, fadd(c, a, a));
-  LLVMValueRef r = fdiv(c, em, fadd(c, em, f32k(c, 2)));
-  r = copysign_of(c, sel(c, fcmp(c, LLVMRealOGT, a, f32k(c, 10)), f32k(c, 1), r), x);
-  return sel(c, fcmp(c, LLVMRealOLT, a, f32k(c, TANH_SMALL)), small, r);
+  LLVMValueRef em = gen_expm1(c, cg_fadd(c, a, a));
+  LLVMValueRef r = cg_fdiv(c, em, cg_fadd(c, em, f32k(c, 2)));
+  r = copysign_of(c, sel(c, cg_fcmp(c, LLVMRealOGT, a, f32k(c, 10)), f32k(c, 1), r), x);
+  return sel(c, cg_fcmp(c, LLVMRealOLT, a, f32k(c, TANH_SMALL)), small, r);
 }
 
 /* 1/(1+e^-x) for x >= 0, e^x/(1+e^x) below: e^-|x| never overflows. The
@@ -254,18 +238,18 @@ static LLVMValueRef gen_tanh(cg_lower *c, LLVMValueRef x) {
 static LLVMValueRef sigmoid_from(cg_lower *c, LLVMValueRef nonneg, LLVMValueRef e) {
   LLVMValueRef ed = widen(c, e);
   LLVMValueRef num = sel(c, nonneg, f64k(c, 1), ed);
-  return narrow(c, fdiv(c, num, fadd(c, f64k(c, 1), ed)));
+  return narrow(c, cg_fdiv(c, num, cg_fadd(c, f64k(c, 1), ed)));
 }
 
 static LLVMValueRef gen_sigmoid(cg_lower *c, LLVMValueRef x) {
-  LLVMValueRef e = gen_exp(c, fneg(c, fabs_of(c, x)));
-  return sigmoid_from(c, fcmp(c, LLVMRealOGE, x, f32k(c, 0)), e);
+  LLVMValueRef e = gen_exp(c, cg_fneg(c, fabs_of(c, x)));
+  return sigmoid_from(c, cg_fcmp(c, LLVMRealOGE, x, f32k(c, 0)), e);
 }
 
 /* max(x, 0) + log1p(e^-|x|), as the interpreter defines it. */
 static LLVMValueRef gen_softplus(cg_lower *c, LLVMValueRef x) {
-  LLVMValueRef l = gen_log1p(c, gen_exp(c, fneg(c, fabs_of(c, x))));
-  return fadd(c, sel(c, fcmp(c, LLVMRealOGT, x, f32k(c, 0)), x, f32k(c, 0)), l);
+  LLVMValueRef l = gen_log1p(c, gen_exp(c, cg_fneg(c, fabs_of(c, x))));
+  return cg_fadd(c, sel(c, cg_fcmp(c, LLVMRealOGT, x, f32k(c, 0)), x, f32k(c, 0)), l);
 }
 
 /* ---- erf and gelu ------------------------------------------------------------------ */
@@ -289,7 +273,7 @@ static const double ERFC_P[] = {-0x1.43fa5a522b7c9p+0, 0x1.0032e28a2db21p+0,  0x
 /* In double: float evaluation would cost an ulp or two. */
 static LLVMValueRef erf_small(cg_lower *c, LLVMValueRef x) {
   LLVMValueRef xd = widen(c, x);
-  return narrow(c, fmul(c, xd, horner(c, fmul(c, xd, xd), ERF_A, 7)));
+  return narrow(c, cg_fmul(c, xd, horner(c, cg_fmul(c, xd, xd), ERF_A, 7)));
 }
 
 /* erfc(a) = m * 2^k with m = t e^(-sq + P(t) - k ln2) in double (sq = a^2,
@@ -300,19 +284,19 @@ typedef struct erfc_split {
 } erfc_split;
 
 static erfc_split erfc_tail(cg_lower *c, LLVMValueRef ad, LLVMValueRef sq) {
-  LLVMValueRef t = fdiv(c, f64k(c, 1), fadd(c, f64k(c, 1), fmul(c, f64k(c, 0.5), ad)));
-  LLVMValueRef arg = fsub(c, horner(c, t, ERFC_P, 10), sq);
+  LLVMValueRef t = cg_fdiv(c, f64k(c, 1), cg_fadd(c, f64k(c, 1), cg_fmul(c, f64k(c, 0.5), ad)));
+  LLVMValueRef arg = cg_fsub(c, horner(c, t, ERFC_P, 10), sq);
   exp_split s = exp_reduce_wide(c, arg);
-  erfc_split r = {fmul(c, t, fadd(c, f64k(c, 1), widen(c, s.em))), s.k};
+  erfc_split r = {cg_fmul(c, t, cg_fadd(c, f64k(c, 1), widen(c, s.em))), s.k};
   return r;
 }
 
 static LLVMValueRef gen_erf(cg_lower *c, LLVMValueRef x) {
   LLVMValueRef a = fabs_of(c, x);
   LLVMValueRef ad = widen(c, clamp(c, a, ERF_SMALL, ERFC_MAX_ARG));
-  erfc_split e = erfc_tail(c, ad, fmul(c, ad, ad));
-  LLVMValueRef big = copysign_of(c, fsub(c, f32k(c, 1), scale(c, narrow(c, e.m), e.k)), x);
-  return sel(c, fcmp(c, LLVMRealOLT, a, f32k(c, ERF_SMALL)), erf_small(c, x), big);
+  erfc_split e = erfc_tail(c, ad, cg_fmul(c, ad, ad));
+  LLVMValueRef big = copysign_of(c, cg_fsub(c, f32k(c, 1), scale(c, narrow(c, e.m), e.k)), x);
+  return sel(c, cg_fcmp(c, LLVMRealOLT, a, f32k(c, ERF_SMALL)), erf_small(c, x), big);
 }
 
 /* x Phi(x): x/2 (1 + erf(x/sqrt2)) near 0; x/2 erfc(|x|/sqrt2) for x < 0;
@@ -321,19 +305,19 @@ static LLVMValueRef gen_erf(cg_lower *c, LLVMValueRef x) {
  * interpreter's 0.5 x (1 + erf) does); on the positive side Phi is 1. */
 static LLVMValueRef gen_gelu(cg_lower *c, LLVMValueRef x) {
   LLVMValueRef half = f32k(c, 0.5);
-  LLVMValueRef a = fmul(c, fabs_of(c, x), f32k(c, ISQRT2_F));
-  LLVMValueRef phi_small = fadd(c, half, fmul(c, half, erf_small(c, fmul(c, x, f32k(c, ISQRT2_F)))));
+  LLVMValueRef a = cg_fmul(c, fabs_of(c, x), f32k(c, ISQRT2_F));
+  LLVMValueRef phi_small = cg_fadd(c, half, cg_fmul(c, half, erf_small(c, cg_fmul(c, x, f32k(c, ISQRT2_F)))));
   LLVMValueRef xc = clamp(c, x, -GELU_MAX_X, GELU_MAX_X);
   LLVMValueRef xd = widen(c, xc);
-  LLVMValueRef ad = clamp(c, fmul(c, fabs_of(c, xd), f64k(c, ISQRT2_D)), GELU_SMALL, ERFC_MAX_ARG);
-  erfc_split e = erfc_tail(c, ad, fmul(c, f64k(c, 0.5), fmul(c, xd, xd)));
-  LLVMValueRef h = fmul(c, f64k(c, 0.5), e.m); /* erfc/2 = Phi(-|x|), before scaling */
-  LLVMValueRef below = scale(c, narrow(c, fmul(c, xd, h)), e.k);
-  LLVMValueRef above = fmul(c, xc, fsub(c, f32k(c, 1), scale(c, narrow(c, h), e.k)));
-  LLVMValueRef tail = sel(c, fcmp(c, LLVMRealOLT, x, f32k(c, 0)), below, above);
-  LLVMValueRef r = sel(c, fcmp(c, LLVMRealOLT, a, f32k(c, GELU_SMALL)), fmul(c, x, phi_small), tail);
-  LLVMValueRef huge = sel(c, fcmp(c, LLVMRealOGT, x, f32k(c, 0)), x, fmul(c, x, f32k(c, 0)));
-  return sel(c, fcmp(c, LLVMRealOGT, fabs_of(c, x), f32k(c, GELU_MAX_X)), huge, r);
+  LLVMValueRef ad = clamp(c, cg_fmul(c, fabs_of(c, xd), f64k(c, ISQRT2_D)), GELU_SMALL, ERFC_MAX_ARG);
+  erfc_split e = erfc_tail(c, ad, cg_fmul(c, f64k(c, 0.5), cg_fmul(c, xd, xd)));
+  LLVMValueRef h = cg_fmul(c, f64k(c, 0.5), e.m); /* erfc/2 = Phi(-|x|), before scaling */
+  LLVMValueRef below = scale(c, narrow(c, cg_fmul(c, xd, h)), e.k);
+  LLVMValueRef above = cg_fmul(c, xc, cg_fsub(c, f32k(c, 1), scale(c, narrow(c, h), e.k)));
+  LLVMValueRef tail = sel(c, cg_fcmp(c, LLVMRealOLT, x, f32k(c, 0)), below, above);
+  LLVMValueRef r = sel(c, cg_fcmp(c, LLVMRealOLT, a, f32k(c, GELU_SMALL)), cg_fmul(c, x, phi_small), tail);
+  LLVMValueRef huge = sel(c, cg_fcmp(c, LLVMRealOGT, x, f32k(c, 0)), x, cg_fmul(c, x, f32k(c, 0)));
+  return sel(c, cg_fcmp(c, LLVMRealOGT, fabs_of(c, x), f32k(c, GELU_MAX_X)), huge, r);
 }
 
 /* x sigmoid(v) for v in double: x / (1 + e) for v >= 0, and for v < 0
@@ -343,18 +327,18 @@ static LLVMValueRef gen_gelu(cg_lower *c, LLVMValueRef x) {
  * rounded once more at most (rounding e^v first would lose most of its
  * bits when |x| lifts x e^v above e^v). */
 static LLVMValueRef x_sigmoid(cg_lower *c, LLVMValueRef x, LLVMValueRef v) {
-  LLVMValueRef neg = clamp(c, fneg(c, fabs_of(c, v)), -160, 0);
+  LLVMValueRef neg = clamp(c, cg_fneg(c, fabs_of(c, v)), -160, 0);
   exp_split s = exp_reduce_wide(c, neg);
   LLVMValueRef xd = widen(c, x);
-  LLVMValueRef pd = fadd(c, f64k(c, 1), widen(c, s.em));
-  LLVMValueRef d = fadd(c, f64k(c, 1), widen(c, scale(c, fadd(c, f32k(c, 1), s.em), s.k)));
+  LLVMValueRef pd = cg_fadd(c, f64k(c, 1), widen(c, s.em));
+  LLVMValueRef d = cg_fadd(c, f64k(c, 1), widen(c, scale(c, cg_fadd(c, f32k(c, 1), s.em), s.k)));
   LLVMValueRef k1 = LLVMBuildAShr(c->b, s.k, u32k(c, 1), "");
-  LLVMValueRef m = narrow(c, fmul(c, fdiv(c, fmul(c, xd, pd), d), widen(c, pow2(c, k1))));
-  LLVMValueRef below = fmul(c, m, pow2(c, LLVMBuildSub(c->b, s.k, k1, "")));
+  LLVMValueRef m = narrow(c, cg_fmul(c, cg_fdiv(c, cg_fmul(c, xd, pd), d), widen(c, pow2(c, k1))));
+  LLVMValueRef below = cg_fmul(c, m, pow2(c, LLVMBuildSub(c->b, s.k, k1, "")));
   /* Below v = -160 the result underflows for every float x (the callers'
    * |x| is below 2^8 there): x * 0 gives -0, and NaN for -inf. */
-  below = sel(c, fcmp(c, LLVMRealOLT, v, f64k(c, -160)), fmul(c, x, f32k(c, 0)), below);
-  return sel(c, fcmp(c, LLVMRealOGE, v, f64k(c, 0)), narrow(c, fdiv(c, xd, d)), below);
+  below = sel(c, cg_fcmp(c, LLVMRealOLT, v, f64k(c, -160)), cg_fmul(c, x, f32k(c, 0)), below);
+  return sel(c, cg_fcmp(c, LLVMRealOGE, v, f64k(c, 0)), narrow(c, cg_fdiv(c, xd, d)), below);
 }
 
 static LLVMValueRef gen_silu(cg_lower *c, LLVMValueRef x) { return x_sigmoid(c, x, widen(c, x)); }
@@ -366,7 +350,7 @@ static LLVMValueRef gen_silu(cg_lower *c, LLVMValueRef x) { return x_sigmoid(c, 
 
 static LLVMValueRef gen_gelu_tanh(cg_lower *c, LLVMValueRef x) {
   LLVMValueRef xd = widen(c, x);
-  LLVMValueRef v = fmul(c, xd, fadd(c, f64k(c, GELU_K1), fmul(c, f64k(c, GELU_K2), fmul(c, xd, xd))));
+  LLVMValueRef v = cg_fmul(c, xd, cg_fadd(c, f64k(c, GELU_K1), cg_fmul(c, f64k(c, GELU_K2), cg_fmul(c, xd, xd))));
   return x_sigmoid(c, x, v);
 }
 
@@ -387,23 +371,23 @@ static const double COS_C[] = {-0.49999999969119313, 0.04166665064451703, -0.001
 static LLVMValueRef gen_sincos(cg_lower *c, LLVMValueRef x, uint32_t cos_shift) {
   LLVMBuilderRef B = c->b;
   LLVMValueRef xd = widen(c, x);
-  LLVMValueRef t = fadd(c, fmul(c, xd, f64k(c, INV_PIO2_D)), f64k(c, ROUND_MAGIC_D));
-  LLVMValueRef q = fsub(c, t, f64k(c, ROUND_MAGIC_D));
+  LLVMValueRef t = cg_fadd(c, cg_fmul(c, xd, f64k(c, INV_PIO2_D)), f64k(c, ROUND_MAGIC_D));
+  LLVMValueRef q = cg_fsub(c, t, f64k(c, ROUND_MAGIC_D));
   LLVMValueRef n = LLVMBuildTrunc(B, LLVMBuildBitCast(B, t, c->i64, ""), c->i32, "");
   n = LLVMBuildAdd(B, n, u32k(c, cos_shift), "");
-  LLVMValueRef r = fsub(c, fsub(c, xd, fmul(c, q, f64k(c, PIO2_1))), fmul(c, q, f64k(c, PIO2_1T)));
+  LLVMValueRef r = cg_fsub(c, cg_fsub(c, xd, cg_fmul(c, q, f64k(c, PIO2_1))), cg_fmul(c, q, f64k(c, PIO2_1T)));
   /* Out of range: a bounded, meaningless result rather than a polynomial
    * of a huge r (docs/numerics.md); x * 0 keeps infinities NaN. */
-  r = sel(c, fcmp(c, LLVMRealOGT, fabs_of(c, x), f32k(c, TRIG_MAX)), fmul(c, xd, f64k(c, 0)), r);
-  LLVMValueRef z = fmul(c, r, r);
-  LLVMValueRef s = fadd(c, r, fmul(c, fmul(c, r, z), horner(c, z, SIN_S, 4)));
-  LLVMValueRef co = fadd(c, f64k(c, 1), fmul(c, z, horner(c, z, COS_C, 4)));
+  r = sel(c, cg_fcmp(c, LLVMRealOGT, fabs_of(c, x), f32k(c, TRIG_MAX)), cg_fmul(c, xd, f64k(c, 0)), r);
+  LLVMValueRef z = cg_fmul(c, r, r);
+  LLVMValueRef s = cg_fadd(c, r, cg_fmul(c, cg_fmul(c, r, z), horner(c, z, SIN_S, 4)));
+  LLVMValueRef co = cg_fadd(c, f64k(c, 1), cg_fmul(c, z, horner(c, z, COS_C, 4)));
   LLVMValueRef odd = LLVMBuildICmp(B, LLVMIntNE, LLVMBuildAnd(B, n, u32k(c, 1), ""), u32k(c, 0), "");
   LLVMValueRef neg = LLVMBuildICmp(B, LLVMIntNE, LLVMBuildAnd(B, n, u32k(c, 2), ""), u32k(c, 0), "");
   LLVMValueRef v = narrow(c, sel(c, odd, co, s));
-  v = sel(c, neg, fneg(c, v), v);
+  v = sel(c, neg, cg_fneg(c, v), v);
   if (cos_shift) return v;
-  return sel(c, fcmp(c, LLVMRealOEQ, x, f32k(c, 0)), x, v); /* sin(-0) = -0 */
+  return sel(c, cg_fcmp(c, LLVMRealOEQ, x, f32k(c, 0)), x, v); /* sin(-0) = -0 */
 }
 
 static LLVMValueRef gen_sin(cg_lower *c, LLVMValueRef x) { return gen_sincos(c, x, 0); }
@@ -502,23 +486,23 @@ static LLVMValueRef libm_formula(cg_lower *c, cg_vm_fn f, LLVMValueRef x) {
   case CG_VM_SIN: return libm1(c, "sin", x);
   case CG_VM_COS: return libm1(c, "cos", x);
   case CG_VM_SIGMOID: {
-    LLVMValueRef e = libm1(c, "exp", fneg(c, fabs_of(c, x)));
-    LLVMValueRef nonneg = fcmp(c, LLVMRealOGE, x, zero);
-    return fdiv(c, sel(c, nonneg, one, e), fadd(c, one, e));
+    LLVMValueRef e = libm1(c, "exp", cg_fneg(c, fabs_of(c, x)));
+    LLVMValueRef nonneg = cg_fcmp(c, LLVMRealOGE, x, zero);
+    return cg_fdiv(c, sel(c, nonneg, one, e), cg_fadd(c, one, e));
   }
   case CG_VM_SOFTPLUS: {
-    LLVMValueRef l = libm1(c, "log1p", libm1(c, "exp", fneg(c, fabs_of(c, x))));
-    return fadd(c, sel(c, fcmp(c, LLVMRealOGT, x, zero), x, zero), l);
+    LLVMValueRef l = libm1(c, "log1p", libm1(c, "exp", cg_fneg(c, fabs_of(c, x))));
+    return cg_fadd(c, sel(c, cg_fcmp(c, LLVMRealOGT, x, zero), x, zero), l);
   }
-  case CG_VM_SILU: return fmul(c, x, libm_formula(c, CG_VM_SIGMOID, x));
+  case CG_VM_SILU: return cg_fmul(c, x, libm_formula(c, CG_VM_SIGMOID, x));
   case CG_VM_GELU: {
-    LLVMValueRef e = libm1(c, "erfc", fmul(c, fneg(c, x), f64k(c, ISQRT2_D)));
-    return fmul(c, fmul(c, half, x), e);
+    LLVMValueRef e = libm1(c, "erfc", cg_fmul(c, cg_fneg(c, x), f64k(c, ISQRT2_D)));
+    return cg_fmul(c, cg_fmul(c, half, x), e);
   }
   case CG_VM_GELU_TANH: {
-    LLVMValueRef cube = fmul(c, fmul(c, fmul(c, f64k(c, 0.044715), x), x), x);
-    LLVMValueRef v = fmul(c, f64k(c, -2 * 0.79788456080286535588), fadd(c, x, cube));
-    return fdiv(c, x, fadd(c, one, libm1(c, "exp", v)));
+    LLVMValueRef cube = cg_fmul(c, cg_fmul(c, cg_fmul(c, f64k(c, 0.044715), x), x), x);
+    LLVMValueRef v = cg_fmul(c, f64k(c, -2 * 0.79788456080286535588), cg_fadd(c, x, cube));
+    return cg_fdiv(c, x, cg_fadd(c, one, libm1(c, "exp", v)));
   }
   case CG_VM_COUNT: break;
   }

@@ -32,6 +32,12 @@ ir_graph *cli_parse_model(const cli_model *m, ir_diag *d);
  * *value and advance *i; a missing value is reported. Returns 1 on a match,
  * 0 if arg is another option, -1 on a missing value. */
 int cli_match_value(int argc, char **argv, int *i, const char *name, const char **value);
+/* The tail every command's option loop shares: -O0..-O3 (when level is
+ * not NULL), the one positional model file, and unknown options. False
+ * after reporting a usage error. */
+bool cli_common_arg(const char *cmd, const char *arg, const char **model, int *level);
+/* After the loop: a model file was given, or report it. */
+bool cli_require_model(const char *cmd, const char *model);
 /* Print "seqc: error: ..." to stderr. */
 void cli_error(const char *fmt, ...) IR_PRINTF(1, 2);
 

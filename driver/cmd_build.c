@@ -60,22 +60,11 @@ static int parse_build_args(int argc, char **argv, build_args *a) {
     } else if ((m = cli_match_value(argc, argv, &i, "--cpu", &v)) != 0) {
       if (m < 0) return 1;
       a->cg.cpu = v;
-    } else if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
-      a->level = arg[2] - '0';
-    } else if (arg[0] == '-' && arg[1] != 0) {
-      cli_error("unknown option '%s' for 'seqc build'; try 'seqc build --help'", arg);
+    } else if (!cli_common_arg("build", arg, &a->in, &a->level)) {
       return 1;
-    } else if (a->in) {
-      cli_error("'seqc build' takes one model file, got '%s' and '%s'", a->in, arg);
-      return 1;
-    } else {
-      a->in = arg;
     }
   }
-  if (!a->in) {
-    cli_error("'seqc build' needs a model file; try 'seqc build --help'");
-    return 1;
-  }
+  if (!cli_require_model("build", a->in)) return 1;
   return 0;
 }
 

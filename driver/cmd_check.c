@@ -110,22 +110,11 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
       a->have_rtol = true;
     } else if (!strcmp(arg, "--bisect")) {
       a->bisect = true;
-    } else if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
-      a->level = arg[2] - '0';
-    } else if (arg[0] == '-' && arg[1] != 0) {
-      cli_error("unknown option '%s' for 'seqc check'; try 'seqc check --help'", arg);
+    } else if (!cli_common_arg("check", arg, &a->model, &a->level)) {
       return 1;
-    } else if (a->model) {
-      cli_error("'seqc check' takes one model file, got '%s' and '%s'", a->model, arg);
-      return 1;
-    } else {
-      a->model = arg;
     }
   }
-  if (!a->model) {
-    cli_error("'seqc check' needs a model file; try 'seqc check --help'");
-    return 1;
-  }
+  if (!cli_require_model("check", a->model)) return 1;
   if (a->passes && a->level >= 0) {
     cli_error("give either --passes or -O<level>, not both");
     return 1;

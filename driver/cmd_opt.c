@@ -64,22 +64,11 @@ static int parse_opt_args(int argc, char **argv, opt_args *a) {
       a->pc.verify_each = true;
     } else if (!strcmp(arg, "--locations")) {
       a->locations = true;
-    } else if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
-      a->level = arg[2] - '0';
-    } else if (arg[0] == '-' && arg[1] != 0) {
-      cli_error("unknown option '%s' for 'seqc opt'; try 'seqc opt --help'", arg);
+    } else if (!cli_common_arg("opt", arg, &a->in, &a->level)) {
       return 1;
-    } else if (a->in) {
-      cli_error("'seqc opt' takes one input file, got '%s' and '%s'", a->in, arg);
-      return 1;
-    } else {
-      a->in = arg;
     }
   }
-  if (!a->in) {
-    cli_error("'seqc opt' needs an input file; try 'seqc opt --help'");
-    return 1;
-  }
+  if (!cli_require_model("opt", a->in)) return 1;
   if (a->passes && a->level >= 0) {
     cli_error("give either --passes or -O<level>, not both");
     return 1;

@@ -82,22 +82,11 @@ static int parse_run_args(int argc, char **argv, run_args *a) {
       a->print = true;
     } else if (!strcmp(arg, "--interp")) {
       a->interp = true;
-    } else if (arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
-      a->level = arg[2] - '0';
-    } else if (arg[0] == '-' && arg[1] != 0) {
-      cli_error("unknown option '%s' for 'seqc run'; try 'seqc run --help'", arg);
+    } else if (!cli_common_arg("run", arg, &a->in, &a->level)) {
       return 1;
-    } else if (a->in) {
-      cli_error("'seqc run' takes one input file, got '%s' and '%s'", a->in, arg);
-      return 1;
-    } else {
-      a->in = arg;
     }
   }
-  if (!a->in) {
-    cli_error("'seqc run' needs an input file; try 'seqc run --help'");
-    return 1;
-  }
+  if (!cli_require_model("run", a->in)) return 1;
   return 0;
 }
 

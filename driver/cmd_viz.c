@@ -169,20 +169,11 @@ int cmd_viz(int argc, char **argv) {
     } else if ((m = cli_match_value(argc, argv, &i, "-o", &v)) != 0) {
       if (m < 0) return 1;
       out = v;
-    } else if (arg[0] == '-' && arg[1] != 0) {
-      cli_error("unknown option '%s' for 'seqc viz'; try 'seqc viz --help'", arg);
+    } else if (!cli_common_arg("viz", arg, &in, NULL)) {
       return 1;
-    } else if (in) {
-      cli_error("'seqc viz' takes one model file, got '%s' and '%s'", in, arg);
-      return 1;
-    } else {
-      in = arg;
     }
   }
-  if (!in) {
-    cli_error("'seqc viz' needs a model file; try 'seqc viz --help'");
-    return 1;
-  }
+  if (!cli_require_model("viz", in)) return 1;
   ir_diag d;
   ir_diag_init(&d);
   cli_model m;

@@ -82,6 +82,28 @@ void cli_error(const char *fmt, ...) {
   fputc('\n', stderr);
 }
 
+bool cli_common_arg(const char *cmd, const char *arg, const char **model, int *level) {
+  if (level && arg[0] == '-' && arg[1] == 'O' && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
+    *level = arg[2] - '0';
+    return true;
+  }
+  if (arg[0] == '-' && arg[1] != 0) {
+    cli_error("unknown option '%s' for 'seqc %s'; try 'seqc %s --help'", arg, cmd, cmd);
+    return false;
+  }
+  if (*model) {
+    cli_error("'seqc %s' takes one model file, got '%s' and '%s'", cmd, *model, arg);
+    return false;
+  }
+  *model = arg;
+  return true;
+}
+
+bool cli_require_model(const char *cmd, const char *model) {
+  if (!model) cli_error("'seqc %s' needs a model file; try 'seqc %s --help'", cmd, cmd);
+  return model != NULL;
+}
+
 int cli_match_value(int argc, char **argv, int *i, const char *name, const char **value) {
   const char *arg = argv[*i];
   size_t n = strlen(name);

@@ -189,29 +189,6 @@ static ir_graph *build_model(const fe_ydoc *doc, const char *name, ir_diag *d) {
   return c.g;
 }
 
-/* Diagnostics quote lines from registered sources: register this buffer
- * for the call unless the caller already did. */
-static bool register_source(ir_diag *d, const ir_source *src) {
-  for (int i = 0; i < d->n_sources; i++)
-    if (d->sources[i]->text == src->text && d->sources[i]->name &&
-        strcmp(d->sources[i]->name, src->name) == 0)
-      return false;
-  int before = d->n_sources;
-  ir_diag_add_source(d, src);
-  return d->n_sources > before;
-}
-
-/* `src` lives on fe_load_yaml's stack: the diag must not keep it. */
-static void unregister_source(ir_diag *d, const ir_source *src) {
-  for (int i = 0; i < d->n_sources; i++)
-    if (d->sources[i] == src) {
-      memmove(&d->sources[i], &d->sources[i + 1],
-              sizeof(d->sources[0]) * (size_t)(d->n_sources - i - 1));
-      d->n_sources--;
-      return;
-    }
-}
-
 ir_graph *fe_load_yaml(const char *buf, size_t len, const char *name, ir_diag *d) {
   ir_diag fallback;
   if (!d) {
@@ -221,7 +198,7 @@ ir_graph *fe_load_yaml(const char *buf, size_t len, const char *name, ir_diag *d
   if (!buf) len = 0;
   name = name ? name : "<input>";
   ir_source src = {name, buf ? buf : "", len};
-  bool registered = register_source(d, &src);
+  bool registered = ir_diag_add_source(d, &src);
   fe_ydoc *doc = fe_ydoc_parse(src.text, len, name, d);
   ir_graph *g = doc ? build_model(doc, name, d) : NULL;
   if (g && !ir_verify(g, d)) {
@@ -229,6 +206,6 @@ ir_graph *fe_load_yaml(const char *buf, size_t len, const char *name, ir_diag *d
     g = NULL;
   }
   fe_ydoc_free(doc);
-  if (registered) unregister_source(d, &src);
+  if (registered) ir_diag_remove_source(d, &src);
   return g;
 }

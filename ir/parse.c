@@ -1056,29 +1056,6 @@ static bool parse_graph(parser *p) {
   return ok;
 }
 
-/* The diagnostics quote lines from registered sources; register this text
- * for the parse unless the caller already did. */
-static bool register_source(ir_diag *d, const ir_source *src) {
-  for (int i = 0; i < d->n_sources; i++)
-    if (d->sources[i]->text == src->text && d->sources[i]->name &&
-        strcmp(d->sources[i]->name, src->name) == 0)
-      return false;
-  int before = d->n_sources;
-  ir_diag_add_source(d, src);
-  return d->n_sources > before;
-}
-
-/* `src` lives on ir_parse's stack: the diag must not keep it. */
-static void unregister_source(ir_diag *d, const ir_source *src) {
-  for (int i = 0; i < d->n_sources; i++)
-    if (d->sources[i] == src) {
-      memmove(&d->sources[i], &d->sources[i + 1],
-              sizeof(d->sources[0]) * (size_t)(d->n_sources - i - 1));
-      d->n_sources--;
-      return;
-    }
-}
-
 ir_graph *ir_parse(const char *buf, size_t len, const char *name, ir_diag *d) {
   ir_diag fallback;
   if (!d) {
@@ -1093,10 +1070,10 @@ ir_graph *ir_parse(const char *buf, size_t len, const char *name, ir_diag *d) {
   p.diag = d;
   p.line = 1;
   ir_source src = {p.name, p.src, p.len};
-  bool registered = register_source(d, &src);
+  bool registered = ir_diag_add_source(d, &src);
   next(&p);
   bool ok = parse_graph(&p);
-  if (registered) unregister_source(d, &src);
+  if (registered) ir_diag_remove_source(d, &src);
   free(p.values.slots);
   if (!ok) {
     ir_graph_free(p.g);

@@ -203,11 +203,24 @@ void ir_diag_init(ir_diag *d) {
   d->out = stderr;
 }
 
-void ir_diag_add_source(ir_diag *d, const ir_source *src) {
+bool ir_diag_add_source(ir_diag *d, const ir_source *src) {
+  for (int i = 0; i < d->n_sources; i++) {
+    const ir_source *s = d->sources[i];
+    if (s == src || (s->text == src->text && s->name && src->name && !strcmp(s->name, src->name)))
+      return false;
+  }
+  if (d->n_sources == (int)(sizeof d->sources / sizeof d->sources[0])) return false;
+  d->sources[d->n_sources++] = src;
+  return true;
+}
+
+void ir_diag_remove_source(ir_diag *d, const ir_source *src) {
   for (int i = 0; i < d->n_sources; i++)
-    if (d->sources[i] == src) return;
-  if (d->n_sources < (int)(sizeof d->sources / sizeof d->sources[0]))
-    d->sources[d->n_sources++] = src;
+    if (d->sources[i] == src) {
+      memmove(&d->sources[i], &d->sources[i + 1], sizeof(d->sources[0]) * (size_t)(d->n_sources - i - 1));
+      d->n_sources--;
+      return;
+    }
 }
 
 static const ir_source *find_source(const ir_diag *d, const char *file) {

@@ -86,7 +86,12 @@ typedef struct ir_diag {
   int n_sources;
 } ir_diag;
 void ir_diag_init(ir_diag *d);
-void ir_diag_add_source(ir_diag *d, const ir_source *src);
+/* Register src for quoting; false (nothing done) if it, or a source with
+ * the same name and text, is registered already, or the table is full. A
+ * parser registering a source that lives on its stack removes it again
+ * before returning (ir_diag_remove_source) when this returned true. */
+bool ir_diag_add_source(ir_diag *d, const ir_source *src);
+void ir_diag_remove_source(ir_diag *d, const ir_source *src);
 void ir_error_at(ir_diag *d, ir_loc loc, const char *fmt, ...) IR_PRINTF(3, 4);
 void ir_verror_at(ir_diag *d, ir_loc loc, const char *fmt, va_list ap);
 void ir_note_at(ir_diag *d, ir_loc loc, const char *fmt, ...) IR_PRINTF(3, 4);
