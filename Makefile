@@ -93,7 +93,8 @@ test: deps
 	@sh tests/run.sh
 
 # The main job on a bundled model: run it, then build it into a shared
-# object and drive that from a C program (examples/elman_forward.c).
+# object and drive that from C: through its header (examples/elman_forward.c)
+# and through its descriptor alone (examples/generic_run.c).
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(SEQC) run models/elman.yaml --random-weights 1 --random-inputs 2 --dim T=5 --dim B=2
@@ -102,6 +103,9 @@ demo: deps
 	$(CC) -std=c11 -Wall -Wextra -Werror -I$(BUILD)/demo examples/elman_forward.c \
 	  $(BUILD)/demo/elman.so -Wl,-rpath,$(CURDIR)/$(BUILD)/demo -o $(BUILD)/demo/elman_forward
 	$(BUILD)/demo/elman_forward models/elman.safetensors
+	$(CC) -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L examples/generic_run.c -ldl \
+	  -o $(BUILD)/demo/generic_run
+	$(BUILD)/demo/generic_run $(BUILD)/demo/elman.so models/elman.safetensors B=2 T=6
 
 clean:
 	rm -rf build

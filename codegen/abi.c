@@ -299,6 +299,23 @@ static const char glue_helpers[] =
     "static int64_t d_min(int64_t a, int64_t b) { return a == INT64_MIN || b == INT64_MIN ? INT64_MIN : a < b ? a : b; }\n"
     "static int64_t d_max(int64_t a, int64_t b) { return a == INT64_MIN || b == INT64_MIN ? INT64_MIN : a > b ? a : b; }\n";
 
+/* The array-form entry points every descriptor carries: the runtime's
+ * functions behind void pointers. */
+static const char entry_points[] =
+    "\nstatic const rt_model_desc desc;\n"
+    "static int ep_open(const char *path, const seqrt_options *opt, void **m) {\n"
+    "  return rt_model_open(&desc, path, opt, (rt_model **)m);\n}\n"
+    "static int ep_open_memory(const void *buf, size_t n, const seqrt_options *opt, void **m) {\n"
+    "  return rt_model_open_memory(&desc, buf, n, opt, (rt_model **)m);\n}\n"
+    "static int ep_ctx_new(const void *m, const int64_t *max, void **c) {\n"
+    "  return rt_ctx_new((const rt_model *)m, max, (rt_ctx **)c);\n}\n"
+    "static int ep_forward(void *c, const int64_t *call, const void *const *ins, void *const *outs) {\n"
+    "  return rt_forward((rt_ctx *)c, call, ins, outs);\n}\n"
+    "static void ep_ctx_free(void *c) { rt_ctx_free((rt_ctx *)c); }\n"
+    "static void ep_close(void *m) { rt_model_close((rt_model *)m); }\n"
+    "static const seqrt_entry_points entry = {ep_open, ep_open_memory, ep_ctx_new, ep_forward,\n"
+    "                                         ep_ctx_free, ep_close, rt_last_error};\n";
+
 static void put_tensor_table(const abi_plan *p, const ir_graph *g, abi_role role, const char *table,
                              ir_buf *b) {
   int32_t n = 0;
@@ -439,11 +456,12 @@ void abi_write_glue(const abi_plan *p, const ir_graph *g, uint64_t fingerprint, 
   put_tensor_table(p, g, ABI_OUTPUT, "outputs", b);
   put_dims_function(p, g, b);
   int32_t n_param_syms = p->n_symbols - count_call_symbols(p);
+  ir_buf_puts(b, entry_points);
   ir_buf_printf(b, "\nstatic const rt_model_desc desc = {\n"
                    "    \"%s\", UINT64_C(0x%016llx), %d, symbols,\n"
                    "    %d, inputs, %d, params, arg_order, %d, outputs,\n"
                    "    model_dims, %s_run, %s_scratch_bytes,\n"
-                   "    %d, param_symbols, %d, call_symbols};\n\n",
+                   "    %d, param_symbols, %d, call_symbols, &entry};\n\n",
                 n, (unsigned long long)fingerprint, p->n_symbols, count_role(p, ABI_INPUT),
                 count_role(p, ABI_PARAM), count_role(p, ABI_OUTPUT), n, n, n_param_syms,
                 count_call_symbols(p));

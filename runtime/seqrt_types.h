@@ -27,6 +27,17 @@ enum seqrt_dtype {
   SEQRT_DTYPE_COUNT
 };
 
+/* Options of NAME_open; NULL means all defaults. struct_size is
+ * sizeof(seqrt_options) as the caller was compiled: the runtime accepts the
+ * sizes of every released version (older callers get defaults for newer
+ * fields) and rejects 0 or an unknown size. Fields are only ever appended;
+ * reserved fields must be 0 (they keep the size distinct per version). */
+typedef struct seqrt_options {
+  size_t struct_size;
+  int num_threads; /* 0: default (1); 1..1024. Calls run on the calling thread for now */
+  int reserved;    /* must be 0 */
+} seqrt_options;
+
 /* One input, parameter or output. */
 typedef struct seqrt_tensor_desc {
   const char *name;           /* as in the model (a parameter's tensor name in the file) */
@@ -35,6 +46,21 @@ typedef struct seqrt_tensor_desc {
   const int32_t *dim_symbols; /* rank entries: index into symbols when the axis is exactly that
                                  symbol, else -1; NULL means all -1 */
 } seqrt_tensor_desc;
+
+/* A model's functions in array form, for tools that know a model only by
+ * its descriptor (dlopen + NAME_descriptor). They behave as the NAME_*
+ * functions of its header; dims arrays hold the call symbols in the order
+ * of call_symbols, inputs and outputs one pointer each in signature order. */
+typedef struct seqrt_entry_points {
+  int (*open)(const char *safetensors_path, const seqrt_options *opt, void **model);
+  int (*open_memory)(const void *buf, size_t n, const seqrt_options *opt, void **model);
+  int (*ctx_new)(const void *model, const int64_t *max_call_symbols, void **ctx);
+  int (*forward)(void *ctx, const int64_t *call_symbols, const void *const *inputs,
+                 void *const *outputs);
+  void (*ctx_free)(void *ctx);
+  void (*close)(void *model);
+  const char *(*last_error)(void);
+} seqrt_entry_points;
 
 /* Everything the runtime knows about one compiled model, emitted by seqc. */
 typedef struct seqrt_model_desc {
@@ -70,17 +96,9 @@ typedef struct seqrt_model_desc {
    * param_symbols, every symbol exactly once. */
   int32_t n_call_symbols;
   const int32_t *call_symbols;
+  /* The model's functions in array form (see seqrt_entry_points). */
+  const seqrt_entry_points *entry;
 } seqrt_model_desc;
 
-/* Options of NAME_open; NULL means all defaults. struct_size is
- * sizeof(seqrt_options) as the caller was compiled: the runtime accepts the
- * sizes of every released version (older callers get defaults for newer
- * fields) and rejects 0 or an unknown size. Fields are only ever appended;
- * reserved fields must be 0 (they keep the size distinct per version). */
-typedef struct seqrt_options {
-  size_t struct_size;
-  int num_threads; /* 0: default (1); 1..1024. Calls run on the calling thread for now */
-  int reserved;    /* must be 0 */
-} seqrt_options;
 
 #endif

@@ -69,7 +69,7 @@ static const int32_t tagger_param_syms[] = {SD, SV}, tagger_call_syms[] = {SB, S
 static const rt_model_desc tagger = {
     "tagger", 0x1234, 4, tagger_symbols, 2, tagger_inputs, 3, tagger_params, tagger_arg_order,
     2, tagger_outputs, tagger_dims, tagger_run, tagger_scratch, 2, tagger_param_syms,
-    2, tagger_call_syms};
+    2, tagger_call_syms, NULL}; /* entry points: the runtime does not use them */
 
 static const float W[D] = {1, 2, -1, 0.5f}, BIAS[D] = {0.25f, 0, 1, -2};
 
@@ -273,7 +273,7 @@ static int32_t widen_run(const int64_t *s, void *const *a, void *const *o, void 
   return copy_params(&widen, s, a, o);
 }
 const rt_model_desc widen = {"widen", 1, 1, n_symbol, 0, NULL, 2, widen_params, widen_order, 2,
-                             widen_params, widen_dims, widen_run, no_scratch, 1, sym_N, 0, NULL};
+                             widen_params, widen_dims, widen_run, no_scratch, 1, sym_N, 0, NULL, NULL};
 
 static const rt_tensor_desc strict_params[] = {
     {"h", RT_DT_F16, 1, dims_N}, {"g", RT_DT_BF16, 1, dims_N}, {"i", RT_DT_I32, 1, dims_N},
@@ -282,7 +282,7 @@ static int32_t strict_run(const int64_t *s, void *const *a, void *const *o, void
   return copy_params(&strict, s, a, o);
 }
 const rt_model_desc strict = {"strict", 2, 1, n_symbol, 0, NULL, 6, strict_params, strict_order, 6,
-                              strict_params, strict_dims, strict_run, no_scratch, 1, sym_N, 0, NULL};
+                              strict_params, strict_dims, strict_run, no_scratch, 1, sym_N, 0, NULL, NULL};
 
 /* Opens `d` on the tensors and copies its parameters into outs. */
 static void run_copy(const rt_model_desc *d, const st_tensor *t, size_t n, void *const *outs) {
