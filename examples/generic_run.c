@@ -4,12 +4,14 @@
  * knowledge of the model at compile time.
  *
  *   cc examples/generic_run.c -ldl -o generic_run
- *   ./generic_run build/demo/elman.so models/elman.safetensors B=2 T=6
+ *   ./generic_run build/demo/elman.so models/elman.safetensors B=2 T=6 [--dump DIR]
  *
  * It dlopens NAME.so, looks up NAME_descriptor (NAME is the file's base
  * name), lists the model's inputs, parameters and outputs, fills every input
  * with a fixed pattern, runs forward with the dims given as SYM=N and prints
- * the first values of every output.
+ * the first values of every output. With --dump DIR it also writes every
+ * input and output to DIR/NAME.bin as raw little-endian data, the format
+ * `seqc run --input/--output` uses, so the two can be compared.
  */
 #include <dlfcn.h>
 #include <stdint.h>
@@ -41,6 +43,24 @@ static const seqrt_model_desc *load(const char *so_path, void **handle) {
   }
   memcpy(&descriptor, &fn, sizeof fn);
   return descriptor();
+}
+
+/* The directory after --dump, or NULL. */
+static const char *dump_dir(int argc, char **argv) {
+  for (int i = 3; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--dump")) return argv[i + 1];
+  return NULL;
+}
+
+static int dump(const char *dir, const char *name, const void *data, size_t bytes) {
+  if (!dir) return 0;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s.bin", dir, name);
+  FILE *f = fopen(path, "wb");
+  int bad = !f || fwrite(data, 1, bytes, f) != bytes;
+  if (f && fclose(f)) bad = 1;
+  if (bad) fprintf(stderr, "generic_run: cannot write %s\n", path);
+  return bad;
 }
 
 /* The value of symbol `name` among the SYM=N arguments, or -1. */
@@ -97,11 +117,14 @@ int main(int argc, char **argv) {
   d->dims(syms, dims);
   const int64_t *at = dims;
   void *ins[64], *outs[64];
+  const char *dir = dump_dir(argc, argv);
+  int bad = 0;
   for (int32_t i = 0; i < d->n_inputs; i++, at += d->inputs[i - 1].rank) {
     int64_t n = count(at, d->inputs[i].rank);
     ins[i] = calloc((size_t)(n ? n : 1), dtype_sizes[d->inputs[i].dtype]);
     if (d->inputs[i].dtype == SEQRT_F32)
       for (int64_t k = 0; k < n; k++) ((float *)ins[i])[k] = (float)(k % 7) / 8.0f;
+    bad |= dump(dir, d->inputs[i].name, ins[i], (size_t)n * dtype_sizes[d->inputs[i].dtype]);
   }
   for (int32_t i = 0; i < d->n_params; i++) at += d->params[i].rank;
   const int64_t *out_dims = at;
@@ -112,6 +135,7 @@ int main(int argc, char **argv) {
   for (int32_t i = 0; !rc && i < d->n_outputs; i++, out_dims += d->outputs[i - 1].rank) {
     printf("%s:", d->outputs[i].name);
     int64_t n = count(out_dims, d->outputs[i].rank);
+    bad |= dump(dir, d->outputs[i].name, outs[i], (size_t)n * dtype_sizes[d->outputs[i].dtype]);
     for (int64_t k = 0; k < n && k < 4 && d->outputs[i].dtype == SEQRT_F32; k++)
       printf(" %.6f", ((float *)outs[i])[k]);
     printf("\n");
@@ -121,5 +145,5 @@ int main(int argc, char **argv) {
   e->ctx_free(ctx);
   e->close(model);
   dlclose(handle);
-  return rc != 0;
+  return rc != 0 || bad;
 }
