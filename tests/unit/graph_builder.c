@@ -107,8 +107,10 @@ static bool count_kind(ir_graph *g, ir_opid op, void *ud) {
   return true;
 }
 
-int tb_count_ops(ir_graph *g, ir_opkind kind) {
+int tb_count_ops_in(ir_graph *g, ir_blockid b, ir_opkind kind) {
   kind_count c = {kind, 0};
-  ir_walk(g, g->body, count_kind, &c);
+  ir_walk(g, b, count_kind, &c);
   return c.n;
 }
+
+int tb_count_ops(ir_graph *g, ir_opkind kind) { return tb_count_ops_in(g, g->body, kind); }

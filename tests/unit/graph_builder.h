@@ -13,7 +13,12 @@
 
 #include "ir/ir.h"
 
+/* The location of every op the helpers build: tests have no source text. */
 extern const ir_loc TB_NOLOC;
+
+/* TB_VALS(x, y): an operand array; TB_NVALS(x, y): its length. */
+#define TB_VALS(...) ((const ir_val[]){__VA_ARGS__})
+#define TB_NVALS(...) ((int32_t)(sizeof(TB_VALS(__VA_ARGS__)) / sizeof(ir_val)))
 
 /* A dim from its text form, e.g. tb_dim(g, "T+1"). */
 ir_dim tb_dim(ir_graph *g, const char *text);
@@ -75,6 +80,9 @@ ir_graph *tb_parse(const char *text);
 
 /* The printed form of g; malloc'd, the caller frees it. */
 char *tb_print(const ir_graph *g);
+
+/* How many ops of `kind` there are in block b and the regions of its ops. */
+int tb_count_ops_in(ir_graph *g, ir_blockid b, ir_opkind kind);
 
 /* How many ops of `kind` there are anywhere in g, regions included. */
 int tb_count_ops(ir_graph *g, ir_opkind kind);

@@ -16,28 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_builder.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "passes/pass.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static ir_graph *parse(const char *text) {
-  ir_diag d;
-  ir_buf msgs = {0};
-  ir_diag_init(&d);
-  d.capture = &msgs;
-  ir_graph *g = ir_parse(text, strlen(text), "test.sqir", &d);
-  if (!g || !ir_verify(g, &d)) fail_msg("test graph does not parse or verify:\n%s\n%s", msgs.s, text);
-  ir_buf_free(&msgs);
-  return g;
-}
-
-static char *print(const ir_graph *g) {
-  ir_buf b = {0};
-  ir_print_graph(g, NULL, &b);
-  return b.s;
-}
 
 /* Runs decompose with the verifier after it; fails the test on an error. */
 static void decompose(ir_graph *g) {
@@ -50,24 +34,6 @@ static void decompose(ir_graph *g) {
   ctx.verify_each = true;
   if (!pass_run_pipeline(g, "decompose", &ctx)) fail_msg("decompose failed:\n%s", msgs.s);
   ir_buf_free(&msgs);
-}
-
-typedef struct kind_count {
-  ir_opkind kind;
-  int n;
-} kind_count;
-
-static bool count_kind(ir_graph *g, ir_opid op, void *ud) {
-  kind_count *c = ud;
-  c->n += ir_o(g, op)->kind == c->kind;
-  return true;
-}
-
-/* Ops of `kind` anywhere in g, regions included. */
-static int count_ops(ir_graph *g, ir_opkind kind) {
-  kind_count c = {kind, 0};
-  ir_walk(g, g->body, count_kind, &c);
-  return c.n;
 }
 
 /* splitmix64, so the inputs are the same on every machine. */
@@ -141,10 +107,10 @@ static void assert_close(const ir_tensor *want, const ir_tensor *got, double rto
  * graph. */
 static ir_graph *check_decomposition(const char *text, const run_shapes *s, double rtol,
                                      double atol) {
-  ir_graph *before = parse(text), *after = parse(text);
-  assert_true(count_ops(before, IR_OP_ATTENTION) > 0);
+  ir_graph *before = tb_parse(text), *after = tb_parse(text);
+  assert_true(tb_count_ops(before, IR_OP_ATTENTION) > 0);
   decompose(after);
-  assert_int_equal(count_ops(after, IR_OP_ATTENTION), 0);
+  assert_int_equal(tb_count_ops(after, IR_OP_ATTENTION), 0);
   for (uint64_t seed = 1; seed <= 3; seed++) {
     ir_tensor *args = make_args(before, s, seed);
     ir_tensor *want = run(before, args, s->n_args), *got = run(after, args, s->n_args);
@@ -275,7 +241,7 @@ static void test_declared_one_against_symbolic_batch(void **state) {
       "}\n";
   run_shapes s = {3, {3, 3, 3}, {{1, 4, 4}, {1, 4, 4}, {1, 4, 2}}, {0}, 1};
   ir_graph *g = check_decomposition(text, &s, 1e-5, 1e-6);
-  assert_int_equal(count_ops(g, IR_OP_RESHAPE), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_RESHAPE), 1);
   ir_graph_free(g);
 }
 
@@ -313,9 +279,7 @@ static void test_attention_in_scan_body(void **state) {
   for (ir_opid op = ir_b(g, g->body)->first; op != IR_NONE; op = ir_o(g, op)->next)
     if (ir_o(g, op)->kind == IR_OP_SCAN) scan = op;
   assert_int_not_equal(scan, IR_NONE);
-  kind_count c = {IR_OP_SOFTMAX, 0};
-  ir_walk(g, ir_o(g, scan)->regions[0], count_kind, &c);
-  assert_int_equal(c.n, 1);
+  assert_int_equal(tb_count_ops_in(g, ir_o(g, scan)->regions[0], IR_OP_SOFTMAX), 1);
   ir_graph_free(g);
 }
 
@@ -338,14 +302,14 @@ static void test_guard_only_when_rows_can_be_blind(void **state) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char *text = attention_text(cases[i].mask, cases[i].tq, cases[i].tk,
                                 !strcmp(cases[i].mask, "window") ? 2 : 0, "f32", "i32");
-    ir_graph *g = parse(text);
+    ir_graph *g = tb_parse(text);
     decompose(g);
-    int reduces = count_ops(g, IR_OP_REDUCE_MAX);
+    int reduces = tb_count_ops(g, IR_OP_REDUCE_MAX);
     if (reduces != (cases[i].guard ? 1 : 0))
       fail_msg("case %zu (%s, Tq %s, Tk %s): %d reduce_max ops", i, cases[i].mask, cases[i].tq,
                cases[i].tk, reduces);
-    assert_int_equal(count_ops(g, IR_OP_SOFTMAX), 1);
-    assert_int_equal(count_ops(g, IR_OP_MATMUL), 2);
+    assert_int_equal(tb_count_ops(g, IR_OP_SOFTMAX), 1);
+    assert_int_equal(tb_count_ops(g, IR_OP_MATMUL), 2);
     ir_graph_free(g);
     free(text);
   }
@@ -354,9 +318,9 @@ static void test_guard_only_when_rows_can_be_blind(void **state) {
 static void test_names_derive_from_result(void **state) {
   (void)state;
   char *text = attention_text("causal", "Tq", "Tk", 0, "f32", "i32");
-  ir_graph *g = parse(text);
+  ir_graph *g = tb_parse(text);
   decompose(g);
-  char *printed = print(g);
+  char *printed = tb_print(g);
   assert_non_null(strstr(printed, "%y.scores: f32[B, 2, Tq, Tk] = matmul %q, %k {transpose_b = true}"));
   assert_non_null(strstr(printed, "%y.mask: bool[Tq, Tk] = compare %y.col_back, %y.row_back"));
   assert_non_null(strstr(printed, "%y: f32[B, 2, Tq, 3] = matmul %y.probs, %v\n  yield %y\n"));
@@ -374,13 +338,13 @@ static void test_anonymous_result_round_trips(void **state) {
       "  %0: f32[1, 3, 2] = attention %q, %k, %v {mask = causal, scale = 0.1}\n"
       "  yield %0\n"
       "}\n";
-  ir_graph *g = parse(text);
+  ir_graph *g = tb_parse(text);
   decompose(g);
-  char *printed = print(g);
+  char *printed = tb_print(g);
   assert_null(strstr(printed, "(null)"));
   assert_null(strstr(printed, "attention"));
-  ir_graph *again = parse(printed);
-  char *reprinted = print(again);
+  ir_graph *again = tb_parse(printed);
+  char *reprinted = tb_print(again);
   assert_string_equal(printed, reprinted);
   free(printed);
   free(reprinted);
@@ -396,11 +360,11 @@ static void test_graph_without_attention_is_unchanged(void **state) {
       "  %y: f32[T, 4] = softmax %s {axis = 1}\n"
       "  yield %y\n"
       "}\n";
-  ir_graph *g = parse(text);
-  char *before = print(g);
+  ir_graph *g = tb_parse(text);
+  char *before = tb_print(g);
   int32_t n_ops = g->n_ops;
   decompose(g);
-  char *after = print(g);
+  char *after = tb_print(g);
   assert_string_equal(before, after);
   assert_int_equal(g->n_ops, n_ops);
   free(before);

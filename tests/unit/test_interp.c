@@ -13,68 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_builder.h"
 #include "ir/interp.h"
 
-static const ir_loc NOLOC = {NULL, 0, 0};
-
 /* ---- building graphs ---------------------------------------------------------- */
-
-/* A type from text dims, e.g. ty(g, IR_F64, "B, T+1, 8"); "" is a scalar. */
-static ir_type ty(ir_graph *g, ir_dtype dt, const char *dims) {
-  ir_dim d[16];
-  int32_t rank = 0;
-  for (const char *p = dims; *p;) {
-    size_t n = strchr(p, ',') ? (size_t)(strchr(p, ',') - p) : strlen(p);
-    size_t used = 0, pos = 0;
-    ir_buf err = {0};
-    d[rank] = ir_dim_parse(g->dims, p, n, &used, &err, &pos);
-    ir_buf_free(&err);
-    assert_int_not_equal(d[rank], IR_DIM_INVALID);
-    rank++;
-    p += n;
-    if (*p == ',') p++;
-  }
-  return ir_type_make(g, dt, rank, d);
-}
-
-static ir_dim dim(ir_graph *g, const char *text) {
-  size_t used = 0, pos = 0;
-  ir_buf err = {0};
-  ir_dim d = ir_dim_parse(g->dims, text, strlen(text), &used, &err, &pos);
-  ir_buf_free(&err);
-  assert_int_not_equal(d, IR_DIM_INVALID);
-  return d;
-}
-
-/* An op with declared result types appended to block b. */
-static ir_opid op_in(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_val *in,
-                     int32_t n_out, const ir_type *out) {
-  ir_opid op = ir_op_new(g, k, n_in, in, n_out, out, NOLOC);
-  ir_op_append(g, b, op);
-  return op;
-}
 
 #define VALS(...) ((ir_val[]){__VA_ARGS__})
 #define NVALS(...) ((int32_t)(sizeof(VALS(__VA_ARGS__)) / sizeof(ir_val)))
 /* One-result op in block b: OPB(g, b, kind, type, operands...). */
-#define OPB(g, b, k, t, ...) op_in(g, b, k, NVALS(__VA_ARGS__), VALS(__VA_ARGS__), 1, (ir_type[]){t})
+#define OPB(g, b, k, t, ...) tb_op_in(g, b, k, NVALS(__VA_ARGS__), VALS(__VA_ARGS__), 1, (ir_type[]){t})
 #define OP1(g, k, t, ...) OPB(g, (g)->body, k, t, __VA_ARGS__)
-
-static ir_val res(ir_graph *g, ir_opid op, int32_t i) { return ir_o(g, op)->out[i]; }
-
-static ir_val input(ir_graph *g, const char *name, ir_type t) {
-  return ir_graph_add_input(g, t, name, false);
-}
-
-/* Ends the body with a yield of `vals` named o0, o1, ... */
-static void finish(ir_graph *g, int32_t n, const ir_val *vals) {
-  static const char *const names[] = {"o0", "o1", "o2", "o3"};
-  assert_true(n <= 4);
-  op_in(g, g->body, IR_OP_YIELD, n, vals, 0, NULL);
-  g->output_names = ir_arena_alloc(g->arena, sizeof(char *) * 4);
-  for (int32_t i = 0; i < n; i++) g->output_names[i] = names[i];
-  g->n_outputs = n;
-}
 
 /* ---- tensors and running ------------------------------------------------------ */
 
@@ -176,21 +124,20 @@ static single single_op(ir_opkind k, ir_dtype rdt, const char *rdims, int32_t n,
     for (int32_t a = 0; a < args[i].rank; a++) d[a] = ir_dim_const(s.g->dims, args[i].shape[a]);
     char name[8];
     snprintf(name, sizeof name, "x%d", i);
-    in[i] = input(s.g, name, ir_type_make(s.g, args[i].dtype, args[i].rank, d));
+    in[i] = tb_input(s.g, name, ir_type_make(s.g, args[i].dtype, args[i].rank, d));
     s.r.args[i] = args[i];
   }
   s.r.n_args = n;
-  ir_type rt = ty(s.g, rdt, rdims);
-  s.op = op_in(s.g, s.g->body, k, n, in, 1, &rt);
+  ir_type rt = tb_type(s.g, rdt, rdims);
+  s.op = tb_op_in(s.g, s.g->body, k, n, in, 1, &rt);
   if (ir_attr_index(k, "axis") >= 0) ir_set_int(s.g, s.op, "axis", 0); /* tests may override */
-  ir_value_set_name(s.g, res(s.g, s.op, 0), "y");
-  finish(s.g, 1, (ir_val[]){res(s.g, s.op, 0)});
+  ir_value_set_name(s.g, tb_res(s.g, s.op, 0), "y");
+  tb_finish(s.g, 1, (ir_val[]){tb_res(s.g, s.op, 0)});
   return s;
 }
 #define ARGS(...) ((ir_tensor[]){__VA_ARGS__})
 #define NARGS(...) ((int32_t)(sizeof(ARGS(__VA_ARGS__)) / sizeof(ir_tensor)))
 #define SINGLE(k, rdt, rdims, ...) single_op(k, rdt, rdims, NARGS(__VA_ARGS__), ARGS(__VA_ARGS__))
-
 
 /* Runs a single-op case and checks its one result. */
 static void check_single(single *s, int32_t rank, const int64_t *shape, const double *want, double tol) {
@@ -605,8 +552,8 @@ static single slice_case(const char *rdims, ir_tensor x, int64_t axis, const cha
                          const char *end, int64_t step) {
   single s = single_op(IR_OP_SLICE, x.dtype, rdims, 1, &x);
   ir_set_int(s.g, s.op, "axis", axis);
-  ir_set_dim(s.g, s.op, "start", dim(s.g, start));
-  ir_set_dim(s.g, s.op, "end", dim(s.g, end));
+  ir_set_dim(s.g, s.op, "start", tb_dim(s.g, start));
+  ir_set_dim(s.g, s.op, "end", tb_dim(s.g, end));
   if (step != 1) ir_set_int(s.g, s.op, "step", step);
   return s;
 }
@@ -627,7 +574,7 @@ static single dynamic_slice_case(ir_tensor x, ir_tensor index, const char *size,
                                  const char *rdims) {
   single s = single_op(IR_OP_DYNAMIC_SLICE, x.dtype, rdims, 2, (ir_tensor[]){x, index});
   ir_set_int(s.g, s.op, "axis", axis);
-  ir_set_dim(s.g, s.op, "size", dim(s.g, size));
+  ir_set_dim(s.g, s.op, "size", tb_dim(s.g, size));
   return s;
 }
 
@@ -674,12 +621,12 @@ static void test_concat_split(void **state) {
 
   /* split [2, 3] along axis 1 into sizes 1, 0, 2. */
   ir_graph *g = ir_graph_new("split");
-  ir_val x = input(g, "x", ty(g, IR_F64, "2, 3"));
-  ir_type rt[3] = {ty(g, IR_F64, "2, 1"), ty(g, IR_F64, "2, 0"), ty(g, IR_F64, "2, 2")};
-  ir_opid op = op_in(g, g->body, IR_OP_SPLIT, 1, &x, 3, rt);
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F64, "2, 3"));
+  ir_type rt[3] = {tb_type(g, IR_F64, "2, 1"), tb_type(g, IR_F64, "2, 0"), tb_type(g, IR_F64, "2, 2")};
+  ir_opid op = tb_op_in(g, g->body, IR_OP_SPLIT, 1, &x, 3, rt);
   ir_set_int(g, op, "axis", 1);
-  ir_set_dims(g, op, "sizes", 3, (ir_dim[]){dim(g, "1"), dim(g, "0"), dim(g, "2")});
-  finish(g, 3, VALS(res(g, op, 0), res(g, op, 1), res(g, op, 2)));
+  ir_set_dims(g, op, "sizes", 3, (ir_dim[]){tb_dim(g, "1"), tb_dim(g, "0"), tb_dim(g, "2")});
+  tb_finish(g, 3, VALS(tb_res(g, op, 0), tb_res(g, op, 1), tb_res(g, op, 2)));
   run r = {.args = {T(IR_F64, SHAPE(2, 3), DATA(1, 2, 3, 4, 5, 6))}, .n_args = 1};
   run_ok(g, &r);
   EXPECT(&r.outs[0], SHAPE(2, 1), DATA(1, 4));
@@ -749,18 +696,18 @@ static void test_reverse_and_reverse_sequence(void **state) {
 static void test_pad(void **state) {
   (void)state;
   single s = SINGLE(IR_OP_PAD, IR_F64, "5", T(IR_F64, SHAPE(2), DATA(1, 2)));
-  ir_set_dim(s.g, s.op, "low", dim(s.g, "1"));
-  ir_set_dim(s.g, s.op, "high", dim(s.g, "2"));
+  ir_set_dim(s.g, s.op, "low", tb_dim(s.g, "1"));
+  ir_set_dim(s.g, s.op, "high", tb_dim(s.g, "2"));
   ir_set_float(s.g, s.op, "value", 9);
   CHECK(s, SHAPE(5), DATA(9, 1, 2, 9, 9));
   s = SINGLE(IR_OP_PAD, IR_I32, "3, 2", T(IR_I32, SHAPE(2, 2), DATA(1, 2, 3, 4)));
-  ir_set_dim(s.g, s.op, "low", dim(s.g, "0"));
-  ir_set_dim(s.g, s.op, "high", dim(s.g, "1"));
+  ir_set_dim(s.g, s.op, "low", tb_dim(s.g, "0"));
+  ir_set_dim(s.g, s.op, "high", tb_dim(s.g, "1"));
   CHECK(s, SHAPE(3, 2), DATA(1, 2, 3, 4, 0, 0));
   s = SINGLE(IR_OP_PAD, IR_F64, "2, 2", T(IR_F64, SHAPE(2, 0), NULL));
   ir_set_int(s.g, s.op, "axis", 1);
-  ir_set_dim(s.g, s.op, "low", dim(s.g, "2"));
-  ir_set_dim(s.g, s.op, "high", dim(s.g, "0"));
+  ir_set_dim(s.g, s.op, "low", tb_dim(s.g, "2"));
+  ir_set_dim(s.g, s.op, "high", tb_dim(s.g, "0"));
   ir_set_float(s.g, s.op, "value", -INFINITY);
   CHECK(s, SHAPE(2, 2), DATA(-INFINITY, -INFINITY, -INFINITY, -INFINITY));
 }
@@ -847,8 +794,8 @@ static void test_attention_shapes(void **state) {
  * gets arguments of types `arg_types` (t first). */
 static ir_opid scan_op(ir_graph *g, ir_blockid b, int32_t n_in, const ir_val *in, int32_t n_out,
                        const ir_type *rt, const char *length, int64_t carries, int64_t xs) {
-  ir_opid op = op_in(g, b, IR_OP_SCAN, n_in, in, n_out, rt);
-  ir_set_dim(g, op, "length", dim(g, length));
+  ir_opid op = tb_op_in(g, b, IR_OP_SCAN, n_in, in, n_out, rt);
+  ir_set_dim(g, op, "length", tb_dim(g, length));
   ir_set_int(g, op, "carries", carries);
   ir_set_int(g, op, "xs", xs);
   return op;
@@ -863,19 +810,19 @@ static ir_val body_arg(ir_graph *g, ir_opid scan, ir_type t, const char *name) {
  * through to an output). */
 static ir_graph *running_sum_graph(bool reverse) {
   ir_graph *g = ir_graph_new("running_sum");
-  ir_val acc0 = input(g, "acc0", ty(g, IR_F64, ""));
-  ir_val x = input(g, "x", ty(g, IR_F64, "T"));
-  ir_type rt[4] = {ty(g, IR_F64, ""), ty(g, IR_F64, "T"), ty(g, IR_I64, "T"), ty(g, IR_F64, "T")};
+  ir_val acc0 = tb_input(g, "acc0", tb_type(g, IR_F64, ""));
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F64, "T"));
+  ir_type rt[4] = {tb_type(g, IR_F64, ""), tb_type(g, IR_F64, "T"), tb_type(g, IR_I64, "T"), tb_type(g, IR_F64, "T")};
   ir_opid scan = scan_op(g, g->body, 2, VALS(acc0, x), 4, rt, "T", 1, 1);
   if (reverse) ir_set_int(g, scan, "reverse", 1);
   ir_blockid b = ir_o(g, scan)->regions[0];
-  ir_val t = body_arg(g, scan, ty(g, IR_I64, ""), "t");
-  ir_val acc = body_arg(g, scan, ty(g, IR_F64, ""), "acc");
-  ir_val xt = body_arg(g, scan, ty(g, IR_F64, ""), "xt");
-  ir_val next = res(g, OPB(g, b, IR_OP_ADD, ty(g, IR_F64, ""), acc, xt), 0);
-  op_in(g, b, IR_OP_YIELD, 4, VALS(next, next, t, acc), 0, NULL);
-  ir_value_set_name(g, res(g, scan, 0), "total");
-  finish(g, 4, VALS(res(g, scan, 0), res(g, scan, 1), res(g, scan, 2), res(g, scan, 3)));
+  ir_val t = body_arg(g, scan, tb_type(g, IR_I64, ""), "t");
+  ir_val acc = body_arg(g, scan, tb_type(g, IR_F64, ""), "acc");
+  ir_val xt = body_arg(g, scan, tb_type(g, IR_F64, ""), "xt");
+  ir_val next = tb_res(g, OPB(g, b, IR_OP_ADD, tb_type(g, IR_F64, ""), acc, xt), 0);
+  tb_op_in(g, b, IR_OP_YIELD, 4, VALS(next, next, t, acc), 0, NULL);
+  ir_value_set_name(g, tb_res(g, scan, 0), "total");
+  tb_finish(g, 4, VALS(tb_res(g, scan, 0), tb_res(g, scan, 1), tb_res(g, scan, 2), tb_res(g, scan, 3)));
   return g;
 }
 
@@ -927,30 +874,30 @@ enum { EL_T = 3, EL_B = 2, EL_I = 3, EL_H = 2 };
 
 static ir_graph *elman_graph(void) {
   ir_graph *g = ir_graph_new("elman");
-  ir_val x = input(g, "x", ty(g, IR_F64, "T, 2, 3"));
-  ir_val h0 = input(g, "h0", ty(g, IR_F64, "2, 2"));
-  ir_val w = input(g, "W", ty(g, IR_F64, "2, 3"));
-  ir_val u = input(g, "U", ty(g, IR_F64, "2, 2"));
-  ir_val bias = input(g, "b", ty(g, IR_F64, "2"));
-  ir_type rt[2] = {ty(g, IR_F64, "2, 2"), ty(g, IR_F64, "T, 2, 2")};
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F64, "T, 2, 3"));
+  ir_val h0 = tb_input(g, "h0", tb_type(g, IR_F64, "2, 2"));
+  ir_val w = tb_input(g, "W", tb_type(g, IR_F64, "2, 3"));
+  ir_val u = tb_input(g, "U", tb_type(g, IR_F64, "2, 2"));
+  ir_val bias = tb_input(g, "b", tb_type(g, IR_F64, "2"));
+  ir_type rt[2] = {tb_type(g, IR_F64, "2, 2"), tb_type(g, IR_F64, "T, 2, 2")};
   ir_opid scan = scan_op(g, g->body, 5, VALS(h0, x, w, u, bias), 2, rt, "T", 1, 1);
   ir_blockid b = ir_o(g, scan)->regions[0];
-  body_arg(g, scan, ty(g, IR_I64, ""), "t");
-  ir_val hc = body_arg(g, scan, ty(g, IR_F64, "2, 2"), "hc");
-  ir_val xt = body_arg(g, scan, ty(g, IR_F64, "2, 3"), "xt");
-  ir_val wi = body_arg(g, scan, ty(g, IR_F64, "2, 3"), "Wi");
-  ir_val ui = body_arg(g, scan, ty(g, IR_F64, "2, 2"), "Ui");
-  ir_val bi = body_arg(g, scan, ty(g, IR_F64, "2"), "bi");
-  ir_type bh = ty(g, IR_F64, "2, 2");
+  body_arg(g, scan, tb_type(g, IR_I64, ""), "t");
+  ir_val hc = body_arg(g, scan, tb_type(g, IR_F64, "2, 2"), "hc");
+  ir_val xt = body_arg(g, scan, tb_type(g, IR_F64, "2, 3"), "xt");
+  ir_val wi = body_arg(g, scan, tb_type(g, IR_F64, "2, 3"), "Wi");
+  ir_val ui = body_arg(g, scan, tb_type(g, IR_F64, "2, 2"), "Ui");
+  ir_val bi = body_arg(g, scan, tb_type(g, IR_F64, "2"), "bi");
+  ir_type bh = tb_type(g, IR_F64, "2, 2");
   ir_opid xw = OPB(g, b, IR_OP_MATMUL, bh, xt, wi);
   ir_set_int(g, xw, "transpose_b", 1);
   ir_opid hu = OPB(g, b, IR_OP_MATMUL, bh, hc, ui);
   ir_set_int(g, hu, "transpose_b", 1);
-  ir_val sum = res(g, OPB(g, b, IR_OP_ADD, bh, res(g, xw, 0), res(g, hu, 0)), 0);
-  ir_val pre = res(g, OPB(g, b, IR_OP_ADD, bh, sum, bi), 0);
-  ir_val hn = res(g, OPB(g, b, IR_OP_TANH, bh, pre), 0);
-  op_in(g, b, IR_OP_YIELD, 2, VALS(hn, hn), 0, NULL);
-  finish(g, 2, VALS(res(g, scan, 0), res(g, scan, 1)));
+  ir_val sum = tb_res(g, OPB(g, b, IR_OP_ADD, bh, tb_res(g, xw, 0), tb_res(g, hu, 0)), 0);
+  ir_val pre = tb_res(g, OPB(g, b, IR_OP_ADD, bh, sum, bi), 0);
+  ir_val hn = tb_res(g, OPB(g, b, IR_OP_TANH, bh, pre), 0);
+  tb_op_in(g, b, IR_OP_YIELD, 2, VALS(hn, hn), 0, NULL);
+  tb_finish(g, 2, VALS(tb_res(g, scan, 0), tb_res(g, scan, 1)));
   return g;
 }
 
@@ -996,28 +943,28 @@ static void test_scan_elman_rnn(void **state) {
  * the row's elements (a running sum) and adds the row total to its carry. */
 static ir_graph *nested_graph(void) {
   ir_graph *g = ir_graph_new("nested");
-  ir_val tot0 = input(g, "tot0", ty(g, IR_F64, ""));
-  ir_val x = input(g, "x", ty(g, IR_F64, "R, C"));
-  ir_type ort[2] = {ty(g, IR_F64, ""), ty(g, IR_F64, "R, C")};
+  ir_val tot0 = tb_input(g, "tot0", tb_type(g, IR_F64, ""));
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F64, "R, C"));
+  ir_type ort[2] = {tb_type(g, IR_F64, ""), tb_type(g, IR_F64, "R, C")};
   ir_opid outer = scan_op(g, g->body, 2, VALS(tot0, x), 2, ort, "R", 1, 1);
   ir_blockid ob = ir_o(g, outer)->regions[0];
-  body_arg(g, outer, ty(g, IR_I64, ""), "t");
-  ir_val tot = body_arg(g, outer, ty(g, IR_F64, ""), "tot");
-  ir_val row = body_arg(g, outer, ty(g, IR_F64, "C"), "row");
-  ir_type scalar = ty(g, IR_F64, "");
-  ir_opid zero = op_in(g, ob, IR_OP_CONSTANT, 0, NULL, 1, &scalar);
+  body_arg(g, outer, tb_type(g, IR_I64, ""), "t");
+  ir_val tot = body_arg(g, outer, tb_type(g, IR_F64, ""), "tot");
+  ir_val row = body_arg(g, outer, tb_type(g, IR_F64, "C"), "row");
+  ir_type scalar = tb_type(g, IR_F64, "");
+  ir_opid zero = tb_op_in(g, ob, IR_OP_CONSTANT, 0, NULL, 1, &scalar);
   ir_set_tensor(g, zero, "value", &(ir_tensor_data){1, DATA(0), NULL});
-  ir_type irt[2] = {ty(g, IR_F64, ""), ty(g, IR_F64, "C")};
-  ir_opid inner = scan_op(g, ob, 2, VALS(res(g, zero, 0), row), 2, irt, "C", 1, 1);
+  ir_type irt[2] = {tb_type(g, IR_F64, ""), tb_type(g, IR_F64, "C")};
+  ir_opid inner = scan_op(g, ob, 2, VALS(tb_res(g, zero, 0), row), 2, irt, "C", 1, 1);
   ir_blockid ib = ir_o(g, inner)->regions[0];
-  body_arg(g, inner, ty(g, IR_I64, ""), "s");
+  body_arg(g, inner, tb_type(g, IR_I64, ""), "s");
   ir_val acc = body_arg(g, inner, scalar, "acc");
   ir_val xs = body_arg(g, inner, scalar, "xs");
-  ir_val next = res(g, OPB(g, ib, IR_OP_ADD, scalar, acc, xs), 0);
-  op_in(g, ib, IR_OP_YIELD, 2, VALS(next, next), 0, NULL);
-  ir_val ntot = res(g, OPB(g, ob, IR_OP_ADD, scalar, tot, res(g, inner, 0)), 0);
-  op_in(g, ob, IR_OP_YIELD, 2, VALS(ntot, res(g, inner, 1)), 0, NULL);
-  finish(g, 2, VALS(res(g, outer, 0), res(g, outer, 1)));
+  ir_val next = tb_res(g, OPB(g, ib, IR_OP_ADD, scalar, acc, xs), 0);
+  tb_op_in(g, ib, IR_OP_YIELD, 2, VALS(next, next), 0, NULL);
+  ir_val ntot = tb_res(g, OPB(g, ob, IR_OP_ADD, scalar, tot, tb_res(g, inner, 0)), 0);
+  tb_op_in(g, ob, IR_OP_YIELD, 2, VALS(ntot, tb_res(g, inner, 1)), 0, NULL);
+  tb_finish(g, 2, VALS(tb_res(g, outer, 0), tb_res(g, outer, 1)));
   return g;
 }
 
@@ -1042,21 +989,21 @@ static void test_scan_nested(void **state) {
 static void test_scan_axis_and_invariant(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("axis1");
-  ir_val h0 = input(g, "h0", ty(g, IR_F64, "2"));
-  ir_val x = input(g, "x", ty(g, IR_F64, "2, T"));
-  ir_val w = input(g, "w", ty(g, IR_F64, "2"));
-  ir_type rt[2] = {ty(g, IR_F64, "2"), ty(g, IR_F64, "2, T")};
+  ir_val h0 = tb_input(g, "h0", tb_type(g, IR_F64, "2"));
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F64, "2, T"));
+  ir_val w = tb_input(g, "w", tb_type(g, IR_F64, "2"));
+  ir_type rt[2] = {tb_type(g, IR_F64, "2"), tb_type(g, IR_F64, "2, T")};
   ir_opid scan = scan_op(g, g->body, 3, VALS(h0, x, w), 2, rt, "T", 1, 1);
   ir_set_int(g, scan, "axis", 1);
   ir_blockid b = ir_o(g, scan)->regions[0];
-  body_arg(g, scan, ty(g, IR_I64, ""), "t");
-  ir_val h = body_arg(g, scan, ty(g, IR_F64, "2"), "h");
-  ir_val xt = body_arg(g, scan, ty(g, IR_F64, "2"), "xt");
-  ir_val wi = body_arg(g, scan, ty(g, IR_F64, "2"), "wi");
-  ir_val hw = res(g, OPB(g, b, IR_OP_MUL, ty(g, IR_F64, "2"), h, wi), 0);
-  ir_val hn = res(g, OPB(g, b, IR_OP_ADD, ty(g, IR_F64, "2"), hw, xt), 0);
-  op_in(g, b, IR_OP_YIELD, 2, VALS(hn, hn), 0, NULL);
-  finish(g, 2, VALS(res(g, scan, 0), res(g, scan, 1)));
+  body_arg(g, scan, tb_type(g, IR_I64, ""), "t");
+  ir_val h = body_arg(g, scan, tb_type(g, IR_F64, "2"), "h");
+  ir_val xt = body_arg(g, scan, tb_type(g, IR_F64, "2"), "xt");
+  ir_val wi = body_arg(g, scan, tb_type(g, IR_F64, "2"), "wi");
+  ir_val hw = tb_res(g, OPB(g, b, IR_OP_MUL, tb_type(g, IR_F64, "2"), h, wi), 0);
+  ir_val hn = tb_res(g, OPB(g, b, IR_OP_ADD, tb_type(g, IR_F64, "2"), hw, xt), 0);
+  tb_op_in(g, b, IR_OP_YIELD, 2, VALS(hn, hn), 0, NULL);
+  tb_finish(g, 2, VALS(tb_res(g, scan, 0), tb_res(g, scan, 1)));
   run r = {.args = {T(IR_F64, SHAPE(2), DATA(0, 0)), T(IR_F64, SHAPE(2, 3), DATA(1, 2, 3, 4, 5, 6)),
                     T(IR_F64, SHAPE(2), DATA(2, 0.5))},
            .n_args = 3};
@@ -1083,17 +1030,17 @@ static void test_error_argument_shapes(void **state) {
   (void)state;
   /* A static dim that differs. */
   ir_graph *g = ir_graph_new("t");
-  ir_val x = input(g, "x", ty(g, IR_F64, "2, 3"));
-  finish(g, 1, &x);
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F64, "2, 3"));
+  tb_finish(g, 1, &x);
   run r = {.args = {T(IR_F64, SHAPE(2, 4), DATA(1, 2, 3, 4, 5, 6, 7, 8))}, .n_args = 1};
   run_fails(g, &r, NULL, MSG("argument 'x' axis 1", "expected 3 = 3, got 4"));
   run_free(g, &r);
 
   /* A symbol bound twice with different sizes; the wrong dtype; rank. */
   g = ir_graph_new("t");
-  ir_val a = input(g, "a", ty(g, IR_F64, "T"));
-  input(g, "b", ty(g, IR_F64, "T"));
-  finish(g, 1, &a);
+  ir_val a = tb_input(g, "a", tb_type(g, IR_F64, "T"));
+  tb_input(g, "b", tb_type(g, IR_F64, "T"));
+  tb_finish(g, 1, &a);
   r = (run){.args = {T(IR_F64, SHAPE(3), DATA(1, 2, 3)), T(IR_F64, SHAPE(4), DATA(1, 2, 3, 4))}, .n_args = 2};
   run_fails(g, &r, NULL, MSG("argument 'b' axis 0: T is bound to 3, got 4"));
   ir_tensor_free(&r.args[1]);
@@ -1107,9 +1054,9 @@ static void test_error_argument_shapes(void **state) {
   /* A dim expression over a symbol bound by another argument; a caller
    * binding that disagrees. */
   g = ir_graph_new("t");
-  ir_val p = input(g, "p", ty(g, IR_F64, "T+1"));
-  input(g, "q", ty(g, IR_F64, "T"));
-  finish(g, 1, &p);
+  ir_val p = tb_input(g, "p", tb_type(g, IR_F64, "T+1"));
+  tb_input(g, "q", tb_type(g, IR_F64, "T"));
+  tb_finish(g, 1, &p);
   r = (run){.args = {T(IR_F64, SHAPE(5), DATA(1, 2, 3, 4, 5)), T(IR_F64, SHAPE(3), DATA(1, 2, 3))}, .n_args = 2};
   run_fails(g, &r, NULL, MSG("argument 'p' axis 0: expected", "= 4, got 5"));
   ir_tensor_free(&r.args[0]);
@@ -1127,11 +1074,11 @@ static void test_error_argument_shapes(void **state) {
 static void test_error_runtime_dim_check(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("t");
-  ir_val x = input(g, "x", ty(g, IR_F64, "T"));
-  ir_val y = input(g, "y", ty(g, IR_F64, "S"));
-  ir_opid add = OP1(g, IR_OP_ADD, ty(g, IR_F64, "T"), x, y);
-  ir_value_set_name(g, res(g, add, 0), "sum");
-  finish(g, 1, VALS(res(g, add, 0)));
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F64, "T"));
+  ir_val y = tb_input(g, "y", tb_type(g, IR_F64, "S"));
+  ir_opid add = OP1(g, IR_OP_ADD, tb_type(g, IR_F64, "T"), x, y);
+  ir_value_set_name(g, tb_res(g, add, 0), "sum");
+  tb_finish(g, 1, VALS(tb_res(g, add, 0)));
   run r = {.args = {T(IR_F64, SHAPE(3), DATA(1, 2, 3)), T(IR_F64, SHAPE(4), DATA(1, 2, 3, 4))}, .n_args = 2};
   run_fails(g, &r, NULL, MSG("add 'sum'", "does not broadcast"));
   /* A symbolic dim that is 1 at run time does not broadcast either. */
@@ -1147,10 +1094,10 @@ static void test_error_runtime_dim_check(void **state) {
   /* The declared result disagrees with what the operands give (the
    * verifier rejects this graph; the interpreter must not trust it). */
   g = ir_graph_new("t");
-  x = input(g, "x", ty(g, IR_F64, "T"));
-  y = input(g, "y", ty(g, IR_F64, "S"));
-  add = OP1(g, IR_OP_ADD, ty(g, IR_F64, "S+1"), x, y);
-  finish(g, 1, VALS(res(g, add, 0)));
+  x = tb_input(g, "x", tb_type(g, IR_F64, "T"));
+  y = tb_input(g, "y", tb_type(g, IR_F64, "S"));
+  add = OP1(g, IR_OP_ADD, tb_type(g, IR_F64, "S+1"), x, y);
+  tb_finish(g, 1, VALS(tb_res(g, add, 0)));
   r = (run){.args = {T(IR_F64, SHAPE(3), DATA(1, 2, 3)), T(IR_F64, SHAPE(3), DATA(1, 2, 3))}, .n_args = 2};
   run_fails(g, &r, NULL, MSG("add: result 0 dim 0 is", "= 4 but the operands give 3"));
   run_free(g, &r);
@@ -1164,18 +1111,18 @@ static void test_error_integer_division_by_zero(void **state) {
 
   /* Inside a scan the message says which step: c = c / x_t over i32. */
   ir_graph *g = ir_graph_new("t");
-  ir_val c0 = input(g, "c0", ty(g, IR_I32, ""));
-  ir_val x = input(g, "x", ty(g, IR_I32, "T"));
-  ir_type rt[1] = {ty(g, IR_I32, "")};
+  ir_val c0 = tb_input(g, "c0", tb_type(g, IR_I32, ""));
+  ir_val x = tb_input(g, "x", tb_type(g, IR_I32, "T"));
+  ir_type rt[1] = {tb_type(g, IR_I32, "")};
   ir_opid scan = scan_op(g, g->body, 2, VALS(c0, x), 1, rt, "T", 1, 1);
-  ir_value_set_name(g, res(g, scan, 0), "c");
+  ir_value_set_name(g, tb_res(g, scan, 0), "c");
   ir_blockid b = ir_o(g, scan)->regions[0];
-  body_arg(g, scan, ty(g, IR_I64, ""), "t");
-  ir_val c = body_arg(g, scan, ty(g, IR_I32, ""), "ci");
-  ir_val xt = body_arg(g, scan, ty(g, IR_I32, ""), "xt");
-  ir_val q = res(g, OPB(g, b, IR_OP_DIV, ty(g, IR_I32, ""), c, xt), 0);
-  op_in(g, b, IR_OP_YIELD, 1, &q, 0, NULL);
-  finish(g, 1, VALS(res(g, scan, 0)));
+  body_arg(g, scan, tb_type(g, IR_I64, ""), "t");
+  ir_val c = body_arg(g, scan, tb_type(g, IR_I32, ""), "ci");
+  ir_val xt = body_arg(g, scan, tb_type(g, IR_I32, ""), "xt");
+  ir_val q = tb_res(g, OPB(g, b, IR_OP_DIV, tb_type(g, IR_I32, ""), c, xt), 0);
+  tb_op_in(g, b, IR_OP_YIELD, 1, &q, 0, NULL);
+  tb_finish(g, 1, VALS(tb_res(g, scan, 0)));
   run r = {.args = {S(IR_I32, 100), T(IR_I32, SHAPE(3), DATA(5, -2, 4))}, .n_args = 2};
   run_ok(g, &r);
   EXPECT_SCALAR(&r.outs[0], -2); /* 100/5 = 20, 20/-2 = -10, -10/4 = -2 */
@@ -1217,9 +1164,9 @@ static void test_error_limits_and_ranges(void **state) {
 static void test_eval_op(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("fold");
-  ir_val a = input(g, "a", ty(g, IR_F32, "N"));
-  ir_val b = input(g, "b", ty(g, IR_F32, "1"));
-  ir_opid add = OP1(g, IR_OP_ADD, ty(g, IR_F32, "N"), a, b);
+  ir_val a = tb_input(g, "a", tb_type(g, IR_F32, "N"));
+  ir_val b = tb_input(g, "b", tb_type(g, IR_F32, "1"));
+  ir_opid add = OP1(g, IR_OP_ADD, tb_type(g, IR_F32, "N"), a, b);
   ir_tensor ins[2] = {T(IR_F32, SHAPE(2), DATA(1, 0.5)), T(IR_F32, SHAPE(1), DATA(0x1p-24))};
   ir_tensor out[1];
   ir_buf err = {0};
@@ -1234,7 +1181,7 @@ static void test_eval_op(void **state) {
   assert_non_null(strstr(err.s, "operand 1 axis 0"));
   assert_null(out[0].data);
   /* Ops with regions need the whole graph. */
-  ir_type rt = ty(g, IR_F32, "");
+  ir_type rt = tb_type(g, IR_F32, "");
   ir_opid scan = scan_op(g, g->body, 1, &a, 1, &rt, "0", 1, 0);
   err.len = 0;
   assert_false(ir_interp_eval_op(g, scan, ins, out, NULL, &err));

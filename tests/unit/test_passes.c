@@ -13,28 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_builder.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "passes/pass.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static ir_graph *parse(const char *text) {
-  ir_diag d;
-  ir_buf msgs = {0};
-  ir_diag_init(&d);
-  d.capture = &msgs;
-  ir_graph *g = ir_parse(text, strlen(text), "test.sqir", &d);
-  if (!g || !ir_verify(g, &d)) fail_msg("test graph does not parse or verify:\n%s", msgs.s);
-  ir_buf_free(&msgs);
-  return g;
-}
-
-static char *print(const ir_graph *g) {
-  ir_buf b = {0};
-  ir_print_graph(g, NULL, &b);
-  return b.s;
-}
 
 /* A pass context whose diagnostics go to `msgs` and dumps to `dump`. */
 typedef struct harness {
@@ -72,24 +56,6 @@ static int count_occurrences(const char *s, const char *needle) {
   int n = 0;
   for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
   return n;
-}
-
-typedef struct kind_count {
-  ir_opkind kind;
-  int n;
-} kind_count;
-
-static bool count_kind(ir_graph *g, ir_opid op, void *ud) {
-  kind_count *c = ud;
-  c->n += ir_o(g, op)->kind == c->kind;
-  return true;
-}
-
-/* Ops of `kind` anywhere in g, regions included. */
-static int count_ops(ir_graph *g, ir_opkind kind) {
-  kind_count c = {kind, 0};
-  ir_walk(g, g->body, count_kind, &c);
-  return c.n;
 }
 
 static ir_opid first_op(ir_graph *g, ir_opkind kind) {
@@ -152,7 +118,7 @@ static void assert_same_bytes(const ir_buf *a, const ir_buf *b) {
 /* Parses text, runs pipeline (verifying after each pass), checks that the
  * outputs did not change and returns the transformed graph. */
 static ir_graph *optimize(const char *text, const char *pipeline) {
-  ir_graph *g = parse(text);
+  ir_graph *g = tb_parse(text);
   ir_buf before = run_interpreter(g);
   harness h;
   harness_init(&h);
@@ -197,12 +163,12 @@ static void test_pipeline_parsing(void **state) {
   (void)state;
   harness h;
   harness_init(&h);
-  ir_graph *g = parse(dead_add_text);
-  char *orig = print(g);
+  ir_graph *g = tb_parse(dead_add_text);
+  char *orig = tb_print(g);
 
   assert_true(pass_run_pipeline(g, "", &h.ctx));
   assert_true(pass_run_pipeline(g, " \t ", &h.ctx));
-  char *same = print(g);
+  char *same = tb_print(g);
   assert_string_equal(same, orig);
   free(same);
 
@@ -210,7 +176,7 @@ static void test_pipeline_parsing(void **state) {
   const char *bad[] = {"dce,bogus", "dce,,cse", "dce,", ",dce", " , "};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_false(pass_run_pipeline(g, bad[i], &h.ctx));
-    char *now = print(g);
+    char *now = tb_print(g);
     assert_string_equal(now, orig);
     free(now);
   }
@@ -221,8 +187,8 @@ static void test_pipeline_parsing(void **state) {
   assert_int_equal(h.diag.n_errors, 5);
 
   assert_true(pass_run_pipeline(g, "  dce , cse\t", &h.ctx));
-  assert_int_equal(count_ops(g, IR_OP_ADD), 0);
-  assert_int_equal(count_ops(g, IR_OP_MUL), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_ADD), 0);
+  assert_int_equal(tb_count_ops(g, IR_OP_MUL), 1);
   free(orig);
   ir_graph_free(g);
   harness_free(&h);
@@ -232,7 +198,7 @@ static void test_print_after(void **state) {
   (void)state;
   harness h;
   harness_init(&h);
-  ir_graph *g = parse(dead_add_text);
+  ir_graph *g = tb_parse(dead_add_text);
   h.ctx.print_after = "dce";
   assert_true(pass_run_pipeline(g, "canonicalize,dce,cse", &h.ctx));
   const char *dump = harness_dump(&h);
@@ -244,7 +210,7 @@ static void test_print_after(void **state) {
   harness_free(&h);
 
   harness_init(&h);
-  g = parse(dead_add_text);
+  g = tb_parse(dead_add_text);
   h.ctx.print_after_all = true;
   assert_true(pass_run_pipeline(g, "cse,dce", &h.ctx));
   dump = harness_dump(&h);
@@ -258,11 +224,11 @@ static void test_print_after(void **state) {
   harness_free(&h);
 
   harness_init(&h);
-  g = parse(dead_add_text);
+  g = tb_parse(dead_add_text);
   h.ctx.print_after = "dce,nope";
   assert_false(pass_run_pipeline(g, "dce", &h.ctx));
   assert_non_null(strstr(harness_msgs(&h), "unknown pass 'nope' in print-after list"));
-  assert_int_equal(count_ops(g, IR_OP_ADD), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_ADD), 1);
   ir_graph_free(g);
   harness_free(&h);
 }
@@ -271,7 +237,7 @@ static void test_time_passes(void **state) {
   (void)state;
   harness h;
   harness_init(&h);
-  ir_graph *g = parse(dead_add_text);
+  ir_graph *g = tb_parse(dead_add_text);
   h.ctx.time_passes = true;
   assert_true(pass_run_pipeline(g, "cse,dce,cse", &h.ctx));
   const char *dump = harness_dump(&h);
@@ -332,8 +298,8 @@ static void test_fold_constants(void **state) {
                          "  yield %y, %z\n"
                          "}\n",
                          "canonicalize,dce");
-  assert_int_equal(count_ops(g, IR_OP_ADD) + count_ops(g, IR_OP_NEG) + count_ops(g, IR_OP_MUL), 0);
-  assert_int_equal(count_ops(g, IR_OP_CONSTANT), 2);
+  assert_int_equal(tb_count_ops(g, IR_OP_ADD) + tb_count_ops(g, IR_OP_NEG) + tb_count_ops(g, IR_OP_MUL), 0);
+  assert_int_equal(tb_count_ops(g, IR_OP_CONSTANT), 2);
   ir_opid y = ir_v(g, graph_output(g, 0))->def;
   const ir_tensor_data *t = ir_get_attr(g, y, "value")->u.t;
   assert_int_equal(t->n, 3);
@@ -351,25 +317,25 @@ static void test_fold_keeps_semantics_and_limits(void **state) {
   /* Integer division by zero is a run-time error: not folded. f32 rounding
    * follows the interpreter (0.1 + 0.2 in f32). A tensor above the folding
    * limit, an op on a non-constant and a symbolic shape stay. */
-  ir_graph *g = parse("graph @g(%x: f32[2], %n: i32[T]) -> (a: i32[], b: f32[], c: f32[300, 300],"
-                      " d: f32[2], e: i32[T]) {\n"
-                      "  %one: i32[] = constant {value = 1}\n"
-                      "  %zero: i32[] = constant {value = 0}\n"
-                      "  %a: i32[] = div %one, %zero\n"
-                      "  %p: f32[] = constant {value = 0.1}\n"
-                      "  %q: f32[] = constant {value = 0.2}\n"
-                      "  %b: f32[] = add %p, %q\n"
-                      "  %big: f32[300, 300] = constant {value = 1}\n"
-                      "  %c: f32[300, 300] = add %big, %big\n"
-                      "  %d: f32[2] = add %x, %x\n"
-                      "  %e: i32[T] = add %n, %n\n"
-                      "  yield %a, %b, %c, %d, %e\n"
-                      "}\n");
+  ir_graph *g = tb_parse("graph @g(%x: f32[2], %n: i32[T]) -> (a: i32[], b: f32[], c: f32[300, 300],"
+                         " d: f32[2], e: i32[T]) {\n"
+                         "  %one: i32[] = constant {value = 1}\n"
+                         "  %zero: i32[] = constant {value = 0}\n"
+                         "  %a: i32[] = div %one, %zero\n"
+                         "  %p: f32[] = constant {value = 0.1}\n"
+                         "  %q: f32[] = constant {value = 0.2}\n"
+                         "  %b: f32[] = add %p, %q\n"
+                         "  %big: f32[300, 300] = constant {value = 1}\n"
+                         "  %c: f32[300, 300] = add %big, %big\n"
+                         "  %d: f32[2] = add %x, %x\n"
+                         "  %e: i32[T] = add %n, %n\n"
+                         "  yield %a, %b, %c, %d, %e\n"
+                         "}\n");
   harness h;
   harness_init(&h);
   assert_true(pass_run_pipeline(g, "canonicalize,dce", &h.ctx));
-  assert_int_equal(count_ops(g, IR_OP_DIV), 1);
-  assert_int_equal(count_ops(g, IR_OP_ADD), 3);
+  assert_int_equal(tb_count_ops(g, IR_OP_DIV), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_ADD), 3);
   ir_opid b = ir_v(g, graph_output(g, 1))->def;
   assert_int_equal(ir_o(g, b)->kind, IR_OP_CONSTANT);
   assert_true(ir_get_attr(g, b, "value")->u.t->f[0] == (double)(0.1f + 0.2f));
@@ -407,7 +373,7 @@ static void test_identities_forward_the_operand(void **state) {
     ir_graph *g = optimize(text, "canonicalize,dce");
     if (graph_output(g, 0) != ir_b(g, g->body)->args[0])
       fail_msg("identity %zu not applied:\n%s", i, exact_identities[i]);
-    assert_int_equal(count_ops(g, IR_OP_YIELD), 1);
+    assert_int_equal(tb_count_ops(g, IR_OP_YIELD), 1);
     ir_graph_free(g);
   }
 }
@@ -443,7 +409,7 @@ static void test_inexact_identities_stay(void **state) {
                          "  yield %y\n"
                          "}\n",
                          "canonicalize");
-  assert_int_equal(count_ops(g, IR_OP_MUL), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_MUL), 1);
   ir_graph_free(g);
 }
 
@@ -468,8 +434,8 @@ static void test_transpose_and_reverse_chains(void **state) {
   assert_int_equal(perm->u.ints.n, 3);
   assert_true(perm->u.ints.v[0] == 1 && perm->u.ints.v[1] == 2 && perm->u.ints.v[2] == 0);
   assert_int_equal(graph_output(g, 1), x);
-  assert_int_equal(count_ops(g, IR_OP_TRANSPOSE), 1);
-  assert_int_equal(count_ops(g, IR_OP_REVERSE), 2); /* different axes */
+  assert_int_equal(tb_count_ops(g, IR_OP_TRANSPOSE), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_REVERSE), 2); /* different axes */
   ir_graph_free(g);
 }
 
@@ -495,11 +461,11 @@ static void test_cse_merges_equal_ops(void **state) {
                          "}\n",
                          "cse");
   assert_int_equal(graph_output(g, 0), graph_output(g, 1));
-  assert_int_equal(count_ops(g, IR_OP_SUB), 2);
-  assert_int_equal(count_ops(g, IR_OP_CONSTANT), 3);
+  assert_int_equal(tb_count_ops(g, IR_OP_SUB), 2);
+  assert_int_equal(tb_count_ops(g, IR_OP_CONSTANT), 3);
   assert_int_not_equal(graph_output(g, 3), graph_output(g, 4));
   assert_int_equal(graph_output(g, 3), graph_output(g, 5));
-  assert_int_equal(count_ops(g, IR_OP_ADD), 2);
+  assert_int_equal(tb_count_ops(g, IR_OP_ADD), 2);
   ir_graph_free(g);
 }
 
@@ -522,8 +488,8 @@ static void test_cse_compares_attributes(void **state) {
   assert_int_equal(graph_output(g, 0), graph_output(g, 5));
   assert_int_equal(graph_output(g, 2), graph_output(g, 3));
   assert_int_not_equal(graph_output(g, 2), graph_output(g, 4));
-  assert_int_equal(count_ops(g, IR_OP_MATMUL), 2);
-  assert_int_equal(count_ops(g, IR_OP_SOFTMAX), 2);
+  assert_int_equal(tb_count_ops(g, IR_OP_MATMUL), 2);
+  assert_int_equal(tb_count_ops(g, IR_OP_SOFTMAX), 2);
   ir_graph_free(g);
 }
 
@@ -557,8 +523,8 @@ static void test_cse_in_regions(void **state) {
   /* Inside the first body the two muls merge; the scans are never merged,
    * not even the two with identical bodies; nothing crosses a region. */
   ir_graph *g = optimize(two_scans_text, "cse");
-  assert_int_equal(count_ops(g, IR_OP_SCAN), 3);
-  assert_int_equal(count_ops(g, IR_OP_MUL), 4);
+  assert_int_equal(tb_count_ops(g, IR_OP_SCAN), 3);
+  assert_int_equal(tb_count_ops(g, IR_OP_MUL), 4);
   ir_opid scan = first_op(g, IR_OP_SCAN);
   ir_opid add = first_op(g, IR_OP_ADD);
   assert_int_equal(ir_o(g, add)->in[0], ir_o(g, add)->in[1]);
@@ -578,10 +544,10 @@ static void test_dce_removes_unused_pure_ops(void **state) {
                          "  yield %y, %x\n"
                          "}\n",
                          "dce");
-  assert_int_equal(count_ops(g, IR_OP_EXP), 0);
-  assert_int_equal(count_ops(g, IR_OP_ADD), 0);
-  assert_int_equal(count_ops(g, IR_OP_TANH), 1);
-  assert_int_equal(count_ops(g, IR_OP_MUL), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_EXP), 0);
+  assert_int_equal(tb_count_ops(g, IR_OP_ADD), 0);
+  assert_int_equal(tb_count_ops(g, IR_OP_TANH), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_MUL), 1);
   ir_graph_free(g);
 }
 
@@ -616,8 +582,8 @@ static void test_dce_trims_scans(void **state) {
   assert_int_equal(ir_o(g, scan)->n_out, 3); /* %h, %c, %ys1 */
   ir_block *body = ir_b(g, ir_o(g, scan)->regions[0]);
   assert_int_equal(body->n_args, 4);
-  assert_int_equal(count_ops(g, IR_OP_EXP), 0);
-  assert_int_equal(count_ops(g, IR_OP_MUL), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_EXP), 0);
+  assert_int_equal(tb_count_ops(g, IR_OP_MUL), 1);
   assert_int_equal(graph_output(g, 0), ir_o(g, scan)->out[0]);
   assert_int_equal(graph_output(g, 1), ir_o(g, scan)->out[2]);
   assert_string_equal(ir_v(g, ir_o(g, scan)->out[2])->name, "ys1");
@@ -642,8 +608,8 @@ static void test_dce_keeps_live_scans_and_removes_dead_ones(void **state) {
                          "  yield %h\n"
                          "}\n",
                          "dce");
-  assert_int_equal(count_ops(g, IR_OP_SCAN), 1);
-  assert_int_equal(count_ops(g, IR_OP_MUL), 0);
+  assert_int_equal(tb_count_ops(g, IR_OP_SCAN), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_MUL), 0);
   ir_opid scan = first_op(g, IR_OP_SCAN);
   assert_int_equal(ir_o(g, scan)->n_in, 2);
   ir_graph_free(g);
@@ -699,17 +665,17 @@ static void test_dce_nested_scans(void **state) {
   assert_int_equal(ir_o(g, inner)->kind, IR_OP_SCAN);
   assert_int_equal(ir_o(g, inner)->n_in, 2);
   assert_int_equal(ir_get_int(g, inner, "carries"), 1);
-  assert_int_equal(count_ops(g, IR_OP_MUL), 0);
+  assert_int_equal(tb_count_ops(g, IR_OP_MUL), 0);
   ir_graph_free(g);
 }
 
 static void test_default_pipeline_on_scan(void **state) {
   (void)state;
   ir_graph *g = optimize(carries_text, pass_pipeline_for_level(2));
-  assert_int_equal(count_ops(g, IR_OP_SCAN), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_SCAN), 1);
   ir_graph_free(g);
   g = optimize(two_scans_text, pass_pipeline_for_level(3));
-  assert_int_equal(count_ops(g, IR_OP_SCAN), 3);
+  assert_int_equal(tb_count_ops(g, IR_OP_SCAN), 3);
   ir_graph_free(g);
 }
 

@@ -9,68 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph_builder.h"
 #include "ir/ir.h"
-
-static const ir_loc NOLOC = {NULL, 0, 0};
 
 /* ---- building helpers ------------------------------------------------------- */
 
-/* A type from text dims, e.g. ty(g, IR_F32, "B, T+1, 8"); "" is a scalar. */
-static ir_type ty(ir_graph *g, ir_dtype dt, const char *dims) {
-  ir_dim d[16];
-  int32_t rank = 0;
-  const char *p = dims;
-  while (*p) {
-    const char *end = strchr(p, ',');
-    size_t n = end ? (size_t)(end - p) : strlen(p);
-    size_t used = 0, pos = 0;
-    ir_buf err = {0};
-    d[rank] = ir_dim_parse(g->dims, p, n, &used, &err, &pos);
-    assert_int_not_equal(d[rank], IR_DIM_INVALID);
-    ir_buf_free(&err);
-    rank++;
-    p += n;
-    if (*p == ',') p++;
-  }
-  return ir_type_make(g, dt, rank, d);
-}
-
-static ir_dim dim(ir_graph *g, const char *text) {
-  size_t used = 0, pos = 0;
-  ir_buf err = {0};
-  ir_dim d = ir_dim_parse(g->dims, text, strlen(text), &used, &err, &pos);
-  ir_buf_free(&err);
-  assert_int_not_equal(d, IR_DIM_INVALID);
-  return d;
-}
-
-static ir_val input(ir_graph *g, const char *name, ir_type t) {
-  return ir_graph_add_input(g, t, name, false);
-}
-
-/* An op with declared result types appended to block b. */
-static ir_opid op_in(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_val *in,
-                     int32_t n_out, const ir_type *out) {
-  ir_opid op = ir_op_new(g, k, n_in, in, n_out, out, NOLOC);
-  ir_op_append(g, b, op);
-  return op;
-}
-
 static ir_val op1(ir_graph *g, ir_opkind k, int32_t n_in, const ir_val *in, ir_type t) {
-  return ir_o(g, op_in(g, g->body, k, n_in, in, 1, &t))->out[0];
-}
-
-static ir_val res(ir_graph *g, ir_opid op, int32_t i) { return ir_o(g, op)->out[i]; }
-
-/* Ends the body with a yield of `vals` named o0, o1, ... */
-static void finish(ir_graph *g, int32_t n, const ir_val *vals) {
-  op_in(g, g->body, IR_OP_YIELD, n, vals, 0, NULL);
-  static const char *const names[] = {"o0", "o1", "o2", "o3"};
-  assert_true(n <= 4);
-  /* Room for all four names, so tests may raise n_outputs afterwards. */
-  g->output_names = ir_arena_alloc(g->arena, sizeof(char *) * 4);
-  for (int32_t i = 0; i < n; i++) g->output_names[i] = names[i];
-  g->n_outputs = n;
+  return ir_o(g, tb_op_in(g, g->body, k, n_in, in, 1, &t))->out[0];
 }
 
 /* ---- checking helpers ------------------------------------------------------- */
@@ -145,7 +90,7 @@ static void expect_infer_error(ir_graph *g, ir_opid op, const char *substr) {
 static ir_opid lone(ir_graph *g, ir_opkind k, int32_t n_in, const ir_val *in, ir_type decl) {
   int32_t n_out = ir_opinfo_of(k)->n_out < 0 ? 1 : ir_opinfo_of(k)->n_out;
   ir_type outs[1] = {decl};
-  return ir_op_new(g, k, n_in, in, n_out, outs, NOLOC);
+  return ir_op_new(g, k, n_in, in, n_out, outs, TB_NOLOC);
 }
 
 /* ---- the Elman RNN of docs/ir.md ---------------------------------------- */
@@ -160,36 +105,36 @@ typedef struct elman {
 static elman build_elman(void) {
   elman e;
   ir_graph *g = e.g = ir_graph_new("elman");
-  e.x = input(g, "x", ty(g, IR_F32, "T, B, 4"));
-  e.h0 = input(g, "h0", ty(g, IR_F32, "B, 8"));
-  ir_val W = ir_graph_add_input(g, ty(g, IR_F32, "8, 4"), "W", true);
-  ir_val U = ir_graph_add_input(g, ty(g, IR_F32, "8, 8"), "U", true);
-  ir_val b = ir_graph_add_input(g, ty(g, IR_F32, "8"), "b", true);
+  e.x = tb_input(g, "x", tb_type(g, IR_F32, "T, B, 4"));
+  e.h0 = tb_input(g, "h0", tb_type(g, IR_F32, "B, 8"));
+  ir_val W = ir_graph_add_input(g, tb_type(g, IR_F32, "8, 4"), "W", true);
+  ir_val U = ir_graph_add_input(g, tb_type(g, IR_F32, "8, 8"), "U", true);
+  ir_val b = ir_graph_add_input(g, tb_type(g, IR_F32, "8"), "b", true);
   ir_val ins[5] = {e.h0, e.x, W, U, b};
-  ir_type outs[2] = {ty(g, IR_F32, "B, 8"), ty(g, IR_F32, "T, B, 8")};
-  e.scan = op_in(g, g->body, IR_OP_SCAN, 5, ins, 2, outs);
-  ir_set_dim(g, e.scan, "length", dim(g, "T"));
+  ir_type outs[2] = {tb_type(g, IR_F32, "B, 8"), tb_type(g, IR_F32, "T, B, 8")};
+  e.scan = tb_op_in(g, g->body, IR_OP_SCAN, 5, ins, 2, outs);
+  ir_set_dim(g, e.scan, "length", tb_dim(g, "T"));
   ir_set_int(g, e.scan, "carries", 1);
   ir_set_int(g, e.scan, "xs", 1);
   ir_blockid body = e.body = ir_o(g, e.scan)->regions[0];
-  ir_block_add_arg(g, body, ty(g, IR_I64, ""), "t");
-  e.hc = ir_block_add_arg(g, body, ty(g, IR_F32, "B, 8"), "hc");
-  ir_val xt = ir_block_add_arg(g, body, ty(g, IR_F32, "B, 4"), "xt");
-  ir_val Wi = ir_block_add_arg(g, body, ty(g, IR_F32, "8, 4"), "Wi");
-  ir_val Ui = ir_block_add_arg(g, body, ty(g, IR_F32, "8, 8"), "Ui");
-  ir_val bi = ir_block_add_arg(g, body, ty(g, IR_F32, "8"), "bi");
-  ir_type h = ty(g, IR_F32, "B, 8");
-  ir_opid xw = op_in(g, body, IR_OP_MATMUL, 2, (ir_val[]){xt, Wi}, 1, &h);
+  ir_block_add_arg(g, body, tb_type(g, IR_I64, ""), "t");
+  e.hc = ir_block_add_arg(g, body, tb_type(g, IR_F32, "B, 8"), "hc");
+  ir_val xt = ir_block_add_arg(g, body, tb_type(g, IR_F32, "B, 4"), "xt");
+  ir_val Wi = ir_block_add_arg(g, body, tb_type(g, IR_F32, "8, 4"), "Wi");
+  ir_val Ui = ir_block_add_arg(g, body, tb_type(g, IR_F32, "8, 8"), "Ui");
+  ir_val bi = ir_block_add_arg(g, body, tb_type(g, IR_F32, "8"), "bi");
+  ir_type h = tb_type(g, IR_F32, "B, 8");
+  ir_opid xw = tb_op_in(g, body, IR_OP_MATMUL, 2, (ir_val[]){xt, Wi}, 1, &h);
   ir_set_int(g, xw, "transpose_b", 1);
-  ir_opid hu = op_in(g, body, IR_OP_MATMUL, 2, (ir_val[]){e.hc, Ui}, 1, &h);
+  ir_opid hu = tb_op_in(g, body, IR_OP_MATMUL, 2, (ir_val[]){e.hc, Ui}, 1, &h);
   ir_set_int(g, hu, "transpose_b", 1);
-  ir_opid s = op_in(g, body, IR_OP_ADD, 2, (ir_val[]){res(g, xw, 0), res(g, hu, 0)}, 1, &h);
-  ir_opid pre = op_in(g, body, IR_OP_ADD, 2, (ir_val[]){res(g, s, 0), bi}, 1, &h);
-  e.pre = res(g, pre, 0);
-  ir_opid hn = op_in(g, body, IR_OP_TANH, 1, &e.pre, 1, &h);
-  op_in(g, body, IR_OP_YIELD, 2, (ir_val[]){res(g, hn, 0), res(g, hn, 0)}, 0, NULL);
-  ir_value_set_name(g, res(g, hn, 0), "hn");
-  finish(g, 2, (ir_val[]){res(g, e.scan, 0), res(g, e.scan, 1)});
+  ir_opid s = tb_op_in(g, body, IR_OP_ADD, 2, (ir_val[]){tb_res(g, xw, 0), tb_res(g, hu, 0)}, 1, &h);
+  ir_opid pre = tb_op_in(g, body, IR_OP_ADD, 2, (ir_val[]){tb_res(g, s, 0), bi}, 1, &h);
+  e.pre = tb_res(g, pre, 0);
+  ir_opid hn = tb_op_in(g, body, IR_OP_TANH, 1, &e.pre, 1, &h);
+  tb_op_in(g, body, IR_OP_YIELD, 2, (ir_val[]){tb_res(g, hn, 0), tb_res(g, hn, 0)}, 0, NULL);
+  ir_value_set_name(g, tb_res(g, hn, 0), "hn");
+  tb_finish(g, 2, (ir_val[]){tb_res(g, e.scan, 0), tb_res(g, e.scan, 1)});
   return e;
 }
 
@@ -210,7 +155,7 @@ static void test_scan_stacks_along_axis(void **state) {
   ir_set_int(g, e.scan, "axis", 1);
   expect_infer_error(g, e.scan,
                      "body argument 2 (per-step slice) has type f32[B, 4], expected f32[T, 4]");
-  g->vals[e.x].type = ty(g, IR_F32, "B, T, 4");
+  g->vals[e.x].type = tb_type(g, IR_F32, "B, T, 4");
   expect_infer(g, e.scan, "f32[B, 8], f32[B, T, 8]");
   ir_graph_free(g);
 }
@@ -218,12 +163,12 @@ static void test_scan_stacks_along_axis(void **state) {
 static void test_scan_signature_errors(void **state) {
   (void)state;
   elman e = build_elman();
-  e.g->vals[e.hc].type = ty(e.g, IR_F32, "B, 9");
+  e.g->vals[e.hc].type = tb_type(e.g, IR_F32, "B, 9");
   expect_infer_error(e.g, e.scan, "body argument 1 (carry) has type f32[B, 9], expected f32[B, 8]");
   ir_graph_free(e.g);
 
   e = build_elman();
-  ir_set_dim(e.g, e.scan, "length", dim(e.g, "T+1"));
+  ir_set_dim(e.g, e.scan, "length", tb_dim(e.g, "T+1"));
   expect_infer_error(e.g, e.scan, "has T steps along axis 0, length is T+1");
   ir_graph_free(e.g);
 
@@ -249,15 +194,15 @@ static void test_scan_body_isolated(void **state) {
 static void test_broadcasting(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("bc");
-  ir_val a = input(g, "a", ty(g, IR_F32, "B, 1, 8"));
-  ir_val b = input(g, "b", ty(g, IR_F32, "4, 1"));
-  ir_val c = input(g, "c", ty(g, IR_F32, "T, 1, 8"));
-  ir_val d = input(g, "d", ty(g, IR_F32, "B+1, 1, 8"));
-  ir_val e = input(g, "e", ty(g, IR_F32, "B, 4, 4"));
-  ir_val h = input(g, "h", ty(g, IR_F16, "B, 1, 8"));
-  ir_val i = input(g, "i", ty(g, IR_I32, "B, 1, 8"));
-  ir_val bo = input(g, "bo", ty(g, IR_BOOL, "B, 1, 1"));
-  ir_type any = ty(g, IR_F32, "");
+  ir_val a = tb_input(g, "a", tb_type(g, IR_F32, "B, 1, 8"));
+  ir_val b = tb_input(g, "b", tb_type(g, IR_F32, "4, 1"));
+  ir_val c = tb_input(g, "c", tb_type(g, IR_F32, "T, 1, 8"));
+  ir_val d = tb_input(g, "d", tb_type(g, IR_F32, "B+1, 1, 8"));
+  ir_val e = tb_input(g, "e", tb_type(g, IR_F32, "B, 4, 4"));
+  ir_val h = tb_input(g, "h", tb_type(g, IR_F16, "B, 1, 8"));
+  ir_val i = tb_input(g, "i", tb_type(g, IR_I32, "B, 1, 8"));
+  ir_val bo = tb_input(g, "bo", tb_type(g, IR_BOOL, "B, 1, 1"));
+  ir_type any = tb_type(g, IR_F32, "");
   expect_infer(g, lone(g, IR_OP_ADD, 2, (ir_val[]){a, b}, any), "f32[B, 4, 8]");
   /* B vs T cannot be decided: accepted with the first operand's dim. */
   expect_infer(g, lone(g, IR_OP_MUL, 2, (ir_val[]){c, a}, any), "f32[T, 1, 8]");
@@ -283,9 +228,9 @@ static void test_broadcasting(void **state) {
 static void test_cast_keeps_shape(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("cast");
-  ir_val x = input(g, "x", ty(g, IR_F32, "B, 8"));
-  expect_infer(g, lone(g, IR_OP_CAST, 1, &x, ty(g, IR_I32, "B, 8")), "i32[B, 8]");
-  expect_infer_error(g, lone(g, IR_OP_CAST, 1, &x, ty(g, IR_I32, "B, 4")),
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "B, 8"));
+  expect_infer(g, lone(g, IR_OP_CAST, 1, &x, tb_type(g, IR_I32, "B, 8")), "i32[B, 8]");
+  expect_infer_error(g, lone(g, IR_OP_CAST, 1, &x, tb_type(g, IR_I32, "B, 4")),
                      "cast: result shape of i32[B, 4] differs from operand f32[B, 8]");
   ir_graph_free(g);
 }
@@ -295,11 +240,11 @@ static void test_cast_keeps_shape(void **state) {
 static void test_matmul(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("mm");
-  ir_val a = input(g, "a", ty(g, IR_F32, "2, B, T, 64"));
-  ir_val w = input(g, "w", ty(g, IR_F32, "64, 128"));
-  ir_val wt = input(g, "wt", ty(g, IR_F32, "128, 64"));
-  ir_val bb = input(g, "bb", ty(g, IR_F32, "1, 1, 64, 32"));
-  ir_type any = ty(g, IR_F32, "");
+  ir_val a = tb_input(g, "a", tb_type(g, IR_F32, "2, B, T, 64"));
+  ir_val w = tb_input(g, "w", tb_type(g, IR_F32, "64, 128"));
+  ir_val wt = tb_input(g, "wt", tb_type(g, IR_F32, "128, 64"));
+  ir_val bb = tb_input(g, "bb", tb_type(g, IR_F32, "1, 1, 64, 32"));
+  ir_type any = tb_type(g, IR_F32, "");
   expect_infer(g, lone(g, IR_OP_MATMUL, 2, (ir_val[]){a, w}, any), "f32[2, B, T, 128]");
   expect_infer(g, lone(g, IR_OP_MATMUL, 2, (ir_val[]){a, bb}, any), "f32[2, B, T, 32]");
   ir_opid t = lone(g, IR_OP_MATMUL, 2, (ir_val[]){a, wt}, any);
@@ -309,7 +254,7 @@ static void test_matmul(void **state) {
   ir_opid ta = lone(g, IR_OP_MATMUL, 2, (ir_val[]){w, w}, any);
   ir_set_int(g, ta, "transpose_a", 1);
   expect_infer(g, ta, "f32[128, 128]");
-  ir_val v = input(g, "v", ty(g, IR_F32, "64"));
+  ir_val v = tb_input(g, "v", tb_type(g, IR_F32, "64"));
   expect_infer_error(g, lone(g, IR_OP_MATMUL, 2, (ir_val[]){v, w}, any), "rank >= 2");
   ir_graph_free(g);
 }
@@ -317,9 +262,9 @@ static void test_matmul(void **state) {
 static void test_reductions(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("red");
-  ir_val x = input(g, "x", ty(g, IR_F32, "B, T, 8"));
-  ir_val i = input(g, "i", ty(g, IR_I32, "B, T"));
-  ir_type any = ty(g, IR_F32, "");
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "B, T, 8"));
+  ir_val i = tb_input(g, "i", tb_type(g, IR_I32, "B, T"));
+  ir_type any = tb_type(g, IR_F32, "");
   ir_opid r = lone(g, IR_OP_REDUCE_SUM, 1, &x, any);
   ir_set_ints(g, r, "axes", 2, (int64_t[]){-1, 0});
   expect_infer(g, r, "f32[T]");
@@ -343,8 +288,8 @@ static void test_reductions(void **state) {
   ir_opid cs = lone(g, IR_OP_CUMSUM, 1, &i, any);
   ir_set_int(g, cs, "axis", 1);
   expect_infer(g, cs, "i32[B, T]");
-  ir_val gamma = input(g, "gamma", ty(g, IR_F32, "8"));
-  ir_val beta = input(g, "beta", ty(g, IR_F32, "4"));
+  ir_val gamma = tb_input(g, "gamma", tb_type(g, IR_F32, "8"));
+  ir_val beta = tb_input(g, "beta", tb_type(g, IR_F32, "4"));
   expect_infer(g, lone(g, IR_OP_LAYERNORM, 2, (ir_val[]){x, gamma}, any), "f32[B, T, 8]");
   expect_infer_error(g, lone(g, IR_OP_LAYERNORM, 3, (ir_val[]){x, gamma, beta}, any),
                      "layernorm: beta must be rank 1 of the last dim 8, got f32[4]");
@@ -356,37 +301,37 @@ static void test_reductions(void **state) {
 static void test_slices(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("slice");
-  ir_val x = input(g, "x", ty(g, IR_F32, "B, T, 8"));
-  ir_val idx = input(g, "idx", ty(g, IR_I64, ""));
-  ir_type any = ty(g, IR_F32, "");
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "B, T, 8"));
+  ir_val idx = tb_input(g, "idx", tb_type(g, IR_I64, ""));
+  ir_type any = tb_type(g, IR_F32, "");
   ir_opid s = lone(g, IR_OP_SLICE, 1, &x, any);
   ir_set_int(g, s, "axis", 1);
-  ir_set_dim(g, s, "start", dim(g, "1"));
-  ir_set_dim(g, s, "end", dim(g, "T"));
+  ir_set_dim(g, s, "start", tb_dim(g, "1"));
+  ir_set_dim(g, s, "end", tb_dim(g, "T"));
   expect_infer(g, s, "f32[B, T-1, 8]");
   ir_set_int(g, s, "step", 2);
   expect_infer(g, s, "f32[B, ceildiv(T-1, 2), 8]");
-  ir_set_dim(g, s, "end", dim(g, "T+1"));
+  ir_set_dim(g, s, "end", tb_dim(g, "T+1"));
   expect_infer_error(g, s, "slice: end T+1 is past dim 1 of f32[B, T, 8]");
-  ir_set_dim(g, s, "end", dim(g, "0"));
+  ir_set_dim(g, s, "end", tb_dim(g, "0"));
   expect_infer_error(g, s, "slice: start 1 is past end 0");
-  ir_set_dim(g, s, "end", dim(g, "T"));
+  ir_set_dim(g, s, "end", tb_dim(g, "T"));
   ir_set_int(g, s, "step", 0);
   expect_infer_error(g, s, "step must be >= 1");
 
   ir_opid ds = lone(g, IR_OP_DYNAMIC_SLICE, 2, (ir_val[]){x, idx}, any);
   ir_set_int(g, ds, "axis", 2);
-  ir_set_dim(g, ds, "size", dim(g, "4"));
+  ir_set_dim(g, ds, "size", tb_dim(g, "4"));
   expect_infer(g, ds, "f32[B, T, 4]");
-  ir_set_dim(g, ds, "size", dim(g, "9"));
+  ir_set_dim(g, ds, "size", tb_dim(g, "9"));
   expect_infer_error(g, ds, "dynamic_slice: size 9 exceeds dim 2");
   ir_opid bad = lone(g, IR_OP_DYNAMIC_SLICE, 2, (ir_val[]){x, x}, any);
   ir_set_int(g, bad, "axis", 0);
-  ir_set_dim(g, bad, "size", dim(g, "1"));
+  ir_set_dim(g, bad, "size", tb_dim(g, "1"));
   expect_infer_error(g, bad, "index must be an i32 or i64 scalar, got f32[B, T, 8]");
 
-  ir_val u = input(g, "u", ty(g, IR_F32, "B, 1, 8"));
-  ir_val u4 = input(g, "u4", ty(g, IR_F32, "B, 1, 4"));
+  ir_val u = tb_input(g, "u", tb_type(g, IR_F32, "B, 1, 8"));
+  ir_val u4 = tb_input(g, "u4", tb_type(g, IR_F32, "B, 1, 4"));
   ir_opid dus = lone(g, IR_OP_DYNAMIC_UPDATE_SLICE, 3, (ir_val[]){x, u, idx}, any);
   ir_set_int(g, dus, "axis", 1);
   expect_infer(g, dus, "f32[B, T, 8]");
@@ -399,10 +344,10 @@ static void test_slices(void **state) {
 static void test_concat_split_pad(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("cat");
-  ir_val a = input(g, "a", ty(g, IR_F32, "B, T1"));
-  ir_val b = input(g, "b", ty(g, IR_F32, "B, T2"));
-  ir_val c = input(g, "c", ty(g, IR_F32, "B+2, T2"));
-  ir_type any = ty(g, IR_F32, "");
+  ir_val a = tb_input(g, "a", tb_type(g, IR_F32, "B, T1"));
+  ir_val b = tb_input(g, "b", tb_type(g, IR_F32, "B, T2"));
+  ir_val c = tb_input(g, "c", tb_type(g, IR_F32, "B+2, T2"));
+  ir_type any = tb_type(g, IR_F32, "");
   ir_opid cat = lone(g, IR_OP_CONCAT, 2, (ir_val[]){a, b}, any);
   ir_set_int(g, cat, "axis", 1);
   expect_infer(g, cat, "f32[B, T1+T2]");
@@ -410,9 +355,9 @@ static void test_concat_split_pad(void **state) {
   ir_set_int(g, bad, "axis", 1);
   expect_infer_error(g, bad, "concat: operand 1 f32[B+2, T2] differs from operand 0 f32[B, T1] at dim 0");
 
-  ir_val x = input(g, "x", ty(g, IR_F32, "B, 3*H"));
-  ir_dim sizes[3] = {dim(g, "H"), dim(g, "H"), dim(g, "H")};
-  ir_opid sp = ir_op_new(g, IR_OP_SPLIT, 1, &x, 0, NULL, NOLOC);
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "B, 3*H"));
+  ir_dim sizes[3] = {tb_dim(g, "H"), tb_dim(g, "H"), tb_dim(g, "H")};
+  ir_opid sp = ir_op_new(g, IR_OP_SPLIT, 1, &x, 0, NULL, TB_NOLOC);
   ir_set_int(g, sp, "axis", 1);
   ir_set_dims(g, sp, "sizes", 3, sizes);
   expect_infer(g, sp, "f32[B, H], f32[B, H], f32[B, H]");
@@ -424,16 +369,16 @@ static void test_concat_split_pad(void **state) {
   assert_true(ir_infer_types(g, sp, one, 1, &n, &d));
   assert_int_equal(n, 3);
   /* H + H + (H+1) differs from 3*H by a constant: provably wrong. */
-  sizes[2] = dim(g, "H+1");
+  sizes[2] = tb_dim(g, "H+1");
   ir_set_dims(g, sp, "sizes", 3, sizes);
   expect_infer_error(g, sp, "split: sizes sum to 3*H+1 but dim 1 of f32[B, 3*H] is 3*H");
 
   ir_opid pad = lone(g, IR_OP_PAD, 1, &x, any);
   ir_set_int(g, pad, "axis", 0);
-  ir_set_dim(g, pad, "low", dim(g, "K-1"));
-  ir_set_dim(g, pad, "high", dim(g, "0"));
+  ir_set_dim(g, pad, "low", tb_dim(g, "K-1"));
+  ir_set_dim(g, pad, "high", tb_dim(g, "0"));
   expect_infer(g, pad, "f32[B+K-1, 3*H]");
-  ir_set_dim(g, pad, "high", dim(g, "-1"));
+  ir_set_dim(g, pad, "high", tb_dim(g, "-1"));
   expect_infer_error(g, pad, "pad: low K-1 and high -1 must be >= 0");
   ir_graph_free(g);
 }
@@ -441,17 +386,17 @@ static void test_concat_split_pad(void **state) {
 static void test_reshape_transpose_broadcast(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("rs");
-  ir_val x = input(g, "x", ty(g, IR_F32, "B, T, 8"));
-  expect_infer(g, lone(g, IR_OP_RESHAPE, 1, &x, ty(g, IR_F32, "B*T, 8")), "f32[B*T, 8]");
-  expect_infer(g, lone(g, IR_OP_RESHAPE, 1, &x, ty(g, IR_F32, "N, 8")), "f32[N, 8]");
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "B, T, 8"));
+  expect_infer(g, lone(g, IR_OP_RESHAPE, 1, &x, tb_type(g, IR_F32, "B*T, 8")), "f32[B*T, 8]");
+  expect_infer(g, lone(g, IR_OP_RESHAPE, 1, &x, tb_type(g, IR_F32, "N, 8")), "f32[N, 8]");
   /* 8*B*T vs 4*B*T agree when B = 0: left to run time. 8*T vs 8*T+8 never do. */
-  expect_infer(g, lone(g, IR_OP_RESHAPE, 1, &x, ty(g, IR_F32, "B*T, 4")), "f32[B*T, 4]");
-  ir_val x2 = input(g, "x2", ty(g, IR_F32, "T, 8"));
-  expect_infer_error(g, lone(g, IR_OP_RESHAPE, 1, &x2, ty(g, IR_F32, "T+1, 8")),
+  expect_infer(g, lone(g, IR_OP_RESHAPE, 1, &x, tb_type(g, IR_F32, "B*T, 4")), "f32[B*T, 4]");
+  ir_val x2 = tb_input(g, "x2", tb_type(g, IR_F32, "T, 8"));
+  expect_infer_error(g, lone(g, IR_OP_RESHAPE, 1, &x2, tb_type(g, IR_F32, "T+1, 8")),
                      "reshape: element counts differ: f32[T, 8] has ");
-  expect_infer_error(g, lone(g, IR_OP_RESHAPE, 1, &x, ty(g, IR_I32, "B*T, 8")), "dtypes differ");
+  expect_infer_error(g, lone(g, IR_OP_RESHAPE, 1, &x, tb_type(g, IR_I32, "B*T, 8")), "dtypes differ");
 
-  ir_opid tr = lone(g, IR_OP_TRANSPOSE, 1, &x, ty(g, IR_F32, ""));
+  ir_opid tr = lone(g, IR_OP_TRANSPOSE, 1, &x, tb_type(g, IR_F32, ""));
   ir_set_ints(g, tr, "perm", 3, (int64_t[]){1, 0, 2});
   expect_infer(g, tr, "f32[T, B, 8]");
   ir_set_ints(g, tr, "perm", 3, (int64_t[]){1, 1, 2});
@@ -459,9 +404,9 @@ static void test_reshape_transpose_broadcast(void **state) {
   ir_set_ints(g, tr, "perm", 2, (int64_t[]){1, 0});
   expect_infer_error(g, tr, "perm has 2 entries");
 
-  ir_val b = input(g, "b", ty(g, IR_F32, "1, 8"));
-  expect_infer(g, lone(g, IR_OP_BROADCAST, 1, &b, ty(g, IR_F32, "B, T, 8")), "f32[B, T, 8]");
-  expect_infer_error(g, lone(g, IR_OP_BROADCAST, 1, &b, ty(g, IR_F32, "B, 4")),
+  ir_val b = tb_input(g, "b", tb_type(g, IR_F32, "1, 8"));
+  expect_infer(g, lone(g, IR_OP_BROADCAST, 1, &b, tb_type(g, IR_F32, "B, T, 8")), "f32[B, T, 8]");
+  expect_infer_error(g, lone(g, IR_OP_BROADCAST, 1, &b, tb_type(g, IR_F32, "B, 4")),
                      "broadcast: cannot broadcast f32[1, 8] to f32[B, 4]: dim 8 vs 4");
   ir_graph_free(g);
 }
@@ -469,12 +414,12 @@ static void test_reshape_transpose_broadcast(void **state) {
 static void test_gather_and_reverse_sequence(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("g");
-  ir_val table = input(g, "table", ty(g, IR_F32, "V, D"));
-  ir_val tok = input(g, "tok", ty(g, IR_I32, "B, T"));
-  ir_val len = input(g, "len", ty(g, IR_I64, "B"));
-  ir_val len2 = input(g, "len2", ty(g, IR_I64, "B, 2"));
-  ir_val x = input(g, "x", ty(g, IR_F32, "T, B, D"));
-  ir_type any = ty(g, IR_F32, "");
+  ir_val table = tb_input(g, "table", tb_type(g, IR_F32, "V, D"));
+  ir_val tok = tb_input(g, "tok", tb_type(g, IR_I32, "B, T"));
+  ir_val len = tb_input(g, "len", tb_type(g, IR_I64, "B"));
+  ir_val len2 = tb_input(g, "len2", tb_type(g, IR_I64, "B, 2"));
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "T, B, D"));
+  ir_type any = tb_type(g, IR_F32, "");
   ir_opid ga = lone(g, IR_OP_GATHER, 2, (ir_val[]){table, tok}, any);
   ir_set_int(g, ga, "axis", 0);
   expect_infer(g, ga, "f32[B, T, D]");
@@ -499,12 +444,12 @@ static void test_gather_and_reverse_sequence(void **state) {
 static void test_attention(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("att");
-  ir_val q = input(g, "q", ty(g, IR_F32, "B, H, T, 64"));
-  ir_val k = input(g, "k", ty(g, IR_F32, "B, H, S, 64"));
-  ir_val v = input(g, "v", ty(g, IR_F32, "B, H, S, 32"));
-  ir_val kbad = input(g, "kbad", ty(g, IR_F32, "B, H, S, 32"));
-  ir_val len = input(g, "len", ty(g, IR_I32, "B"));
-  ir_type any = ty(g, IR_F32, "");
+  ir_val q = tb_input(g, "q", tb_type(g, IR_F32, "B, H, T, 64"));
+  ir_val k = tb_input(g, "k", tb_type(g, IR_F32, "B, H, S, 64"));
+  ir_val v = tb_input(g, "v", tb_type(g, IR_F32, "B, H, S, 32"));
+  ir_val kbad = tb_input(g, "kbad", tb_type(g, IR_F32, "B, H, S, 32"));
+  ir_val len = tb_input(g, "len", tb_type(g, IR_I32, "B"));
+  ir_type any = tb_type(g, IR_F32, "");
   ir_opid a = lone(g, IR_OP_ATTENTION, 3, (ir_val[]){q, k, v}, any);
   ir_set_int(g, a, "mask", IR_MASK_CAUSAL);
   ir_set_float(g, a, "scale", 0.125);
@@ -532,24 +477,24 @@ static void test_constant_and_iota(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("c");
   double vals[6] = {1, 2, 3, 4, 5, 6};
-  ir_opid c = lone(g, IR_OP_CONSTANT, 0, NULL, ty(g, IR_F32, "2, 3"));
+  ir_opid c = lone(g, IR_OP_CONSTANT, 0, NULL, tb_type(g, IR_F32, "2, 3"));
   ir_set_tensor(g, c, "value", &(ir_tensor_data){6, vals, NULL});
   expect_infer(g, c, "f32[2, 3]");
   ir_set_tensor(g, c, "value", &(ir_tensor_data){4, vals, NULL});
   expect_infer_error(g, c, "constant: 4 values for f32[2, 3], which has 6 elements");
-  ir_opid s = lone(g, IR_OP_CONSTANT, 0, NULL, ty(g, IR_F32, "B, 3"));
+  ir_opid s = lone(g, IR_OP_CONSTANT, 0, NULL, tb_type(g, IR_F32, "B, 3"));
   ir_set_tensor(g, s, "value", &(ir_tensor_data){1, vals, NULL});
   expect_infer(g, s, "f32[B, 3]");
   ir_set_tensor(g, s, "value", &(ir_tensor_data){6, vals, NULL});
   expect_infer_error(g, s, "6 values need a static shape");
   int64_t two = 2;
-  ir_opid b = lone(g, IR_OP_CONSTANT, 0, NULL, ty(g, IR_BOOL, ""));
+  ir_opid b = lone(g, IR_OP_CONSTANT, 0, NULL, tb_type(g, IR_BOOL, ""));
   ir_set_tensor(g, b, "value", &(ir_tensor_data){1, NULL, &two});
   expect_infer_error(g, b, "value 2 at index 0 does not fit bool");
-  ir_opid missing = lone(g, IR_OP_CONSTANT, 0, NULL, ty(g, IR_F32, ""));
+  ir_opid missing = lone(g, IR_OP_CONSTANT, 0, NULL, tb_type(g, IR_F32, ""));
   expect_infer_error(g, missing, "constant: missing required attribute 'value'");
 
-  ir_opid io = lone(g, IR_OP_IOTA, 0, NULL, ty(g, IR_I64, "T"));
+  ir_opid io = lone(g, IR_OP_IOTA, 0, NULL, tb_type(g, IR_I64, "T"));
   ir_set_int(g, io, "axis", 0);
   expect_infer(g, io, "i64[T]");
   ir_set_int(g, io, "axis", 1);
@@ -562,11 +507,11 @@ static void test_constant_and_iota(void **state) {
 static void test_declared_type_mismatch(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("m");
-  ir_val x = input(g, "x", ty(g, IR_F32, "B, 8"));
-  ir_val w = input(g, "w", ty(g, IR_F32, "8, 4"));
-  ir_val y = op1(g, IR_OP_MATMUL, 2, (ir_val[]){x, w}, ty(g, IR_F32, "B, 8"));
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "B, 8"));
+  ir_val w = tb_input(g, "w", tb_type(g, IR_F32, "8, 4"));
+  ir_val y = op1(g, IR_OP_MATMUL, 2, (ir_val[]){x, w}, tb_type(g, IR_F32, "B, 8"));
   ir_value_set_name(g, y, "y");
-  finish(g, 1, &y);
+  tb_finish(g, 1, &y);
   expect_invalid(g, "'%y': declared type f32[B, 8] but inferred f32[B, 4]");
   ir_graph_free(g);
 }
@@ -574,10 +519,10 @@ static void test_declared_type_mismatch(void **state) {
 static void test_operand_and_attribute_errors(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("m");
-  ir_val x = input(g, "x", ty(g, IR_F32, "8"));
-  ir_val s = op1(g, IR_OP_ADD, 3, (ir_val[]){x, x, x}, ty(g, IR_F32, "8"));
-  ir_val r = op1(g, IR_OP_SOFTMAX, 1, &x, ty(g, IR_F32, "8"));
-  finish(g, 2, (ir_val[]){s, r});
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "8"));
+  ir_val s = op1(g, IR_OP_ADD, 3, (ir_val[]){x, x, x}, tb_type(g, IR_F32, "8"));
+  ir_val r = op1(g, IR_OP_SOFTMAX, 1, &x, tb_type(g, IR_F32, "8"));
+  tb_finish(g, 2, (ir_val[]){s, r});
   ir_buf msgs = {0};
   int n_errors = 0;
   assert_false(verify(g, &msgs, &n_errors));
@@ -592,13 +537,13 @@ static void test_operand_and_attribute_errors(void **state) {
 static void test_use_before_definition(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("m");
-  ir_val x = input(g, "x", ty(g, IR_F32, "8"));
-  ir_type t = ty(g, IR_F32, "8");
-  ir_opid first = ir_op_new(g, IR_OP_TANH, 1, &x, 1, &t, NOLOC);
-  ir_value_set_name(g, res(g, first, 0), "a");
-  ir_opid second = op_in(g, g->body, IR_OP_EXP, 1, (ir_val[]){res(g, first, 0)}, 1, &t);
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "8"));
+  ir_type t = tb_type(g, IR_F32, "8");
+  ir_opid first = ir_op_new(g, IR_OP_TANH, 1, &x, 1, &t, TB_NOLOC);
+  ir_value_set_name(g, tb_res(g, first, 0), "a");
+  ir_opid second = tb_op_in(g, g->body, IR_OP_EXP, 1, (ir_val[]){tb_res(g, first, 0)}, 1, &t);
   ir_op_insert_after(g, second, first);
-  finish(g, 1, (ir_val[]){res(g, second, 0)});
+  tb_finish(g, 1, (ir_val[]){tb_res(g, second, 0)});
   expect_invalid(g, "exp uses '%a' before its definition");
   ir_graph_free(g);
 }
@@ -606,15 +551,15 @@ static void test_use_before_definition(void **state) {
 static void test_erased_and_detached_values(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("m");
-  ir_val x = input(g, "x", ty(g, IR_F32, "8"));
-  ir_type t = ty(g, IR_F32, "8");
-  ir_opid gone = op_in(g, g->body, IR_OP_TANH, 1, &x, 1, &t);
-  ir_value_set_name(g, res(g, gone, 0), "gone");
-  ir_opid user = op_in(g, g->body, IR_OP_EXP, 1, (ir_val[]){res(g, gone, 0)}, 1, &t);
-  ir_opid loose = ir_op_new(g, IR_OP_NEG, 1, &x, 1, &t, NOLOC);
-  ir_val sum = op1(g, IR_OP_ADD, 2, (ir_val[]){res(g, user, 0), res(g, loose, 0)}, t);
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "8"));
+  ir_type t = tb_type(g, IR_F32, "8");
+  ir_opid gone = tb_op_in(g, g->body, IR_OP_TANH, 1, &x, 1, &t);
+  ir_value_set_name(g, tb_res(g, gone, 0), "gone");
+  ir_opid user = tb_op_in(g, g->body, IR_OP_EXP, 1, (ir_val[]){tb_res(g, gone, 0)}, 1, &t);
+  ir_opid loose = ir_op_new(g, IR_OP_NEG, 1, &x, 1, &t, TB_NOLOC);
+  ir_val sum = op1(g, IR_OP_ADD, 2, (ir_val[]){tb_res(g, user, 0), tb_res(g, loose, 0)}, t);
   ir_op_erase(g, gone);
-  finish(g, 1, &sum);
+  tb_finish(g, 1, &sum);
   ir_buf msgs = {0};
   assert_false(verify(g, &msgs, NULL));
   assert_non_null(strstr(msgs.s, "exp uses '%gone', whose defining op was erased"));
@@ -626,11 +571,11 @@ static void test_erased_and_detached_values(void **state) {
 static void test_terminators(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("m");
-  ir_val x = input(g, "x", ty(g, IR_F32, "8"));
-  op1(g, IR_OP_TANH, 1, &x, ty(g, IR_F32, "8"));
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "8"));
+  op1(g, IR_OP_TANH, 1, &x, tb_type(g, IR_F32, "8"));
   expect_invalid(g, "the graph body does not end with yield");
-  op_in(g, g->body, IR_OP_YIELD, 1, &x, 0, NULL);
-  op1(g, IR_OP_TANH, 1, &x, ty(g, IR_F32, "8"));
+  tb_op_in(g, g->body, IR_OP_YIELD, 1, &x, 0, NULL);
+  op1(g, IR_OP_TANH, 1, &x, tb_type(g, IR_F32, "8"));
   ir_buf msgs = {0};
   assert_false(verify(g, &msgs, NULL));
   assert_non_null(strstr(msgs.s, "yield must be the last op of the graph body"));
@@ -648,8 +593,8 @@ static void test_terminators(void **state) {
 static void test_outputs(void **state) {
   (void)state;
   ir_graph *g = ir_graph_new("m");
-  ir_val x = input(g, "x", ty(g, IR_F32, "8"));
-  finish(g, 2, (ir_val[]){x, x});
+  ir_val x = tb_input(g, "x", tb_type(g, IR_F32, "8"));
+  tb_finish(g, 2, (ir_val[]){x, x});
   expect_valid(g);
   g->output_names[1] = "o0";
   expect_invalid(g, "output name 'o0' is used more than once");
