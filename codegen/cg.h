@@ -68,10 +68,11 @@ bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d);
 
 /* NAME.h for p compiled from g: the C interface of its shared object. */
 bool cg_emit_header(cg_program *p, ir_graph *g, ir_buf *out, ir_diag *d);
-/* Link p (compiled from g, PIC, for the host) with the runtime into a
- * self-contained shared object at so_path, written atomically. Needs a C
- * compiler (`cc`, or $CC) to compile the glue and link. */
-bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_diag *d);
+/* Link p (compiled from g, PIC, for this architecture) with the runtime
+ * into a self-contained shared object at so_path, written atomically; its
+ * header NAME.h (the one the glue was compiled against) is appended to
+ * `header`. Needs a C compiler (`cc`, or $CC) to compile the glue and link. */
+bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_buf *header, ir_diag *d);
 
 /* ---- running in process (jit.c holds every ORC call) ---------------------- */
 

@@ -101,25 +101,20 @@ bool cg_emit_header(cg_program *p, ir_graph *g, ir_buf *out, ir_diag *d) {
   return ok;
 }
 
-static bool compile_and_link(cg_program *p, ir_graph *g, const abi_plan *plan, const char *dir,
-                             const char *so_tmp, ir_diag *d) {
+/* Compiles the glue (which includes `header`, NAME.h) and links the shared
+ * object at so_tmp, working in dir. */
+static bool compile_and_link(cg_program *p, ir_graph *g, const abi_plan *plan, const ir_buf *header,
+                             const char *dir, const char *so_tmp, ir_diag *d) {
   const char *cc = setting("CC", "cc");
-  ir_buf header = {0}, glue = {0}, obj = {0}, map = {0};
+  ir_buf glue = {0}, obj = {0}, map = {0}, header_file = {0};
   ir_buf hpath = {0}, gpath = {0}, opath = {0}, mpath = {0}, glue_o = {0}, inc = {0}, inc2 = {0},
          vs = {0};
-  abi_write_header(plan, g, &header);
   abi_write_glue(plan, g, fingerprint(g), &glue);
   ir_buf_printf(&map, "{\n  global: %s_*;\n  local: *;\n};\n", plan->name);
+  ir_buf_printf(&header_file, "%s.h", plan->name);
   bool ok = cg_emit(p, CG_EMIT_OBJ, &obj, d) &&
-            write_in(dir, "model.h.tmp", header.s, header.len, &hpath, d);
-  if (ok) {
-    /* The glue includes NAME.h by its final name. */
-    ir_buf final = {0};
-    ir_buf_printf(&final, "%s/%s.h", dir, plan->name);
-    ok = rename(hpath.s, final.s) == 0;
-    ir_buf_free(&final);
-  }
-  ok = ok && write_in(dir, "glue.c", glue.s, glue.len, &gpath, d) &&
+            write_in(dir, header_file.s, header->s, header->len, &hpath, d) &&
+            write_in(dir, "glue.c", glue.s, glue.len, &gpath, d) &&
        write_in(dir, "code.o", obj.s, obj.len, &opath, d) &&
        write_in(dir, "exports.map", map.s, map.len, &mpath, d);
   ir_buf_printf(&glue_o, "%s/glue.o", dir);
@@ -132,7 +127,7 @@ static bool compile_and_link(cg_program *p, ir_graph *g, const abi_plan *plan, c
                   (char *)setting("SEQC_RUNTIME_LIB", SEQC_RUNTIME_LIB), vs.s, "-Wl,-Bsymbolic",
                   "-Wl,--no-undefined", "-static-libgcc", "-lm", NULL};
   ok = ok && run(compile, d) && run(link, d);
-  ir_buf *bufs[] = {&header, &glue, &obj, &map, &hpath, &gpath, &opath, &mpath, &glue_o, &inc, &inc2, &vs};
+  ir_buf *bufs[] = {&glue, &obj, &map, &header_file, &hpath, &gpath, &opath, &mpath, &glue_o, &inc, &inc2, &vs};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ir_buf_free(bufs[i]);
   return ok;
 }
@@ -150,7 +145,7 @@ static bool runtime_present(ir_diag *d) {
   return ok;
 }
 
-bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_diag *d) {
+bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_buf *header, ir_diag *d) {
   const char *const *syms;
   int32_t n = cg_program_symbols(p, &syms);
   abi_plan plan = {0};
@@ -163,7 +158,8 @@ bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_diag *d)
   bool ok = mkdtemp(dir.s) != NULL;
   if (!ok) ir_error_at(d, (ir_loc){0}, "cannot create a temporary directory: %s", strerror(errno));
   ir_buf_printf(&so_tmp, "%s.tmp%ld", so_path, (long)getpid());
-  ok = ok && compile_and_link(p, g, &plan, dir.s, so_tmp.s, d);
+  if (ok) abi_write_header(&plan, g, header);
+  ok = ok && compile_and_link(p, g, &plan, header, dir.s, so_tmp.s, d);
   if (ok && rename(so_tmp.s, so_path) != 0) {
     ir_error_at(d, (ir_loc){0}, "%s: cannot write: %s", so_path, strerror(errno));
     ok = false;
@@ -171,8 +167,8 @@ bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_diag *d)
   if (!ok) unlink(so_tmp.s);
   ir_buf header_name = {0};
   ir_buf_printf(&header_name, "%s.h", plan.name);
-  const char *files[] = {header_name.s, "glue.c", "glue.o", "code.o", "exports.map", "model.h.tmp"};
-  if (dir.s) remove_dir(dir.s, files, 6);
+  const char *files[] = {header_name.s, "glue.c", "glue.o", "code.o", "exports.map"};
+  if (dir.s) remove_dir(dir.s, files, 5);
   ir_buf_free(&header_name);
   ir_buf_free(&dir);
   ir_buf_free(&so_tmp);
