@@ -25,6 +25,22 @@ enum { SCRATCH_ALIGN = 64 };
 LLVMValueRef cg_i64(cg_lower *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
 LLVMValueRef cg_i32(cg_lower *c, int32_t v) { return LLVMConstInt(c->i32, (unsigned long long)v, 1); }
 
+static LLVMValueRef checked(cg_lower *c, const char *intrinsic, LLVMValueRef a, LLVMValueRef b) {
+  LLVMValueRef args[2] = {a, b};
+  LLVMValueRef pair = cg_intrinsic(c, intrinsic, c->i64, 2, args);
+  LLVMValueRef seen = LLVMBuildLoad2(c->b, c->i1, c->overflow, "");
+  LLVMBuildStore(c->b, LLVMBuildOr(c->b, seen, LLVMBuildExtractValue(c->b, pair, 1, ""), ""), c->overflow);
+  return LLVMBuildExtractValue(c->b, pair, 0, "");
+}
+
+LLVMValueRef cg_size_mul(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return c->measuring ? checked(c, "llvm.smul.with.overflow", a, b) : LLVMBuildMul(c->b, a, b, "");
+}
+
+LLVMValueRef cg_size_add(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return c->measuring ? checked(c, "llvm.sadd.with.overflow", a, b) : LLVMBuildAdd(c->b, a, b, "");
+}
+
 static int32_t symbol_index(const cg_lower *c, const char *name) {
   for (int32_t i = 0; i < c->n_symbols; i++)
     if (!strcmp(c->symbols[i], name)) return i;
@@ -74,14 +90,14 @@ static LLVMValueRef build_dim(cg_lower *c, ir_dim d) {
   }
   case IR_DIM_MUL: {
     LLVMValueRef r = cg_dim(c, v.factors[0]);
-    for (int32_t i = 1; i < v.n; i++) r = LLVMBuildMul(B, r, cg_dim(c, v.factors[i]), "");
+    for (int32_t i = 1; i < v.n; i++) r = cg_size_mul(c, r, cg_dim(c, v.factors[i]));
     return r;
   }
   case IR_DIM_SUM: {
     LLVMValueRef r = cg_i64(c, v.value);
     for (int32_t i = 0; i < v.n; i++) {
       ir_dim_term t = v.terms[i];
-      r = LLVMBuildAdd(B, r, LLVMBuildMul(B, cg_i64(c, t.coef), cg_dim(c, t.mono), ""), "");
+      r = cg_size_add(c, r, cg_size_mul(c, cg_i64(c, t.coef), cg_dim(c, t.mono)));
     }
     return r;
   }
@@ -110,12 +126,12 @@ LLVMValueRef cg_dim(cg_lower *c, ir_dim d) {
 
 LLVMValueRef cg_numel(cg_lower *c, const cg_buf *b) {
   LLVMValueRef n = cg_i64(c, 1);
-  for (int32_t i = 0; i < b->type.rank; i++) n = LLVMBuildMul(c->b, n, b->dims[i], "");
+  for (int32_t i = 0; i < b->type.rank; i++) n = cg_size_mul(c, n, b->dims[i]);
   return n;
 }
 
 LLVMValueRef cg_bytes(cg_lower *c, ir_dtype dt, LLVMValueRef n) {
-  return LLVMBuildMul(c->b, n, cg_i64(c, (int64_t)ir_dtype_size(dt)), "");
+  return cg_size_mul(c, n, cg_i64(c, (int64_t)ir_dtype_size(dt)));
 }
 
 cg_buf *cg_operand(cg_lower *c, ir_opid op, int32_t i) {
@@ -150,11 +166,10 @@ void cg_alloc_buf(cg_lower *c, cg_buf *out, ir_type t) {
   /* A dim that is negative for these inputs fails the op's own checks
    * before anything is written; meanwhile its buffer takes no room. */
   bytes = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, bytes, cg_i64(c, 0), ""), cg_i64(c, 0), bytes, "");
-  bytes = LLVMBuildAnd(B, LLVMBuildAdd(B, bytes, cg_i64(c, SCRATCH_ALIGN - 1), ""),
-                       cg_i64(c, -SCRATCH_ALIGN), "");
+  bytes = LLVMBuildAnd(B, cg_size_add(c, bytes, cg_i64(c, SCRATCH_ALIGN - 1)), cg_i64(c, -SCRATCH_ALIGN), "");
   LLVMValueRef off = LLVMBuildLoad2(B, c->i64, c->sp, "sp");
   out->ptr = LLVMBuildGEP2(B, c->i8, c->scratch, &off, 1, "buf");
-  LLVMBuildStore(B, LLVMBuildAdd(B, off, bytes, ""), c->sp);
+  LLVMBuildStore(B, cg_size_add(c, off, bytes), c->sp);
 }
 
 void cg_alloc_results(cg_lower *c, ir_opid op) {

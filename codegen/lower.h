@@ -39,6 +39,7 @@ typedef struct cg_lower {
   LLVMValueRef syms;        /* i64* */
   LLVMValueRef scratch;     /* i8* */
   LLVMValueRef sp;          /* i64 alloca: bump offset into scratch */
+  LLVMValueRef overflow;    /* i1 alloca (measuring only): a size overflowed int64 */
   LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, void_t;
   LLVMValueRef *dim_cache;  /* by dim id, per function */
   int32_t dim_cache_cap;
@@ -55,6 +56,11 @@ typedef struct cg_lower {
 LLVMValueRef cg_dim(cg_lower *c, ir_dim d);
 LLVMValueRef cg_i64(cg_lower *c, int64_t v);
 LLVMValueRef cg_i32(cg_lower *c, int32_t v);
+/* a*b and a+b on sizes: plain in NAME_run; in NAME_scratch_bytes checked,
+ * with any overflow recorded so the function returns -1 instead of a
+ * wrapped size (NAME_run only runs after it succeeded). */
+LLVMValueRef cg_size_mul(cg_lower *c, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_size_add(cg_lower *c, LLVMValueRef a, LLVMValueRef b);
 /* Product of the buffer's dims. */
 LLVMValueRef cg_numel(cg_lower *c, const cg_buf *b);
 cg_buf *cg_operand(cg_lower *c, ir_opid op, int32_t i);

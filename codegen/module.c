@@ -115,6 +115,8 @@ static void begin_function(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ret) {
   c->status = LLVMBuildAlloca(c->b, c->i32, "status");
   c->sp = LLVMBuildAlloca(c->b, c->i64, "sp");
   LLVMBuildStore(c->b, cg_i64(c, 0), c->sp);
+  c->overflow = LLVMBuildAlloca(c->b, c->i1, "overflow");
+  LLVMBuildStore(c->b, LLVMConstInt(c->i1, 0, 0), c->overflow);
   c->entry_end = LLVMBuildBr(c->b, start);
   c->fail = LLVMAppendBasicBlockInContext(c->ctx, fn, "fail");
   LLVMPositionBuilderAtEnd(c->b, c->fail);
@@ -175,7 +177,8 @@ static bool build_scratch_bytes(cg_lower *c, cg_program *p) {
   memset(c->bufs, 0, sizeof(cg_buf) * (size_t)c->g->n_vals);
   bind_graph_args(c, NULL);
   if (!cg_lower_block(c, c->g->body)) return false;
-  LLVMBuildRet(c->b, LLVMBuildLoad2(c->b, c->i64, c->sp, ""));
+  LLVMValueRef overflowed = LLVMBuildLoad2(c->b, c->i1, c->overflow, "");
+  LLVMBuildRet(c->b, LLVMBuildSelect(c->b, overflowed, cg_i64(c, -1), LLVMBuildLoad2(c->b, c->i64, c->sp, ""), ""));
   return true;
 }
 

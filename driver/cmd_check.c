@@ -388,7 +388,7 @@ static bool check_model(check_run *r, const cli_model *m, bool *agree) {
   if (compiled) {
     ir_buf report = {0};
     bool outputs_agree = compare_outputs(g, a, r->oracle, compiled, "compiled", &report);
-    fputs(report.s, stdout);
+    if (report.s) fputs(report.s, stdout);
     if (a->bisect && passes_agree && !outputs_agree)
       printf("every pass agrees with the interpreter: the difference comes from codegen\n");
     printf("%s\n", outputs_agree && passes_agree ? "ok" : "FAIL");

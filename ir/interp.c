@@ -28,7 +28,8 @@
  * Limits: one tensor holds at most max_elements elements (default 2^28),
  * counting a zero dim as 1 so that loops over empty tensors are bounded
  * too; ranks are at most INTERP_MAX_RANK; a scan runs at most max_elements
- * steps. Every violation is an error message, never a crash.
+ * steps, and all scans of a run together at most max_elements /
+ * STEP_BUDGET_DIVISOR. Every violation is an error message, never a crash.
  *
  * Semantic choices where ops.def is silent:
  *  - axis attributes satisfy 0 <= axis < rank (as the verifier requires);
@@ -76,6 +77,9 @@
 
 #define INTERP_MAX_RANK 32
 #define DEFAULT_MAX_ELEMENTS ((int64_t)1 << 28)
+/* All the scans of one run take at most max_elements / 16 steps together
+ * (2^24 by default), so nested scans cannot multiply into hours of work. */
+#define STEP_BUDGET_DIVISOR 16
 #define EXACT_INT_LIMIT 9007199254740992.0 /* 2^53: integers stay exact below */
 #define SQRT_HALF 0.70710678118654752440
 #define SQRT_2_OVER_PI 0.79788456080286535588
@@ -367,6 +371,7 @@ typedef struct interp {
   ir_dim_binding *binds;
   int32_t n_binds, cap_binds;
   int64_t max_elements;
+  int64_t steps_left; /* scan steps this run may still take, over all scans */
   ir_buf *err;
 } interp;
 
@@ -393,6 +398,7 @@ static void interp_init(interp *ip, ir_graph *g, const ir_interp_opts *opts, ir_
   ip->g = g;
   ip->err = err;
   ip->max_elements = opts && opts->max_elements > 0 ? opts->max_elements : DEFAULT_MAX_ELEMENTS;
+  ip->steps_left = ip->max_elements / STEP_BUDGET_DIVISOR;
   for (int32_t i = 0; opts && i < opts->n_bindings; i++) {
     ir_grow((void **)&ip->binds, &ip->cap_binds, ip->n_binds + 1, sizeof *ip->binds);
     ip->binds[ip->n_binds++] = opts->bindings[i];
@@ -1636,6 +1642,11 @@ static bool eval_scan(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *ou
   for (int64_t s = 0; ok && s < p.length; s++) {
     int64_t t = p.reverse ? p.length - 1 - s : s;
     ir_opid y;
+    if (ip->steps_left-- <= 0) {
+      ok = fail(ip, id, "more than %lld scan steps in one run (nested scans multiply)",
+                (long long)(ip->max_elements / STEP_BUDGET_DIVISOR));
+      break;
+    }
     scan_bind_step(ip, &p, in, carry, t);
     ok = run_block(ip, p.body, &y) && scan_take_step(ip, id, &p, carry, out, t);
     release_block(ip, p.body);

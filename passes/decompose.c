@@ -217,7 +217,9 @@ static ir_val padding_mask(expander *x, const attention *a, const char *suffix) 
   ir_val col = iota2(x, a->index_dtype, one, a->tk, 1, "key");
   ir_type len = ir_vtype(x->g, a->lengths);
   ir_dim *dims = ir_xmalloc(sizeof(ir_dim) * (size_t)a->rank);
-  dims[0] = len.dims[0];
+  /* q's first dim, not the lengths' own: a lengths declared [1] must still
+   * be checked against the batch at run time, never broadcast over it. */
+  dims[0] = ir_vtype(x->g, a->q).dims[0];
   for (int32_t i = 1; i < a->rank; i++) dims[i] = one;
   ir_type shape = ir_type_make(x->g, len.dtype, a->rank, dims);
   free(dims);
@@ -274,8 +276,28 @@ static ir_val zero_blind_rows(expander *x, const attention *a, ir_val mask, ir_v
   return select3(x, any, probs, zero, "probs");
 }
 
-/* The expansion of attention op `att`; returns its replacement value. */
-static ir_val expand(expander *x, const attention *a, ir_type result) {
+static ir_val as_dtype(expander *x, ir_val v, ir_dtype dt) {
+  ir_type t = ir_vtype(x->g, v);
+  t.dtype = dt;
+  return declared1(x, IR_OP_CAST, v, t, "f32");
+}
+
+/* The expansion of attention op `att`; returns its replacement value.
+ * f16/bf16 attention is computed in f32 and rounded once at the end, as the
+ * interpreter does in double: its logits and softmax would overflow or lose
+ * most of their digits in the narrow type. */
+static ir_val expand(expander *x, const attention *narrow, ir_type result) {
+  attention wide = *narrow;
+  const attention *a = &wide;
+  bool in_f32 = narrow->dtype == IR_F16 || narrow->dtype == IR_BF16;
+  ir_type declared = result;
+  if (in_f32) {
+    wide.q = as_dtype(x, narrow->q, IR_F32);
+    wide.k = as_dtype(x, narrow->k, IR_F32);
+    wide.v = as_dtype(x, narrow->v, IR_F32);
+    wide.dtype = IR_F32;
+    result.dtype = IR_F32;
+  }
   ir_val scores = matmul(x, a->q, a->k, true, "scores");
   ir_val scale = scalar(x, a->dtype, a->scale, "scale");
   ir_val logits = op2(x, IR_OP_MUL, scores, scale, "logits");
@@ -296,7 +318,8 @@ static ir_val expand(expander *x, const attention *a, ir_type result) {
    * matmuls (the attention requires them equal at run time): restore the
    * attention's declared type. */
   if (x->ok && !ir_type_equal(ir_vtype(x->g, out), result))
-    out = declared1(x, IR_OP_RESHAPE, out, result, NULL);
+    out = declared1(x, IR_OP_RESHAPE, out, result, in_f32 ? "f32" : NULL);
+  if (x->ok && in_f32) out = declared1(x, IR_OP_CAST, out, declared, NULL);
   return out;
 }
 

@@ -262,7 +262,13 @@ static void bind_param_symbols(binding *b, int32_t i, problems *p) {
   for (int32_t a = 0; pd->dim_symbols && a < pd->rank; a++) {
     int32_t s = pd->dim_symbols[a];
     if (s < 0) continue;
-    if (b->binder[s] < 0) {
+    if (t->shape[a] > RT_MAX_SYMBOL_VALUE) {
+      /* A zero-size tensor can claim any extent; dims this large would
+       * overflow the sizes the generated code computes. */
+      problem(p, "'%s' gives %s = %lld, above the limit %lld", esc(pd->name, n1, sizeof n1),
+              b->d->symbols[s], (long long)t->shape[a], (long long)RT_MAX_SYMBOL_VALUE);
+      b->conflict[i] = true;
+    } else if (b->binder[s] < 0) {
       b->binder[s] = i;
       b->syms[s] = t->shape[a];
     } else if (b->syms[s] != t->shape[a]) {
