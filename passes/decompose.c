@@ -313,7 +313,7 @@ static ir_val expand(expander *x, const attention *narrow, ir_type result) {
     probs = with_axis(x, IR_OP_SOFTMAX, masked, last, guard ? "softmax" : "probs");
     if (guard) probs = zero_blind_rows(x, a, mask, probs);
   }
-  ir_val out = matmul(x, probs, a->v, false, NULL);
+  ir_val out = matmul(x, probs, a->v, false, in_f32 ? "f32" : NULL);
   /* Batch dims q declares as 1 while k's are symbolic broadcast in the
    * matmuls (the attention requires them equal at run time): restore the
    * attention's declared type. */
