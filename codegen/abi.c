@@ -17,27 +17,49 @@
 
 /* ---- the plan ------------------------------------------------------------------ */
 
-static const char *const c_keywords[] = {
+/* Names a C parameter may not take: C keywords, the standard names the
+ * header and glue use, and the glue's own locals and helpers. */
+static const char *const reserved_names[] = {
     "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
     "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
     "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
-    "union", "unsigned", "void", "volatile", "while", "bool", "true", "false", "c", "m", "out",
-    NULL};
+    "union", "unsigned", "void", "volatile", "while", "bool", "true", "false", "_Bool",
+    "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t",
+    "size_t", "NULL", "INT64_C", "UINT64_C", "INT64_MIN", "EXPORT",
+    "c", "m", "n", "s", "d", "out", "max", "call", "ins", "outs", "buf", "path", "opt", "desc",
+    "entry", "symbols", "inputs", "params", "outputs", "arg_order", "param_symbols",
+    "call_symbols", "model_dims", NULL};
 
+/* Prefixes of the runtime's and the glue's own names. */
+static const char *const reserved_prefixes[] = {"rt_", "RT_", "seqrt_", "SEQRT_", "ep_", "d_", NULL};
+
+static bool has_reserved_prefix(const char *s) {
+  for (int i = 0; reserved_prefixes[i]; i++)
+    if (!strncmp(reserved_prefixes[i], s, strlen(reserved_prefixes[i]))) return true;
+  return false;
+}
+
+static bool is_reserved(const char *s) {
+  for (int i = 0; reserved_names[i]; i++)
+    if (!strcmp(reserved_names[i], s)) return true;
+  return has_reserved_prefix(s);
+}
+
+/* Whether s is reserved or already the C name of a symbol or of one of the
+ * first `upto` arguments. */
 static bool name_taken(const abi_plan *p, const char *s, int32_t upto) {
-  for (int i = 0; c_keywords[i]; i++)
-    if (!strcmp(c_keywords[i], s)) return true;
-  for (int32_t i = 0; i < p->n_symbols; i++)
-    if (!strcmp(p->symbols[i], s)) return true;
+  if (is_reserved(s)) return true;
+  for (int32_t i = 0; i < p->n_symbols && p->symbol_cnames; i++)
+    if (p->symbol_cnames[i] && !strcmp(p->symbol_cnames[i], s)) return true;
   for (int32_t i = 0; i < upto; i++)
     if (!strcmp(p->args[i].cname, s)) return true;
   return false;
 }
 
-/* A C parameter name for argument i: its name made an identifier, with
- * '_' appended while it collides with a keyword, a symbol or an earlier
- * argument. */
-static char *unique_cname(const abi_plan *p, const char *name, int32_t i) {
+/* A C parameter name: `name` made an identifier, with '_' prepended while
+ * it has a reserved prefix and appended while it is otherwise reserved or
+ * taken by a symbol or one of the first `upto` arguments. */
+static char *unique_cname(const abi_plan *p, const char *name, int32_t upto) {
   ir_buf b = {0};
   for (const char *s = name; *s; s++) {
     bool ok = *s == '_' || (*s >= '0' && *s <= '9') || (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z');
@@ -49,7 +71,13 @@ static char *unique_cname(const abi_plan *p, const char *name, int32_t i) {
     ir_buf_free(&b);
     b = t;
   }
-  while (name_taken(p, b.s, i)) ir_buf_putc(&b, '_');
+  while (has_reserved_prefix(b.s)) {
+    ir_buf t = {0};
+    ir_buf_printf(&t, "_%s", b.s);
+    ir_buf_free(&b);
+    b = t;
+  }
+  while (name_taken(p, b.s, upto)) ir_buf_putc(&b, '_');
   return b.s;
 }
 
@@ -101,6 +129,13 @@ bool abi_plan_make(abi_plan *p, ir_graph *g, const char *name, const char *const
   p->name = name;
   p->symbols = symbols;
   p->n_symbols = n_symbols;
+  if (is_reserved(name)) {
+    ir_error_at(d, (ir_loc){0}, "model name '%s' cannot prefix a C API: it is a C keyword or "
+                "reserved by the seqc runtime; rename the model", name);
+    return false;
+  }
+  p->symbol_cnames = ir_xcalloc((size_t)n_symbols + 1, sizeof(char *));
+  for (int32_t i = 0; i < n_symbols; i++) p->symbol_cnames[i] = unique_cname(p, symbols[i], 0);
   const ir_block *body = ir_b(g, g->body);
   for (int32_t i = 0; i < body->n_args; i++) {
     const ir_value *v = ir_v(g, body->args[i]);
@@ -113,6 +148,8 @@ bool abi_plan_make(abi_plan *p, ir_graph *g, const char *name, const char *const
 
 void abi_plan_free(abi_plan *p) {
   for (int32_t i = 0; i < p->n_args; i++) free(p->args[i].cname);
+  for (int32_t i = 0; p->symbol_cnames && i < p->n_symbols; i++) free(p->symbol_cnames[i]);
+  free(p->symbol_cnames);
   free(p->args);
   free(p->is_param_symbol);
   memset(p, 0, sizeof *p);
@@ -196,7 +233,7 @@ static void put_type_comment(const ir_graph *g, ir_type t, ir_buf *b) {
 /* "int64_t B, int64_t T" (call symbols), prefixed by `lead` when any. */
 static void put_call_symbols(const abi_plan *p, const char *prefix, const char *lead, ir_buf *b) {
   for (int32_t i = 0; i < p->n_symbols; i++)
-    if (!p->is_param_symbol[i]) ir_buf_printf(b, "%sint64_t %s%s", lead, prefix, p->symbols[i]);
+    if (!p->is_param_symbol[i]) ir_buf_printf(b, "%sint64_t %s%s", lead, prefix, p->symbol_cnames[i]);
 }
 
 static void put_forward_params(const abi_plan *p, ir_buf *b) {
@@ -405,7 +442,7 @@ static void put_call_array(const abi_plan *p, const char *name, const char *pref
   ir_buf_printf(b, "  const int64_t %s[] = {", name);
   int32_t k = 0;
   for (int32_t i = 0; i < p->n_symbols; i++)
-    if (!p->is_param_symbol[i]) ir_buf_printf(b, "%s%s%s", k++ ? ", " : "", prefix, p->symbols[i]);
+    if (!p->is_param_symbol[i]) ir_buf_printf(b, "%s%s%s", k++ ? ", " : "", prefix, p->symbol_cnames[i]);
   ir_buf_printf(b, "%s};\n", n ? "" : "0");
 }
 

@@ -20,6 +20,7 @@ typedef struct abi_plan {
   const char *name;              /* the model's C identifier: the NAME_ prefix */
   const char *const *symbols;    /* the program's symbols (NAME_run's order) */
   int32_t n_symbols;
+  char **symbol_cnames;          /* each symbol as a C parameter name */
   bool *is_param_symbol;         /* fixed by a parameter's shape at open */
   abi_arg *args;                 /* graph arguments in signature order, then outputs */
   int32_t n_args, cap_args;
