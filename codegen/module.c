@@ -11,6 +11,7 @@
 #include "lower.h"
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/ErrorHandling.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -38,7 +39,18 @@ const char *cg_status_message(int32_t code) {
   }
 }
 
+/* LLVM reports some bad settings (a --cpu its target lacks) as fatal
+ * errors and would then abort: say what happened in seqc's words and exit
+ * with status 1 like every other user error. LLVM's state is unusable by
+ * then, so nothing else runs. */
+static void report_llvm_fatal(const char *reason) {
+  fprintf(stderr, "seqc: error: LLVM: %s (check --target and --cpu)\n", reason);
+  fflush(stderr);
+  _Exit(1);
+}
+
 static void init_targets(void) {
+  LLVMInstallFatalErrorHandler(report_llvm_fatal);
   LLVMInitializeX86TargetInfo();
   LLVMInitializeX86Target();
   LLVMInitializeX86TargetMC();

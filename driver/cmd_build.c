@@ -126,7 +126,12 @@ static bool write_build(cg_program *p, ir_graph *g, build_kind kind, const char 
     ok = false;
   } else if (kind == BUILD_SO) {
     char *hpath = header_beside(path);
-    ok = cg_emit_shared(p, g, path, &out, d) && write_text(hpath, &out);
+    if (!strcmp(hpath, path)) {
+      cli_error("'%s' would be both the shared object and its header; name the output NAME.so", path);
+      ok = false;
+    } else {
+      ok = cg_emit_shared(p, g, path, &out, d) && write_text(hpath, &out);
+    }
     free(hpath);
   } else if (kind == BUILD_HEADER) {
     ok = cg_emit_header(p, g, &out, d) && write_text(path, &out);

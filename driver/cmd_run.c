@@ -87,6 +87,10 @@ static int parse_run_args(int argc, char **argv, run_args *a) {
     }
   }
   if (!cli_require_model("run", a->in)) return 1;
+  if (a->interp && a->level >= 0) {
+    cli_error("-O%d has no effect with --interp (the interpreter runs the graph as written)", a->level);
+    return 1;
+  }
   return 0;
 }
 
@@ -137,6 +141,7 @@ static bool write_outputs(ir_graph *g, ir_tensor *outs, run_args *a) {
 }
 
 static bool check_output_names(const ir_graph *g, run_args *a) {
+  if (!cli_check_unique(a->outputs, a->n_outputs, "--output")) return false;
   for (int i = 0; i < a->n_outputs; i++)
     for (int32_t o = 0; o < g->n_outputs; o++)
       if (!strcmp(a->outputs[i].name, g->output_names[o])) a->outputs[i].used = true;
@@ -151,8 +156,9 @@ static bool run_compiled(ir_graph *g, const run_args *a, const cli_args *args, i
 #ifdef SEQC_TEST_BUILD
   pc.verify_each = true;
 #endif
-  if (!pass_run_pipeline(g, pass_pipeline_for_level(a->level), &pc)) return false;
-  cg_options o = {NULL, NULL, NULL, a->level};
+  int level = a->level >= 0 ? a->level : 2;
+  if (!pass_run_pipeline(g, pass_pipeline_for_level(level), &pc)) return false;
+  cg_options o = {NULL, NULL, NULL, level};
   cg_program *p = cg_compile(g, &o, d);
   cg_jit *j = p ? cg_jit_new(p, d) : NULL;
   bool ok = j != NULL;
@@ -190,7 +196,7 @@ static bool run_graph(ir_graph *g, run_args *a, ir_diag *d) {
 
 int cmd_run(int argc, char **argv) {
   run_args a = {0};
-  a.level = 2;
+  a.level = -1; /* -O2 unless given */
   int rc = parse_run_args(argc, argv, &a);
   if (rc == 0) {
     ir_diag d;

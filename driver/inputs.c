@@ -113,6 +113,16 @@ int cli_inputs_match(cli_inputs *in, int argc, char **argv, int *i) {
   return 0;
 }
 
+bool cli_check_unique(const cli_named_path *list, int n, const char *option) {
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < i; j++)
+      if (!strcmp(list[i].name, list[j].name)) {
+        cli_error("'%s' is given twice with %s", list[i].name, option);
+        return false;
+      }
+  return true;
+}
+
 bool cli_check_all_used(const cli_named_path *list, int n, const char *what) {
   for (int i = 0; i < n; i++)
     if (!list[i].used) {
@@ -255,15 +265,51 @@ static bool load_weights(ir_graph *g, const char *path, cli_args *a, bool *have)
   return ok;
 }
 
+static bool graph_has_symbol(const ir_graph *g, const char *name) {
+  for (ir_val v = 0; v < g->n_vals; v++) {
+    ir_type t = g->vals[v].type;
+    for (int32_t i = 0; i < t.rank; i++) {
+      int32_t n = ir_dim_symbols(g->dims, t.dims[i], NULL, 0);
+      const char **names = ir_xcalloc((size_t)n + 1, sizeof(char *));
+      ir_dim_symbols(g->dims, t.dims[i], names, n);
+      bool found = false;
+      for (int32_t k = 0; k < n && !found; k++) found = !strcmp(names[k], name);
+      free(names);
+      if (found) return true;
+    }
+  }
+  return false;
+}
+
+/* A parameter the weights file gave may not come from --input too. */
+static bool check_not_given_twice(ir_graph *g, const cli_inputs *in, const bool *have) {
+  const ir_block *body = ir_b(g, g->body);
+  for (int32_t i = 0; i < body->n_args; i++) {
+    const char *name = ir_v(g, body->args[i])->name;
+    for (int k = 0; have[i] && name && k < in->n_files; k++)
+      if (!strcmp(in->files[k].name, name)) {
+        cli_error("parameter '%s' is given by both --weights and --input", name);
+        return false;
+      }
+  }
+  return true;
+}
+
 bool cli_args_load(ir_graph *g, cli_inputs *in, cli_args *a) {
   memset(a, 0, sizeof *a);
   a->n = ir_b(g, g->body)->n_args;
   a->t = ir_xcalloc((size_t)a->n + 1, sizeof(ir_tensor));
   bool *have = ir_xcalloc((size_t)a->n + 1, sizeof(bool));
-  bool ok = true;
-  for (int i = 0; i < in->n_dims && ok; i++) ok = bind(a, in->dims[i].name, in->dims[i].value);
-  if (!ok) cli_error("--dim binds a symbol twice with different values");
-  if (ok && in->weights) ok = load_weights(g, in->weights, a, have);
+  bool ok = cli_check_unique(in->files, in->n_files, "--input");
+  for (int i = 0; i < in->n_dims && ok; i++) {
+    ok = graph_has_symbol(g, in->dims[i].name);
+    if (!ok) cli_error("--dim %s: the graph has no dim symbol '%s'", in->dims[i].name, in->dims[i].name);
+    if (ok && !bind(a, in->dims[i].name, in->dims[i].value)) {
+      cli_error("--dim binds '%s' twice with different values", in->dims[i].name);
+      ok = false;
+    }
+  }
+  if (ok && in->weights) ok = load_weights(g, in->weights, a, have) && check_not_given_twice(g, in, have);
   for (int32_t i = 0; i < a->n && ok; i++)
     if (!have[i]) ok = load_arg(g, ir_b(g, g->body)->args[i], i, in, a, &a->t[i]);
   free(have);

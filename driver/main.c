@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "../frontend/frontend.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,8 @@ static void help_main(FILE *f) {
         "  opt      parse, verify and optimize a model; print the result as .sqir\n"
         "  run      run a model, compiled for this machine (or --interp)\n"
         "  check    compare compiled code with the interpreter on the same inputs\n"
-        "  build    compile a model to LLVM IR, assembly or an object file\n"
+        "  build    compile a model into a shared object and C header (or LLVM IR,\n"
+        "           assembly, an object file)\n"
         "  viz      write a model as Graphviz DOT\n"
         "  weights  list the tensors of a safetensors file\n"
         "  help     show help for a command (seqc help opt), or the op\n"
@@ -161,42 +163,62 @@ void cli_model_free(cli_model *m) {
   memset(m, 0, sizeof *m);
 }
 
+/* Every command: its entry and its help. */
+static const struct command {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  void (*help)(FILE *f);
+} commands[] = {
+    {"opt", cmd_opt, help_opt},         {"run", cmd_run, help_run},
+    {"check", cmd_check, help_check},   {"build", cmd_build, help_build},
+    {"viz", cmd_viz, help_viz},         {"weights", cmd_weights, help_weights},
+};
+
+static const struct command *find_command(const char *name) {
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(commands[i].name, name)) return &commands[i];
+  return NULL;
+}
+
+static int help(const char *what) {
+  const struct command *c = find_command(what);
+  if (c)
+    c->help(stdout);
+  else if (!strcmp(what, "ops"))
+    help_ops(stdout);
+  else if (!*what)
+    help_main(stdout);
+  else {
+    cli_error("no help on '%s'; try opt, run, check, build, viz, weights or ops", what);
+    return 1;
+  }
+  return 0;
+}
+
+static int dispatch(int argc, char **argv) {
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) return help("");
+  if (!strcmp(cmd, "--version")) {
+    printf("seqc %s\n", SEQC_VERSION);
+    return 0;
+  }
+  if (!strcmp(cmd, "help")) return help(argc > 2 ? argv[2] : "");
+  const struct command *c = find_command(cmd);
+  if (c) return c->run(argc - 1, argv + 1);
+  cli_error("unknown command '%s'; try 'seqc --help'", cmd);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     help_main(stderr);
     return 1;
   }
-  const char *cmd = argv[1];
-  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
-    help_main(stdout);
-    return 0;
+  int rc = dispatch(argc, argv);
+  /* Output lost to a full disk or a closed pipe is an error, not success. */
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    cli_error("<stdout>: write error: %s", strerror(errno));
+    rc = 1;
   }
-  if (!strcmp(cmd, "--version")) {
-    printf("seqc %s\n", SEQC_VERSION);
-    return 0;
-  }
-  if (!strcmp(cmd, "opt")) return cmd_opt(argc - 1, argv + 1);
-  if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
-  if (!strcmp(cmd, "viz")) return cmd_viz(argc - 1, argv + 1);
-  if (!strcmp(cmd, "build")) return cmd_build(argc - 1, argv + 1);
-  if (!strcmp(cmd, "weights")) return cmd_weights(argc - 1, argv + 1);
-  if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
-  if (!strcmp(cmd, "help")) {
-    const char *what = argc > 2 ? argv[2] : "";
-    if (!strcmp(what, "opt")) help_opt(stdout);
-    else if (!strcmp(what, "run")) help_run(stdout);
-    else if (!strcmp(what, "viz")) help_viz(stdout);
-    else if (!strcmp(what, "build")) help_build(stdout);
-    else if (!strcmp(what, "weights")) help_weights(stdout);
-    else if (!strcmp(what, "check")) help_check(stdout);
-    else if (!strcmp(what, "ops")) help_ops(stdout);
-    else if (!*what) help_main(stdout);
-    else {
-      cli_error("no help on '%s'; try opt, run, check, build, viz, weights or ops", what);
-      return 1;
-    }
-    return 0;
-  }
-  cli_error("unknown command '%s'; try 'seqc --help'", cmd);
-  return 1;
+  return rc;
 }

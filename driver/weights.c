@@ -13,6 +13,7 @@
  */
 #include "cli.h"
 #include "../ir/interp.h"
+#include "../runtime/json.h"
 #include "../runtime/safetensors.h"
 
 #include <stdlib.h>
@@ -55,8 +56,11 @@ int cmd_weights(int argc, char **argv) {
   for (size_t i = 0; i < n; i++) {
     const rt_st_tensor *t = rt_st_tensor_at(f, i);
     ir_buf type = {0};
+    char name[256];
     put_st_type(&type, t);
-    ir_buf_printf(&out, "%-*s  %-20s  %zu bytes\n", (int)width, t->name, type.s, t->nbytes);
+    /* Names come from the file: control bytes are shown escaped. */
+    rt_json_escape(t->name, strlen(t->name), name, sizeof name);
+    ir_buf_printf(&out, "%-*s  %-20s  %zu bytes\n", (int)width, name, type.s, t->nbytes);
     ir_buf_free(&type);
   }
   ir_buf_printf(&out, "%zu tensors\n", n);
@@ -160,7 +164,12 @@ bool cli_load_weights(ir_graph *g, const rt_st_file *f, const ir_dim_binding *b,
     ir_buf_free(&why);
   }
   for (size_t k = 0; k < n_tensors; k++)
-    if (!used[k]) ir_buf_printf(&problems, "\n  tensor '%s': no parameter of that name", rt_st_tensor_at(f, k)->name);
+    if (!used[k]) {
+      char name[256];
+      const char *raw = rt_st_tensor_at(f, k)->name;
+      rt_json_escape(raw, strlen(raw), name, sizeof name);
+      ir_buf_printf(&problems, "\n  tensor '%s': no parameter of that name", name);
+    }
   free(used);
   bool ok = problems.len == 0;
   if (!ok) {

@@ -2,6 +2,7 @@
  * support.c - allocation, string buffers, arenas, diagnostics and file I/O
  * shared by every compiler stage. See support.h.
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "support.h"
 
 #include <errno.h>
@@ -365,13 +366,41 @@ char *ir_read_file(const char *path, size_t max_bytes, size_t *len, ir_buf *err)
   return data;
 }
 
+static bool write_stream(FILE *f, const char *name, const void *data, size_t len, ir_buf *err) {
+  if (fwrite(data, 1, len, f) != len || fflush(f) != 0) {
+    ir_buf_printf(err, "%s: write error: %s", name, strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+/* Devices, pipes and the like are written in place: renaming a file over
+ * them would replace /dev/null with a regular file. */
+static bool write_in_place(const char *path, const void *data, size_t len, ir_buf *err) {
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    ir_buf_printf(err, "%s: cannot open for writing: %s", path, strerror(errno));
+    return false;
+  }
+  bool ok = write_stream(f, path, data, len, err);
+  if (fclose(f) != 0 && ok) {
+    ir_buf_printf(err, "%s: write error: %s", path, strerror(errno));
+    ok = false;
+  }
+  return ok;
+}
+
 bool ir_write_file_atomic(const char *path, const void *data, size_t len, ir_buf *err) {
-  if (strcmp(path, "-") == 0) {
-    if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
-      ir_buf_printf(err, "<stdout>: write error: %s", strerror(errno));
-      return false;
-    }
-    return true;
+  if (strcmp(path, "-") == 0) return write_stream(stdout, "<stdout>", data, len, err);
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return write_in_place(path, data, len, err);
+  /* Through a symlink, the file it names is replaced, not the link. */
+  if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+    char *real = realpath(path, NULL);
+    if (!real) return write_in_place(path, data, len, err); /* a link to nothing yet */
+    bool ok = ir_write_file_atomic(real, data, len, err);
+    free(real);
+    return ok;
   }
   ir_buf tmp = {0};
   ir_buf_printf(&tmp, "%s.tmpXXXXXX", path);
