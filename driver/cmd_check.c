@@ -318,7 +318,10 @@ static bool bisect_pipeline(check_run *r, ir_graph *g, const char *pipeline, boo
   char **names;
   int32_t n;
   *agree = true;
-  if (!split_pipeline(r, g, pipeline, &names, &n)) return false;
+  if (!split_pipeline(r, g, pipeline, &names, &n)) {
+    free_names(names, n);
+    return false;
+  }
   bool ok = true;
   for (int32_t i = 0; i < n && ok; i++) {
     ok = pass_run_pipeline(g, names[i], &r->pc);
