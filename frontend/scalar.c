@@ -139,22 +139,7 @@ static size_t real_syntax(const char *s, size_t n) {
   if (i < n && s[i] == '-') i++;
   if (n - i >= 3 && (memcmp(s + i, "inf", 3) == 0 || (i == 0 && memcmp(s, "nan", 3) == 0)))
     return i + 3;
-  size_t digits = 0;
-  while (i < n && is_digit(s[i])) i++, digits++;
-  if (i < n && s[i] == '.') {
-    i++;
-    while (i < n && is_digit(s[i])) i++, digits++;
-  }
-  if (digits == 0) return 0;
-  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-    size_t j = i + 1;
-    if (j < n && (s[j] == '+' || s[j] == '-')) j++;
-    if (j < n && is_digit(s[j])) {
-      while (j < n && is_digit(s[j])) j++;
-      i = j;
-    }
-  }
-  return i;
+  return ir_decimal_length(s, n);
 }
 
 bool fe_text_real(fe_text *t, size_t end, double *out) {

@@ -188,23 +188,6 @@ static size_t skip_space(parser *p, size_t i) {
   return i;
 }
 
-static size_t scan_number(const char *s, size_t i, size_t n) {
-  if (s[i] == '-') i++;
-  while (i < n && is_digit(s[i])) i++;
-  if (i < n && s[i] == '.') {
-    i++;
-    while (i < n && is_digit(s[i])) i++;
-  }
-  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-    size_t j = i + 1;
-    if (j < n && (s[j] == '+' || s[j] == '-')) j++;
-    if (j < n && is_digit(s[j])) {
-      while (j < n && is_digit(s[j])) j++;
-      i = j;
-    }
-  }
-  return i;
-}
 
 /* End of the string literal opening at `i`, or 0 after reporting an error.
  * Raw control bytes are refused so a file name never hides one. */
@@ -271,7 +254,7 @@ static void next(parser *p) {
     kind = end > i + 1 ? T_VALUE : T_ERROR;
     if (kind == T_ERROR) fail_at(p, loc_of(p, &p->tok), "expected a value name after '%%'");
   } else if (is_digit(c) || (c == '-' && i + 1 < p->len && is_digit(s[i + 1]))) {
-    end = scan_number(s, i, p->len);
+    end = i + ir_decimal_length(s + i, p->len - i); /* at least the digit seen */
     kind = T_NUMBER;
   } else if (c == '-') {
     kind = T_MINUS;

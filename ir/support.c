@@ -315,6 +315,30 @@ void ir_note_at(ir_diag *d, ir_loc loc, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* ---- numbers ------------------------------------------------------------- */
+
+static bool is_dec_digit(char c) { return c >= '0' && c <= '9'; }
+
+size_t ir_decimal_length(const char *s, size_t n) {
+  size_t i = 0, digits = 0;
+  if (i < n && s[i] == '-') i++;
+  while (i < n && is_dec_digit(s[i])) i++, digits++;
+  if (i < n && s[i] == '.') {
+    i++;
+    while (i < n && is_dec_digit(s[i])) i++, digits++;
+  }
+  if (digits == 0) return 0;
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    size_t j = i + 1;
+    if (j < n && (s[j] == '+' || s[j] == '-')) j++;
+    if (j < n && is_dec_digit(s[j])) {
+      while (j < n && is_dec_digit(s[j])) j++;
+      i = j;
+    }
+  }
+  return i;
+}
+
 /* ---- files --------------------------------------------------------------- */
 
 static char *read_stream(FILE *f, const char *path, size_t max_bytes, size_t *len, ir_buf *err) {

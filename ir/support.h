@@ -96,6 +96,11 @@ void ir_error_at(ir_diag *d, ir_loc loc, const char *fmt, ...) IR_PRINTF(3, 4);
 void ir_verror_at(ir_diag *d, ir_loc loc, const char *fmt, va_list ap);
 void ir_note_at(ir_diag *d, ir_loc loc, const char *fmt, ...) IR_PRINTF(3, 4);
 
+/* Length of the decimal number at s[0..n): -?digits[.digits][e[+-]digits]
+ * with at least one digit before the exponent (".5" and "5." count), or 0.
+ * Shared by the text-form lexer and the YAML frontend. */
+size_t ir_decimal_length(const char *s, size_t n);
+
 /* Whole-file input, bounded; NULL + message in `err` on failure. "-" is stdin. */
 char *ir_read_file(const char *path, size_t max_bytes, size_t *len, ir_buf *err);
 /* Write `len` bytes to `path` through a temporary file in the same directory
