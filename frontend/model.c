@@ -197,6 +197,12 @@ ir_graph *fe_load_yaml(const char *buf, size_t len, const char *name, ir_diag *d
   }
   if (!buf) len = 0;
   name = name ? name : "<input>";
+  /* A UTF-8 byte order mark (as Windows editors write) is not part of the
+   * model; lines and columns count from after it, as editors show them. */
+  if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) {
+    buf += 3;
+    len -= 3;
+  }
   ir_source src = {name, buf ? buf : "", len};
   bool registered = ir_diag_add_source(d, &src);
   fe_ydoc *doc = fe_ydoc_parse(src.text, len, name, d);
