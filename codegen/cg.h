@@ -27,7 +27,13 @@
 #include "../ir/interp.h"
 #include "../ir/ir.h"
 
-/* Run-time check failures reported by generated code. */
+/* Run-time check failures reported by generated code. NAME_run returns
+ * code + CG_STATUS_OP_SCALE * (op + 1): the low bits say what failed
+ * (cg_status_code), the rest which op of the compiled graph (cg_status_op,
+ * IR_NONE when unknown). */
+#define CG_STATUS_OP_SCALE 16
+static inline int32_t cg_status_code(int32_t status) { return status % CG_STATUS_OP_SCALE; }
+static inline int32_t cg_status_op(int32_t status) { return status / CG_STATUS_OP_SCALE - 1; }
 typedef enum cg_status {
   CG_OK = 0,
   CG_DIM_MISMATCH = 1,    /* two dims the verifier could not prove equal differ */

@@ -393,7 +393,9 @@ void cg_check(cg_lower *c, LLVMValueRef ok, cg_status code) {
   LLVMBasicBlockRef good = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "check.ok");
   LLVMBuildCondBr(c->b, ok, good, bad);
   LLVMPositionBuilderAtEnd(c->b, bad);
-  LLVMBuildStore(c->b, cg_i32(c, (int32_t)code), c->status);
+  int64_t status = (int64_t)code + (int64_t)CG_STATUS_OP_SCALE * (c->current + 1);
+  if (status > INT32_MAX) status = code; /* an op id too large to report */
+  LLVMBuildStore(c->b, cg_i32(c, (int32_t)status), c->status);
   LLVMBuildBr(c->b, c->fail);
   LLVMPositionBuilderAtEnd(c->b, good);
 }
@@ -433,7 +435,11 @@ bool cg_lower_block(cg_lower *c, ir_blockid b) {
     if (ir_opinfo_of(o->kind)->flags & IR_TERMINATOR) continue; /* the block's owner copies */
     cg_alloc_results(c, op);
     if (c->measuring && o->n_regions == 0) continue;
-    if (!lowerings[o->kind](c, op)) return false;
+    ir_opid outer = c->current;
+    c->current = op;
+    bool ok = lowerings[o->kind](c, op);
+    c->current = outer;
+    if (!ok) return false;
   }
   return true;
 }

@@ -49,6 +49,7 @@ typedef struct cg_lower {
   bool contract;            /* allow FMA contraction (opt level >= 2) */
   bool measuring;           /* building NAME_scratch_bytes: allocate, emit no computation */
   const char *prefix;       /* C identifier for the graph's functions */
+  ir_opid current;          /* the op being lowered: run-time checks name it */
 } cg_lower;
 
 /* ---- dims and buffers ------------------------------------------------------ */

@@ -285,6 +285,7 @@ static void init_lower(cg_lower *c, cg_program *p, ir_graph *g, const cg_options
   c->n_symbols = p->n_symbols;
   c->contract = o->opt_level >= 2;
   c->prefix = p->name;
+  c->current = IR_NONE;
 }
 
 cg_program *cg_compile(ir_graph *g, const cg_options *o, ir_diag *d) {

@@ -46,6 +46,19 @@ static bool alloc_outputs(ir_graph *g, const ir_dim_binding *b, int32_t nb, int6
   return true;
 }
 
+/* "<op> '<name>': <what failed>", as the interpreter words its errors. */
+static void report_failure(const ir_graph *g, int32_t status, ir_buf *err) {
+  ir_opid op = cg_status_op(status);
+  if (op >= 0 && op < g->n_ops) {
+    const ir_op *o = ir_o(g, op);
+    ir_buf_puts(err, ir_opinfo_of(o->kind)->name);
+    const char *name = o->n_out > 0 ? ir_v(g, o->out[0])->name : NULL;
+    if (name) ir_buf_printf(err, " '%s'", name);
+    ir_buf_puts(err, ": ");
+  }
+  ir_buf_printf(err, "run-time check failed: %s", cg_status_message(cg_status_code(status)));
+}
+
 static void *alloc_storage(const ir_tensor *t) {
   size_t bytes = (size_t)t->numel * ir_dtype_size(t->dtype);
   return ir_xcalloc(bytes ? bytes : 1, 1);
@@ -83,9 +96,9 @@ bool cg_jit_run_tensors(cg_jit *j, ir_graph *g, const ir_tensor *args, int32_t n
       scratch = aligned_alloc(64, (size_t)((need + 63) / 64 * 64 + 64));
   }
   if (ok) {
-    int32_t code = cg_jit_run_fn(j)(syms, in, out, scratch);
-    ok = code == 0;
-    if (!ok) ir_buf_printf(err, "run-time check failed: %s", cg_status_message(code));
+    int32_t status = cg_jit_run_fn(j)(syms, in, out, scratch);
+    ok = status == 0;
+    if (!ok) report_failure(g, status, err);
   }
   for (int32_t i = 0; ok && i < g->n_outputs; i++) {
     size_t bytes = (size_t)outs[i].numel * ir_dtype_size(outs[i].dtype);

@@ -54,7 +54,10 @@ enum {
   RT_RUN_CAST_RANGE = 4,    /* float to integer conversion of NaN or out of range */
   RT_RUN_INT_OVERFLOW = 5,  /* an integer result does not fit its dtype */
 };
-/* The message for a run status ("unknown status" for other values). */
+/* A run status is code + RT_RUN_OP_SCALE * (op + 1) (the failing op of the
+ * compiled graph); the message comes from the code. */
+#define RT_RUN_OP_SCALE 16
+/* The message for a run status code ("unknown status" for other values). */
 const char *rt_run_status_message(int32_t code);
 
 /* Limits on descriptors and call values. */

@@ -180,6 +180,7 @@ rt_status rt_forward(rt_ctx *c, const int64_t *call_symbols, const void *const *
                          (long long)c->capacity);
   int32_t code = d->run(c->syms, c->args, c->outs, c->scratch);
   if (code != 0)
-    return rt_model_fail(d, RT_EINVAL, "forward: run-time check failed: %s", rt_run_status_message(code));
+    return rt_model_fail(d, RT_EINVAL, "forward: run-time check failed: %s",
+                         rt_run_status_message(code % RT_RUN_OP_SCALE));
   return RT_OK;
 }
