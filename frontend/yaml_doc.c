@@ -69,10 +69,15 @@ static size_t utf8_width(unsigned char c) {
   return 1;
 }
 
+/* YAML breaks lines at LF, CR LF and a lone CR (old Mac files). */
+static bool ends_line(const builder *b, size_t i) {
+  return b->src[i] == '\n' || (b->src[i] == '\r' && (i + 1 >= b->len || b->src[i + 1] != '\n'));
+}
+
 static void cursor_step(const builder *b, cursor *c) {
   size_t w = utf8_width((unsigned char)b->src[c->bytes]);
   if (w > b->len - c->bytes) w = b->len - c->bytes;
-  if (b->src[c->bytes] == '\n') {
+  if (ends_line(b, c->bytes)) {
     c->line++;
     c->line_start = c->bytes + 1;
   }
@@ -103,7 +108,7 @@ static ir_loc byte_loc(const builder *b, size_t off) {
   size_t line_start = 0;
   if (off > b->len) off = b->len;
   for (size_t i = 0; i < off; i++)
-    if (b->src[i] == '\n') line++, line_start = i + 1;
+    if (ends_line(b, i)) line++, line_start = i + 1;
   return (ir_loc){b->name, line, clamp_i32(off - line_start + 1)};
 }
 

@@ -240,15 +240,16 @@ static int utf8_length(const unsigned char *p, const unsigned char *end) {
 }
 
 /* Quote source line `line` with a caret under column `col` (a byte
- * column). Control bytes and invalid UTF-8 are shown as '?' so terminals
- * stay safe; tabs are kept so the caret lines up under them. */
+ * column). Lines end at LF, CR LF or a lone CR. Control bytes and invalid
+ * UTF-8 are shown as '?' so terminals stay safe; tabs are kept so the caret
+ * lines up under them. */
 static void quote_line(ir_buf *b, const ir_source *src, int32_t line, int32_t col) {
   const char *p = src->text, *end = src->text + src->len;
   for (int32_t l = 1; l < line && p < end; p++)
-    if (*p == '\n') l++;
+    if (*p == '\n' || (*p == '\r' && (p + 1 == end || p[1] != '\n'))) l++;
   if (p >= end && line > 1) return;
   const char *e = p;
-  while (e < end && *e != '\n' && e - p < 400) e++;
+  while (e < end && *e != '\n' && *e != '\r' && e - p < 400) e++;
   for (const char *q = p; q < e;) {
     unsigned char c = (unsigned char)*q;
     int n = c >= 0x80 ? utf8_length((const unsigned char *)q, (const unsigned char *)e) : 1;
