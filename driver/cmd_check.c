@@ -373,6 +373,7 @@ static bool check_model(check_run *r, const cli_model *m, bool *agree) {
   check_args *a = r->a;
   int level = a->level >= 0 ? a->level : 2;
   const char *pipeline = a->passes ? a->passes : pass_pipeline_for_level(level);
+  if (!pass_pipeline_valid(pipeline, &r->pc)) return false; /* before the oracle's run */
   ir_buf err = {0};
   r->oracle = interpret(r, m->g, &err);
   if (!r->oracle) {

@@ -178,6 +178,14 @@ static void report_times(const pass_timing *t, int32_t n, double verify_seconds,
 
 /* ---- running ------------------------------------------------------------- */
 
+bool pass_pipeline_valid(const char *pipeline, pass_ctx *ctx) {
+  const pass_info **passes = NULL;
+  int32_t n = 0;
+  bool ok = parse_pass_list(pipeline ? pipeline : "", "pipeline", ctx, &passes, &n);
+  free(passes);
+  return ok;
+}
+
 bool pass_run_pipeline(ir_graph *g, const char *pipeline, pass_ctx *ctx) {
   const pass_info **passes = NULL, **dump_after = NULL;
   int32_t n_passes = 0, n_dump_after = 0;

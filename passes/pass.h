@@ -33,6 +33,9 @@ const pass_info *pass_lookup(const char *name, size_t len);
 const pass_info *const *pass_all(void);
 /* Names for -O0 / -O1 / -O2 ... */
 const char *pass_pipeline_for_level(int level);
+/* Whether every name of the pipeline is a pass (reported otherwise, as
+ * pass_run_pipeline would), without running anything. */
+bool pass_pipeline_valid(const char *pipeline, pass_ctx *ctx);
 /* Run a comma-separated pipeline; an unknown name is an error listing the
  * known ones. An empty pipeline does nothing. */
 bool pass_run_pipeline(ir_graph *g, const char *pipeline, pass_ctx *ctx);
