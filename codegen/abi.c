@@ -275,7 +275,7 @@ void abi_write_header(const abi_plan *p, const ir_graph *g, ir_buf *b) {
                    "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n", n, n);
   ir_buf_printf(b, "typedef struct %s %s;         /* loaded weights: immutable, shared by threads */\n", n, n);
   ir_buf_printf(b, "typedef struct %s_ctx %s_ctx; /* one per thread: scratch memory */\n\n", n, n);
-  ir_buf_puts(b, ABI_PUBLIC_TYPES);
+  ir_buf_puts(b, abi_public_types);
   ir_buf_puts(b, "\n/* Opens the weights in a safetensors file, which holds exactly these\n"
                  " * tensors (by name; F16/BF16 widen to f32; every missing, extra or\n"
                  " * mismatched tensor is reported at once):\n");
@@ -307,7 +307,6 @@ void abi_write_header(const abi_plan *p, const ir_graph *g, ir_buf *b) {
   ir_buf_printf(b, "/* Inputs, parameters, outputs, dims and dtypes, for generic tools. */\n"
                    "const seqrt_model_desc *%s_descriptor(void);\n\n", n);
   ir_buf_printf(b, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
-  (void)g;
 }
 
 /* ---- the glue -------------------------------------------------------------------- */

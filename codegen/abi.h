@@ -39,6 +39,5 @@ void abi_write_glue(const abi_plan *p, const ir_graph *g, uint64_t fingerprint, 
  * seqrt_tensor_desc, seqrt_model_desc): the text of runtime/seqrt_types.h,
  * embedded when seqc is built. */
 extern const char abi_public_types[];
-#define ABI_PUBLIC_TYPES abi_public_types
 
 #endif

@@ -77,11 +77,6 @@ static LLVMValueRef load_index(cg_lower *c, const cg_buf *b, LLVMValueRef lin) {
   return b->type.dtype == IR_I64 ? v : LLVMBuildSExt(c->b, v, c->i64, "");
 }
 
-static bool is_const_one(cg_lower *c, ir_dim d) {
-  int64_t v;
-  return ir_dim_is_const(c->g->dims, d, &v) && v == 1;
-}
-
 /* The element count of t as a dim expression (IR_DIM_INVALID if it
  * overflows). */
 static ir_dim element_count(cg_lower *c, ir_type t) {
@@ -118,15 +113,9 @@ bool lower_transpose(cg_lower *c, ir_opid op) {
  * 0); every other dim must equal the result's. */
 bool lower_broadcast(cg_lower *c, ir_opid op) {
   const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
-  int32_t off = y->type.rank - x->type.rank;
-  for (int32_t d = 0; d < x->type.rank; d++)
-    if (!is_const_one(c, x->type.dims[d])) cg_check_dim_eq(c, x->type.dims[d], y->type.dims[off + d]);
+  cg_broadcast_check(c, x->type, y->type);
   cg_nest n = cg_nest_begin(c, y->type.rank, y->dims);
-  LLVMValueRef *xidx = ir_xcalloc((size_t)x->type.rank + 1, sizeof(LLVMValueRef));
-  for (int32_t d = 0; d < x->type.rank; d++)
-    xidx[d] = is_const_one(c, x->type.dims[d]) ? cg_i64(c, 0) : n.ivs[off + d];
-  move_element(c, y, cg_linear(c, y, n.ivs), x, cg_linear(c, x, xidx));
-  free(xidx);
+  move_element(c, y, cg_linear(c, y, n.ivs), x, cg_broadcast_linear(c, x, y->type.rank, n.ivs));
   cg_nest_end(c, &n);
   return true;
 }
