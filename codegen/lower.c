@@ -424,7 +424,7 @@ LLVMValueRef cg_intrinsic(cg_lower *c, const char *name, LLVMTypeRef overload, i
 /* ---- walking ----------------------------------------------------------------- */
 
 static const cg_lower_fn lowerings[IR_OP_COUNT] = {
-#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, flags, doc) \
+#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, stream, flags, doc) \
   [IR_OP_##id] = lower_##eval,
 #include "../ir/ops.def"
 };

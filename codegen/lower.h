@@ -142,7 +142,7 @@ LLVMValueRef cg_intrinsic(cg_lower *c, const char *name, LLVMTypeRef overload, i
 /* ---- op lowerings -------------------------------------------------------------- */
 
 typedef bool (*cg_lower_fn)(cg_lower *c, ir_opid op);
-#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, flags, doc) \
+#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, stream, flags, doc) \
   bool lower_##eval(cg_lower *c, ir_opid op);
 #include "../ir/ops.def"
 

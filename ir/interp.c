@@ -1670,7 +1670,7 @@ static bool eval_scan(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *ou
 typedef bool (*eval_fn)(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *out);
 
 static const eval_fn kernels[IR_OP_COUNT] = {
-#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, flags, doc) \
+#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, stream, flags, doc) \
   [IR_OP_##id] = eval_##eval,
 #include "ops.def"
 };

@@ -46,7 +46,7 @@
 #define N_ATTRS(set) ((int32_t)(sizeof set_##set / sizeof set_##set[0]) - 1)
 
 static const ir_opinfo infos[IR_OP_COUNT] = {
-#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, flags, doc) \
+#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, stream, flags, doc) \
   [IR_OP_##id] = {name, doc, set_##attrset, N_ATTRS(attrset), min_in, max_in, n_out, n_regions, flags},
 #include "ops.def"
 };

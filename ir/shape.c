@@ -845,7 +845,7 @@ static bool infer_scan(infer_ctx *c) {
 typedef bool (*infer_fn)(infer_ctx *c);
 
 static const infer_fn infer_rules[IR_OP_COUNT] = {
-#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, flags, doc) \
+#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, stream, flags, doc) \
   [IR_OP_##id] = infer_##shape,
 #include "ops.def"
 };
