@@ -82,52 +82,67 @@ static uint64_t fnv1a(const char *s, size_t n) {
   return h;
 }
 
-/* A fingerprint of the compiled graph: its printed IR. */
-static uint64_t fingerprint(const ir_graph *g) {
+/* A fingerprint of the compiled graphs: their printed IR. A saved stream
+ * state names it, so it covers the step graph too. */
+static uint64_t fingerprint(const cg_model *m) {
   ir_buf text = {0};
-  ir_print_graph(g, &(ir_print_opts){false}, &text);
+  ir_print_graph(m->forward_graph, &(ir_print_opts){false}, &text);
+  if (m->step_graph) ir_print_graph(m->step_graph, &(ir_print_opts){false}, &text);
   uint64_t h = fnv1a(text.s, text.len);
   ir_buf_free(&text);
   return h;
 }
 
-bool cg_emit_header(cg_program *p, ir_graph *g, ir_buf *out, ir_diag *d) {
-  const char *const *syms;
-  int32_t n = cg_program_symbols(p, &syms);
+bool cg_emit_header(const cg_model *m, ir_buf *out, ir_diag *d) {
   abi_plan plan = {0};
-  bool ok = abi_plan_make(&plan, g, cg_program_name(p), syms, n, d);
-  if (ok) abi_write_header(&plan, g, out);
+  bool ok = abi_plan_make(&plan, m, d);
+  if (ok) abi_write_header(&plan, out);
   abi_plan_free(&plan);
   return ok;
 }
 
 /* Compiles the glue (which includes `header`, NAME.h) and links the shared
  * object at so_tmp, working in dir. */
-static bool compile_and_link(cg_program *p, ir_graph *g, const abi_plan *plan, const ir_buf *header,
+static bool compile_and_link(const cg_model *m, const abi_plan *plan, const ir_buf *header,
                              const char *dir, const char *so_tmp, ir_diag *d) {
   const char *cc = setting("CC", "cc");
-  ir_buf glue = {0}, obj = {0}, map = {0}, header_file = {0};
-  ir_buf hpath = {0}, gpath = {0}, opath = {0}, mpath = {0}, glue_o = {0}, inc = {0}, inc2 = {0},
-         vs = {0};
-  abi_write_glue(plan, g, fingerprint(g), &glue);
+  ir_buf glue = {0}, obj = {0}, step_obj = {0}, map = {0}, header_file = {0};
+  ir_buf hpath = {0}, gpath = {0}, opath = {0}, spath = {0}, mpath = {0}, glue_o = {0}, inc = {0},
+         inc2 = {0}, vs = {0};
+  abi_write_glue(plan, fingerprint(m), &glue);
   ir_buf_printf(&map, "{\n  global: %s_*;\n  local: *;\n};\n", plan->name);
   ir_buf_printf(&header_file, "%s.h", plan->name);
-  bool ok = cg_emit(p, CG_EMIT_OBJ, &obj, d) &&
+  bool ok = cg_emit(m->forward, CG_EMIT_OBJ, &obj, d) &&
+            (!m->step || cg_emit(m->step, CG_EMIT_OBJ, &step_obj, d)) &&
             write_in(dir, header_file.s, header->s, header->len, &hpath, d) &&
             write_in(dir, "glue.c", glue.s, glue.len, &gpath, d) &&
-       write_in(dir, "code.o", obj.s, obj.len, &opath, d) &&
-       write_in(dir, "exports.map", map.s, map.len, &mpath, d);
+            write_in(dir, "code.o", obj.s, obj.len, &opath, d) &&
+            (!m->step || write_in(dir, "step.o", step_obj.s, step_obj.len, &spath, d)) &&
+            write_in(dir, "exports.map", map.s, map.len, &mpath, d);
   ir_buf_printf(&glue_o, "%s/glue.o", dir);
   ir_buf_printf(&inc, "-I%s", dir);
   ir_buf_printf(&inc2, "-I%s", setting("SEQC_RUNTIME_INCLUDE", SEQC_RUNTIME_INCLUDE));
   ir_buf_printf(&vs, "-Wl,--version-script=%s", mpath.s ? mpath.s : "");
   char *compile[] = {(char *)cc, "-std=c11", "-O2", "-fPIC", "-fvisibility=hidden", "-w",
                      inc.s, inc2.s, "-c", gpath.s, "-o", glue_o.s, NULL};
-  char *link[] = {(char *)cc, "-shared", "-o", (char *)so_tmp, opath.s, glue_o.s,
-                  (char *)setting("SEQC_RUNTIME_LIB", SEQC_RUNTIME_LIB), vs.s, "-Wl,-Bsymbolic",
-                  "-Wl,--no-undefined", "-static-libgcc", "-lm", NULL};
+  char *link[16];
+  int k = 0;
+  link[k++] = (char *)cc;
+  link[k++] = "-shared";
+  link[k++] = "-o";
+  link[k++] = (char *)so_tmp;
+  link[k++] = opath.s;
+  if (spath.s) link[k++] = spath.s;
+  link[k++] = glue_o.s;
+  link[k++] = (char *)setting("SEQC_RUNTIME_LIB", SEQC_RUNTIME_LIB);
+  link[k++] = vs.s;
+  link[k++] = "-Wl,-Bsymbolic";
+  link[k++] = "-Wl,--no-undefined";
+  link[k++] = "-static-libgcc";
+  link[k++] = "-lm";
+  link[k] = NULL;
   ok = ok && run(compile, d) && run(link, d);
-  ir_buf *bufs[] = {&glue, &obj, &map, &header_file, &hpath, &gpath, &opath, &mpath, &glue_o, &inc, &inc2, &vs};
+  ir_buf *bufs[] = {&glue, &obj, &step_obj, &map, &header_file, &hpath, &gpath, &opath, &spath, &mpath, &glue_o, &inc, &inc2, &vs};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ir_buf_free(bufs[i]);
   return ok;
 }
@@ -145,11 +160,9 @@ static bool runtime_present(ir_diag *d) {
   return ok;
 }
 
-bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_buf *header, ir_diag *d) {
-  const char *const *syms;
-  int32_t n = cg_program_symbols(p, &syms);
+bool cg_emit_shared(const cg_model *m, const char *so_path, ir_buf *header, ir_diag *d) {
   abi_plan plan = {0};
-  if (!runtime_present(d) || !abi_plan_make(&plan, g, cg_program_name(p), syms, n, d)) {
+  if (!runtime_present(d) || !abi_plan_make(&plan, m, d)) {
     abi_plan_free(&plan);
     return false;
   }
@@ -158,8 +171,8 @@ bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_buf *hea
   bool ok = mkdtemp(dir.s) != NULL;
   if (!ok) ir_error_at(d, (ir_loc){0}, "cannot create a temporary directory: %s", strerror(errno));
   ir_buf_printf(&so_tmp, "%s.tmp%ld", so_path, (long)getpid());
-  if (ok) abi_write_header(&plan, g, header);
-  ok = ok && compile_and_link(p, g, &plan, header, dir.s, so_tmp.s, d);
+  if (ok) abi_write_header(&plan, header);
+  ok = ok && compile_and_link(m, &plan, header, dir.s, so_tmp.s, d);
   if (ok && rename(so_tmp.s, so_path) != 0) {
     ir_error_at(d, (ir_loc){0}, "%s: cannot write: %s", so_path, strerror(errno));
     ok = false;
@@ -167,8 +180,8 @@ bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_buf *hea
   if (!ok) unlink(so_tmp.s);
   ir_buf header_name = {0};
   ir_buf_printf(&header_name, "%s.h", plan.name);
-  const char *files[] = {header_name.s, "glue.c", "glue.o", "code.o", "exports.map"};
-  if (dir.s) remove_dir(dir.s, files, 5);
+  const char *files[] = {header_name.s, "glue.c", "glue.o", "code.o", "step.o", "exports.map"};
+  if (dir.s) remove_dir(dir.s, files, 6);
   ir_buf_free(&header_name);
   ir_buf_free(&dir);
   ir_buf_free(&so_tmp);

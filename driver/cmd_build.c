@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "../codegen/cg.h"
 #include "../passes/pass.h"
+#include "../passes/stream.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +117,7 @@ static bool write_text(const char *path, const ir_buf *text) {
   return ok;
 }
 
-static bool write_build(cg_program *p, ir_graph *g, build_kind kind, const char *path, ir_diag *d) {
+static bool write_build(const cg_model *m, build_kind kind, const char *path, ir_diag *d) {
   static const cg_emit_kind code_kinds[] = {[BUILD_LLVM] = CG_EMIT_LLVM, [BUILD_ASM] = CG_EMIT_ASM,
                                             [BUILD_OBJ] = CG_EMIT_OBJ};
   ir_buf out = {0};
@@ -130,13 +131,13 @@ static bool write_build(cg_program *p, ir_graph *g, build_kind kind, const char 
       cli_error("'%s' would be both the shared object and its header; name the output NAME.so", path);
       ok = false;
     } else {
-      ok = cg_emit_shared(p, g, path, &out, d) && write_text(hpath, &out);
+      ok = cg_emit_shared(m, path, &out, d) && write_text(hpath, &out);
     }
     free(hpath);
   } else if (kind == BUILD_HEADER) {
-    ok = cg_emit_header(p, g, &out, d) && write_text(path, &out);
+    ok = cg_emit_header(m, &out, d) && write_text(path, &out);
   } else {
-    ok = cg_emit(p, code_kinds[kind], &out, d) && write_text(path, &out);
+    ok = cg_emit(m->forward, code_kinds[kind], &out, d) && write_text(path, &out);
   }
   ir_buf_free(&out);
   return ok;
@@ -166,17 +167,30 @@ int cmd_build(int argc, char **argv) {
 #ifdef SEQC_TEST_BUILD
   pc.verify_each = true;
 #endif
-  cli_model m;
-  bool ok = cli_load_model(a.in, &d, &m) &&
-            pass_run_pipeline(m.g, a.passes ? a.passes : pass_pipeline_for_level(a.level), &pc);
-  cg_program *p = ok ? cg_compile(m.g, &a.cg, &d) : NULL;
-  ok = p != NULL;
+  const char *pipeline = a.passes ? a.passes : pass_pipeline_for_level(a.level);
+  cli_model src;
+  stream_result sr = {0};
+  cg_model m = {0};
+  bool ok = cli_load_model(a.in, &d, &src);
+  /* The shared object streams when the model can: its step graph is
+   * derived from the model as written, then optimized like forward. */
+  bool wants_step = kind == BUILD_SO || kind == BUILD_HEADER;
+  if (ok && wants_step) ok = stream_derive(src.g, &sr, &d);
+  ok = ok && pass_run_pipeline(src.g, pipeline, &pc) && (!sr.step || pass_run_pipeline(sr.step, pipeline, &pc));
+  if (ok) {
+    m = (cg_model){cg_compile(src.g, &a.cg, &d), src.g, STREAM_TIME_SYMBOL, NULL, sr.step, sr.why_not,
+                   sr.n_state, sr.past_sym, sr.cap_sym};
+    if (sr.step) m.step = cg_compile(sr.step, &a.cg, &d);
+    ok = m.forward && (!sr.step || m.step);
+  }
   if (ok) {
     char *path = a.out ? strdup(a.out) : default_output(a.in, ext);
-    ok = write_build(p, m.g, kind, path, &d);
+    ok = write_build(&m, kind, path, &d);
     free(path);
   }
-  cg_program_free(p);
-  cli_model_free(&m);
+  cg_program_free(m.forward);
+  cg_program_free(m.step);
+  stream_result_free(&sr);
+  cli_model_free(&src);
   return ok ? 0 : 1;
 }

@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "../passes/pass.h"
+#include "../passes/stream.h"
 
 #include <string.h>
 
@@ -24,6 +25,8 @@ void help_opt(FILE *f) {
         "  --time-passes        report the time of each pass to stderr\n"
         "  --verify-each        verify the graph after every pass (always on in test builds)\n"
         "  --locations          print source locations loc(\"file\":line:col)\n"
+        "  --step               print the model's streaming step graph instead (derived\n"
+        "                       before the passes run; an error says which op cannot stream)\n"
         "  -h, --help           show this help\n"
         "\n"
         "passes:\n",
@@ -35,7 +38,7 @@ void help_opt(FILE *f) {
 typedef struct opt_args {
   const char *in, *out, *passes;
   int level; /* -1: not given */
-  bool locations;
+  bool locations, step;
   pass_ctx pc;
 } opt_args;
 
@@ -64,6 +67,8 @@ static int parse_opt_args(int argc, char **argv, opt_args *a) {
       a->pc.verify_each = true;
     } else if (!strcmp(arg, "--locations")) {
       a->locations = true;
+    } else if (!strcmp(arg, "--step")) {
+      a->step = true;
     } else if (!cli_common_arg("opt", arg, &a->in, &a->level)) {
       return 1;
     }
@@ -74,6 +79,12 @@ static int parse_opt_args(int argc, char **argv, opt_args *a) {
     return 1;
   }
   return 0;
+}
+
+static bool derive_step(const cli_model *m, stream_result *sr, ir_diag *d) {
+  if (!stream_derive(m->g, sr, d)) return false;
+  if (!sr->step) cli_error("model '%s' has no step: %s", m->g->name, sr->why_not);
+  return sr->step != NULL;
 }
 
 int cmd_opt(int argc, char **argv) {
@@ -90,17 +101,21 @@ int cmd_opt(int argc, char **argv) {
 
   cli_model m;
   bool ok = cli_load_model(a.in, &d, &m);
+  stream_result sr = {0};
+  if (ok && a.step) ok = derive_step(&m, &sr, &d);
+  ir_graph *g = sr.step ? sr.step : m.g;
   const char *pipeline = a.passes ? a.passes : a.level >= 0 ? pass_pipeline_for_level(a.level) : "";
-  ok = ok && pass_run_pipeline(m.g, pipeline, &a.pc);
+  ok = ok && pass_run_pipeline(g, pipeline, &a.pc);
   if (ok) {
     ir_buf text = {0}, err = {0};
     ir_print_opts po = {a.locations};
-    ir_print_graph(m.g, &po, &text);
+    ir_print_graph(g, &po, &text);
     ok = ir_write_file_atomic(a.out ? a.out : "-", text.s, text.len, &err);
     if (!ok) cli_error("%s", err.s);
     ir_buf_free(&text);
     ir_buf_free(&err);
   }
+  stream_result_free(&sr);
   cli_model_free(&m);
   return ok ? 0 : 1;
 }

@@ -186,6 +186,57 @@ static void unlink_op(ir_graph *g, ir_opid op) {
   o->block = o->prev = o->next = IR_NONE;
 }
 
+void ir_op_move_before(ir_graph *g, ir_opid anchor, ir_opid op) {
+  unlink_op(g, op);
+  ir_op_insert_before(g, anchor, op);
+}
+
+/* ---- symbols ------------------------------------------------------------ */
+
+typedef struct symset {
+  const char **names;
+  int32_t n, cap;
+} symset;
+
+static void add_dim_symbols(symset *s, const ir_dimtab *t, ir_dim d) {
+  const char *found[16];
+  int32_t n = ir_dim_symbols(t, d, found, 16);
+  const char **all = n > 16 ? ir_xmalloc(sizeof(char *) * (size_t)n) : found;
+  if (n > 16) ir_dim_symbols(t, d, all, n);
+  for (int32_t i = 0; i < n; i++) {
+    bool seen = false;
+    for (int32_t j = 0; j < s->n && !seen; j++) seen = !strcmp(s->names[j], all[i]);
+    if (seen) continue;
+    ir_grow((void **)&s->names, &s->cap, s->n + 1, sizeof(char *));
+    s->names[s->n++] = all[i];
+  }
+  if (all != found) free(all);
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int32_t ir_graph_symbols(const ir_graph *g, const char ***names) {
+  symset s = {0};
+  for (ir_val v = 0; v < g->n_vals; v++)
+    for (int32_t i = 0; i < g->vals[v].type.rank; i++) add_dim_symbols(&s, g->dims, g->vals[v].type.dims[i]);
+  for (ir_opid op = 0; op < g->n_ops; op++) {
+    const ir_op *o = ir_o(g, op);
+    if (o->erased) continue;
+    const ir_opinfo *info = ir_opinfo_of(o->kind);
+    for (int32_t a = 0; a < info->n_attrs; a++) {
+      if (!o->attrs[a].present) continue;
+      if (info->attrs[a].kind == IR_ATTR_DIM) add_dim_symbols(&s, g->dims, o->attrs[a].u.d);
+      if (info->attrs[a].kind == IR_ATTR_DIMS)
+        for (int32_t i = 0; i < o->attrs[a].u.dims.n; i++) add_dim_symbols(&s, g->dims, o->attrs[a].u.dims.v[i]);
+    }
+  }
+  if (s.n) qsort(s.names, (size_t)s.n, sizeof(char *), cmp_names);
+  *names = s.names;
+  return s.n;
+}
+
 void ir_op_erase(ir_graph *g, ir_opid op) {
   for (int32_t r = 0; r < g->ops[op].n_regions; r++) {
     ir_blockid b = g->ops[op].regions[r];

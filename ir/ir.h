@@ -194,6 +194,8 @@ ir_opid ir_op_new(ir_graph *g, ir_opkind k, int32_t n_in, const ir_val *in,
 void ir_op_append(ir_graph *g, ir_blockid b, ir_opid op);
 void ir_op_insert_before(ir_graph *g, ir_opid anchor, ir_opid op);
 void ir_op_insert_after(ir_graph *g, ir_opid anchor, ir_opid op);
+/* Unlink op from its block and insert it before anchor. */
+void ir_op_move_before(ir_graph *g, ir_opid anchor, ir_opid op);
 /* Unlink and mark erased, together with the ops of its regions. Its results
  * must be unused (ir_value_use_count). */
 void ir_op_erase(ir_graph *g, ir_opid op);
@@ -223,6 +225,10 @@ const ir_attr *ir_get_attr(const ir_graph *g, ir_opid op, const char *name);
 typedef void (*ir_attr_setup)(ir_graph *g, ir_opid op, void *ud);
 ir_opid ir_build(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_val *in,
                  ir_attr_setup setup, void *ud, ir_diag *d, ir_loc loc);
+
+/* Every dim symbol of g (in value types and dim attributes of live ops),
+ * sorted by name; *names (caller frees) points into g's dim table. */
+int32_t ir_graph_symbols(const ir_graph *g, const char ***names);
 
 /* ---- walking, uses and mutation ----------------------------------------- */
 

@@ -69,8 +69,9 @@ static int compare_names(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static rt_status check_tensors(const rt_model_desc *d, const char *what, const rt_tensor_desc *t,
-                               int32_t n) {
+/* Tensors whose dim_symbols index a list of n_symbols symbols. */
+static rt_status check_tensors_in(const rt_model_desc *d, const char *what, const rt_tensor_desc *t,
+                                  int32_t n, int32_t n_symbols) {
   if (n < 0 || n > RT_MAX_TENSORS || (n > 0 && !t))
     return rt_model_fail(d, RT_EINVAL, "invalid model descriptor: bad %s list", what);
   for (int32_t i = 0; i < n; i++) {
@@ -78,11 +79,41 @@ static rt_status check_tensors(const rt_model_desc *d, const char *what, const r
         t[i].rank > RT_MAX_RANK)
       return rt_model_fail(d, RT_EINVAL, "invalid model descriptor: %s %d", what, (int)i);
     for (int32_t a = 0; t[i].dim_symbols && a < t[i].rank; a++)
-      if (t[i].dim_symbols[a] < -1 || t[i].dim_symbols[a] >= d->n_symbols)
+      if (t[i].dim_symbols[a] < -1 || t[i].dim_symbols[a] >= n_symbols)
         return rt_model_fail(d, RT_EINVAL, "invalid model descriptor: %s '%s' axis %d", what,
                              t[i].name, (int)a);
   }
   return RT_OK;
+}
+
+static rt_status check_tensors(const rt_model_desc *d, const char *what, const rt_tensor_desc *t,
+                               int32_t n) {
+  return check_tensors_in(d, what, t, n, d->n_symbols);
+}
+
+/* A program's symbol map and hoisted values; the forward program's map is
+ * the identity (NULL or 0..n_symbols-1). */
+static rt_status check_program(const rt_model_desc *d, const seqrt_program *p, bool is_step) {
+  if (p->n_symbols > RT_MAX_TENSORS || (p->n_symbols > 0 && is_step && !p->symbol_map) ||
+      (!is_step && p->n_symbols != d->n_symbols))
+    return rt_model_fail(d, RT_EINVAL, "invalid model descriptor: bad program symbols");
+  for (int32_t i = 0; p->symbol_map && i < p->n_symbols; i++) {
+    int32_t k = p->symbol_map[i];
+    if (k < SEQRT_SYM_CAP || k >= d->n_symbols || (!is_step && k != i))
+      return rt_model_fail(d, RT_EINVAL, "invalid model descriptor: program symbol %d", (int)i);
+  }
+  return check_tensors_in(d, "hoisted value", p->hoisted, p->n_hoisted, p->n_symbols);
+}
+
+/* Streaming: the time symbol is a call symbol, and the step's state fits. */
+static rt_status check_stream(const rt_model_desc *d) {
+  if (!d->step) return RT_OK;
+  bool is_call = false;
+  for (int32_t k = 0; k < d->n_call_symbols; k++) is_call = is_call || d->call_symbols[k] == d->time_symbol;
+  if (!is_call) return rt_model_fail(d, RT_EINVAL, "invalid model descriptor: the time symbol is no call symbol");
+  rt_status st = check_program(d, d->step, true);
+  if (st == RT_OK) st = check_tensors_in(d, "state tensor", d->state, d->n_state, d->step->n_symbols);
+  return st;
 }
 
 /* Marks list[0..n) in `role` (1 param, 2 call); each symbol gets one role. */
@@ -160,15 +191,24 @@ static rt_status check_args(const rt_model_desc *d) {
   return st;
 }
 
+static bool program_complete(const seqrt_program *p) {
+  return p && p->run && p->scratch_bytes && p->init && p->init_scratch_bytes &&
+         (p->n_hoisted == 0 || (p->hoisted && p->hoisted_dims)) && p->n_symbols >= 0 &&
+         p->n_hoisted >= 0;
+}
+
 static rt_status check_descriptor(const rt_model_desc *d) {
   if (!d) return rt_fail(RT_EINVAL, "model descriptor is NULL");
-  if (!d->name || !d->dims || !d->run || !d->scratch_bytes)
+  if (!d->name || !d->dims || !program_complete(d->forward) || (d->step && !program_complete(d->step)) ||
+      (d->step && d->n_state > 0 && (!d->state || !d->state_dims)))
     return rt_model_fail(d, RT_EINVAL, "invalid model descriptor: a name or function is NULL");
   rt_status st = check_tensors(d, "input", d->inputs, d->n_inputs);
   if (st == RT_OK) st = check_tensors(d, "parameter", d->params, d->n_params);
   if (st == RT_OK) st = check_tensors(d, "output", d->outputs, d->n_outputs);
   if (st == RT_OK) st = check_symbols(d);
   if (st == RT_OK) st = check_args(d);
+  if (st == RT_OK) st = check_program(d, d->forward, false);
+  if (st == RT_OK) st = check_stream(d);
   return st;
 }
 
@@ -484,6 +524,7 @@ static rt_status open_with(const rt_model_desc *d, rt_st_file *f, const rt_optio
   rt_status st = model_new(d, opt, &m);
   if (st == RT_OK) st = bind(m, f);
   rt_st_close(f);
+  if (st == RT_OK) st = rt_model_init_programs(m);
   if (st != RT_OK) {
     rt_model_close(m);
     return st;
@@ -512,6 +553,7 @@ rt_status rt_model_open_memory(const rt_model_desc *d, const void *buf, size_t n
 
 void rt_model_close(rt_model *m) {
   if (!m) return;
+  rt_model_free_programs(m);
   free(m->data);
   free(m->params);
   free(m->syms);

@@ -111,4 +111,23 @@ void rt_ctx_free(rt_ctx *c); /* NULL allowed */
 rt_status rt_forward(rt_ctx *c, const int64_t *call_symbols, const void *const *inputs,
                      void *const *outputs);
 
+/* ---- streaming (runtime/stream.c; docs/abi.md, "Streaming") ----------------
+ * Every function fails with RT_ESTATE when the model has no step. A ctx's
+ * stream starts at ctx_new with every call symbol at its maximum. */
+
+/* Starts a new stream: pos = 0, the call symbols other than time set to
+ * `values` (in call_symbols order, the time symbol skipped; NULL when there
+ * are none), each within the ctx's maxima. */
+rt_status rt_reset(rt_ctx *c, const int64_t *values);
+/* Runs n steps: inputs and outputs as for rt_forward with T = n. On
+ * failure the stream is unchanged. With a KV cache, the stream holds at
+ * most the ctx's maximum T steps. */
+rt_status rt_step_n(rt_ctx *c, int64_t n, const void *const *inputs, void *const *outputs);
+/* The saved state (format in runtime/stream.c): its size, a copy into buf,
+ * a load from buf, and a copy between two contexts of one model. */
+size_t rt_state_size(const rt_ctx *c);
+rt_status rt_state_save(const rt_ctx *c, void *buf, size_t n);
+rt_status rt_state_load(rt_ctx *c, const void *buf, size_t n);
+rt_status rt_state_copy(const rt_ctx *from, rt_ctx *to);
+
 #endif

@@ -17,17 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct rt_ctx {
-  const rt_model *model;
-  int64_t *max;     /* n_call_symbols: the largest value of each call symbol */
-  int64_t *syms;    /* n_symbols: the model's values; call symbols set per call */
-  int64_t *dims;    /* model->n_dims: written by desc->dims per call */
-  int32_t *slot;    /* n_inputs + n_params: the position in args of input i / param n_inputs + j */
-  void **args;      /* n_inputs + n_params in signature order; params filled once */
-  void **outs;      /* n_outputs */
-  void *scratch;    /* 64-byte aligned, capacity bytes (at least 64) */
-  int64_t capacity;
-};
 
 const char *rt_run_status_message(int32_t code) {
   switch (code) {
@@ -54,10 +43,13 @@ static rt_status check_maxima(const rt_model_desc *d, const int64_t *max) {
   return RT_OK;
 }
 
-/* The scratch block for the maxima (already in c->syms). */
+/* The scratch block for the maxima (already in c->syms): forward's and
+ * step's share it. */
 static rt_status alloc_scratch(rt_ctx *c) {
   const rt_model_desc *d = c->model->desc;
-  int64_t need = d->scratch_bytes(c->syms);
+  int64_t step = rt_stream_scratch_need(c); /* sets the call symbols to their maxima */
+  int64_t need = d->forward->scratch_bytes(c->syms);
+  if (need >= 0 && (step < 0 || step > need)) need = step;
   if (need < 0 || (uint64_t)need > SIZE_MAX - 128)
     return rt_model_fail(d, RT_EINVAL, "ctx_new: the scratch size overflows at these maxima");
   c->capacity = need;
@@ -76,6 +68,9 @@ rt_status rt_ctx_new(const rt_model *m, const int64_t *max_call_symbols, rt_ctx 
   rt_status st = check_maxima(d, max_call_symbols);
   if (st != RT_OK) return st;
   int32_t n_args = d->n_inputs + d->n_params;
+  int32_t n_hoisted = d->forward->n_hoisted;
+  if (d->step && d->step->n_hoisted > n_hoisted) n_hoisted = d->step->n_hoisted;
+  int32_t n_state = d->step ? d->n_state : 0;
   rt_ctx *c = calloc(1, sizeof *c);
   if (c) {
     c->model = m;
@@ -83,8 +78,8 @@ rt_status rt_ctx_new(const rt_model *m, const int64_t *max_call_symbols, rt_ctx 
     c->syms = calloc((size_t)d->n_symbols + 1, sizeof *c->syms);
     c->dims = calloc((size_t)m->n_dims + 1, sizeof *c->dims);
     c->slot = calloc((size_t)n_args + 1, sizeof *c->slot);
-    c->args = calloc((size_t)n_args + 1, sizeof *c->args);
-    c->outs = calloc((size_t)d->n_outputs + 1, sizeof *c->outs);
+    c->args = calloc((size_t)n_args + 2 + n_state + n_hoisted, sizeof *c->args);
+    c->outs = calloc((size_t)d->n_outputs + 1 + n_state, sizeof *c->outs);
   }
   if (!c || !c->max || !c->syms || !c->dims || !c->slot || !c->args || !c->outs) {
     rt_ctx_free(c);
@@ -95,7 +90,8 @@ rt_status rt_ctx_new(const rt_model *m, const int64_t *max_call_symbols, rt_ctx 
     c->syms[d->call_symbols[k]] = c->max[k] = max_call_symbols[k];
   for (int32_t i = 0; i < n_args; i++) c->slot[d->arg_order[i]] = i;
   for (int32_t j = 0; j < d->n_params; j++) c->args[c->slot[d->n_inputs + j]] = m->params[j];
-  st = alloc_scratch(c);
+  st = rt_stream_init(c);
+  if (st == RT_OK) st = alloc_scratch(c);
   if (st != RT_OK) {
     rt_ctx_free(c);
     return st;
@@ -106,6 +102,7 @@ rt_status rt_ctx_new(const rt_model *m, const int64_t *max_call_symbols, rt_ctx 
 
 void rt_ctx_free(rt_ctx *c) {
   if (!c) return;
+  rt_stream_free(c);
   free(c->scratch);
   free(c->outs);
   free(c->args);
@@ -129,7 +126,7 @@ static rt_status set_call_symbols(rt_ctx *c, const int64_t *values) {
 
 /* Checks one caller tensor against its dims and returns the pointer to pass:
  * an empty tensor may be NULL (the scratch stands in; it is never read). */
-static rt_status check_tensor(rt_ctx *c, const char *what, const rt_tensor_desc *t,
+static rt_status check_tensor(rt_ctx *c, const char *call, const char *what, const rt_tensor_desc *t,
                               const int64_t *dims, const void *p, void **pass) {
   const rt_model_desc *d = c->model->desc;
   int64_t bytes;
@@ -138,23 +135,24 @@ static rt_status check_tensor(rt_ctx *c, const char *what, const rt_tensor_desc 
     size_t len = 0;
     for (int32_t a = 0; a < t->rank && len < sizeof shape; a++)
       len += (size_t)snprintf(shape + len, sizeof shape - len, "%s%lld", a ? ", " : "", (long long)dims[a]);
-    return rt_model_fail(d, RT_EINVAL, "forward: %s '%s' would have shape [%s]: a negative dim, or "
-                         "more bytes than fit in 64 bits", what, t->name, shape);
+    return rt_model_fail(d, RT_EINVAL, "%s: %s '%s' would have shape [%s]: a negative dim, or "
+                         "more bytes than fit in 64 bits", call, what, t->name, shape);
   }
-  if (bytes > 0 && !p) return rt_model_fail(d, RT_EINVAL, "forward: %s '%s' is NULL", what, t->name);
+  if (bytes > 0 && !p) return rt_model_fail(d, RT_EINVAL, "%s: %s '%s' is NULL", call, what, t->name);
   *pass = p ? (void *)p : c->scratch;
   return RT_OK;
 }
 
-static rt_status check_tensors(rt_ctx *c, const void *const *inputs, void *const *outputs) {
+rt_status rt_check_tensors(rt_ctx *c, const char *call, const void *const *inputs,
+                           void *const *outputs) {
   const rt_model_desc *d = c->model->desc;
   const int64_t *dims = c->dims;
   rt_status st = RT_OK;
   for (int32_t i = 0; i < d->n_inputs && st == RT_OK; dims += d->inputs[i].rank, i++)
-    st = check_tensor(c, "input", &d->inputs[i], dims, inputs[i], &c->args[c->slot[i]]);
+    st = check_tensor(c, call, "input", &d->inputs[i], dims, inputs[i], &c->args[c->slot[i]]);
   for (int32_t j = 0; j < d->n_params; j++) dims += d->params[j].rank;
   for (int32_t i = 0; i < d->n_outputs && st == RT_OK; dims += d->outputs[i].rank, i++)
-    st = check_tensor(c, "output", &d->outputs[i], dims, outputs[i], &c->outs[i]);
+    st = check_tensor(c, call, "output", &d->outputs[i], dims, outputs[i], &c->outs[i]);
   return st;
 }
 
@@ -171,16 +169,22 @@ rt_status rt_forward(rt_ctx *c, const int64_t *call_symbols, const void *const *
   rt_status st = set_call_symbols(c, call_symbols);
   if (st != RT_OK) return st;
   d->dims(c->syms, c->dims);
-  st = check_tensors(c, inputs, outputs);
+  st = rt_check_tensors(c, "forward", inputs, outputs);
   if (st != RT_OK) return st;
-  int64_t need = d->scratch_bytes(c->syms);
+  return rt_run_program(c, &c->model->forward, c->syms, "forward");
+}
+
+rt_status rt_run_program(rt_ctx *c, const rt_prog *p, const int64_t *psyms, const char *call) {
+  const rt_model_desc *d = c->model->desc;
+  for (int32_t k = 0; k < p->code->n_hoisted; k++) c->args[p->n_args + k] = p->hoisted[k];
+  int64_t need = p->code->scratch_bytes(psyms);
   if (need < 0 || need > c->capacity)
-    return rt_model_fail(d, RT_EINVAL, "forward: these sizes need %lld bytes of scratch, but the "
-                         "ctx has %lld (its maxima do not cover them)", (long long)need,
+    return rt_model_fail(d, RT_EINVAL, "%s: these sizes need %lld bytes of scratch, but the "
+                         "ctx has %lld (its maxima do not cover them)", call, (long long)need,
                          (long long)c->capacity);
-  int32_t code = d->run(c->syms, c->args, c->outs, c->scratch);
+  int32_t code = p->code->run(psyms, c->args, c->outs, c->scratch);
   if (code != 0)
-    return rt_model_fail(d, RT_EINVAL, "forward: run-time check failed: %s",
+    return rt_model_fail(d, RT_EINVAL, "%s: run-time check failed: %s", call,
                          rt_run_status_message(code % RT_RUN_OP_SCALE));
   return RT_OK;
 }

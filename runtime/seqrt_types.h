@@ -50,7 +50,10 @@ typedef struct seqrt_tensor_desc {
 /* A model's functions in array form, for tools that know a model only by
  * its descriptor (dlopen + NAME_descriptor). They behave as the NAME_*
  * functions of its header; dims arrays hold the call symbols in the order
- * of call_symbols, inputs and outputs one pointer each in signature order. */
+ * of call_symbols, inputs and outputs one pointer each in signature order.
+ * The streaming functions are NULL when the model has no step: step_n takes
+ * n new steps (T = n), reset the call symbols other than T (in
+ * call_symbols order, T skipped). */
 typedef struct seqrt_entry_points {
   int (*open)(const char *safetensors_path, const seqrt_options *opt, void **model);
   int (*open_memory)(const void *buf, size_t n, const seqrt_options *opt, void **model);
@@ -60,7 +63,39 @@ typedef struct seqrt_entry_points {
   void (*ctx_free)(void *ctx);
   void (*close)(void *model);
   const char *(*last_error)(void);
+  int (*step_n)(void *ctx, int64_t n, const void *const *inputs, void *const *outputs);
+  int (*reset)(void *ctx, const int64_t *stream_symbols);
+  size_t (*state_size)(const void *ctx);
+  int (*state_save)(const void *ctx, void *buf, size_t n);
+  int (*state_load)(void *ctx, const void *buf, size_t n);
+  int (*state_copy)(const void *from, void *to);
 } seqrt_entry_points;
+
+/* Where a program symbol's value comes from (seqrt_program.symbol_map):
+ * an index into the model's symbols, or one of these. */
+enum {
+  SEQRT_SYM_PAST = -1, /* the steps a stream consumed before this call (pos) */
+  SEQRT_SYM_CAP = -2   /* the ctx's maximum of the time symbol: KV-cache capacity */
+};
+
+/* One compiled program (forward or step): generated functions and the
+ * values its init computes once, at open, from the parameters. */
+typedef struct seqrt_program {
+  /* run(syms, args, outs, scratch): args are the program's graph arguments
+   * in signature order, then the hoisted values; 0 or a status code. */
+  int32_t (*run)(const int64_t *syms, void *const *args, void *const *outs, void *scratch);
+  int64_t (*scratch_bytes)(const int64_t *syms); /* negative on overflow */
+  /* init(syms, args, hoisted, scratch): reads only parameters. */
+  int32_t (*init)(const int64_t *syms, void *const *args, void *const *hoisted, void *scratch);
+  int64_t (*init_scratch_bytes)(const int64_t *syms);
+  int32_t n_hoisted; /* dims depend on parameter symbols only */
+  const seqrt_tensor_desc *hoisted;
+  void (*hoisted_dims)(const int64_t *syms, int64_t *out); /* ranks concatenated */
+  /* The program's symbols in the order run takes them: for each, a model
+   * symbol index or a SEQRT_SYM_* value. */
+  int32_t n_symbols;
+  const int32_t *symbol_map;
+} seqrt_program;
 
 /* Everything the runtime knows about one compiled model, emitted by seqc. */
 typedef struct seqrt_model_desc {
@@ -81,11 +116,6 @@ typedef struct seqrt_model_desc {
    * (ranks concatenated) for the given symbol values. Must not trap for any
    * values; a dim that overflows or divides by zero is written negative. */
   void (*dims)(const int64_t *syms, int64_t *out);
-  /* The generated code: run(syms, args, outs, scratch) computes the outputs
-   * (args in signature order; 0 or a status code), scratch_bytes(syms) the
-   * scratch memory run needs (negative on overflow). */
-  int32_t (*run)(const int64_t *syms, void *const *args, void *const *outs, void *scratch);
-  int64_t (*scratch_bytes)(const int64_t *syms);
   /* Symbols bound by parameter shapes at open (a vocabulary size V), as
    * indices into symbols; each is exactly some axis of some parameter
    * (dim_symbols). */
@@ -98,6 +128,19 @@ typedef struct seqrt_model_desc {
   const int32_t *call_symbols;
   /* The model's functions in array form (see seqrt_entry_points). */
   const seqrt_entry_points *entry;
+  /* The generated code of forward (its symbol_map is the identity). */
+  const seqrt_program *forward;
+  /* Streaming (docs/abi.md, "Streaming"): time_symbol indexes T in symbols
+   * (-1 when the model has none). step is NULL when the model cannot
+   * stream, and no_step then says which op prevents it. The step program
+   * takes the model's arguments, then pos (int64 scalar), then the state
+   * tensors; it writes the outputs, then the new state tensors. */
+  int32_t time_symbol;
+  const char *no_step;
+  const seqrt_program *step;
+  int32_t n_state;
+  const seqrt_tensor_desc *state; /* dim_symbols index the step program's symbols */
+  void (*state_dims)(const int64_t *step_syms, int64_t *out); /* ranks concatenated */
 } seqrt_model_desc;
 
 

@@ -1,0 +1,665 @@
+/*
+ * stream.c - the causality analysis and the step graph (stream.h).
+ *
+ * The step graph starts as a copy of the forward graph (printed and parsed
+ * back, which is lossless and keeps locations). The analysis then walks its
+ * top-level ops once, in order, classifying every value; the ops whose rule
+ * carries state are remembered and rewritten afterwards, so the analysis
+ * sees only the original ops.
+ */
+#include "stream.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum sv_kind { SV_INV, SV_SEQ, SV_FINAL } sv_kind;
+
+typedef struct sv_info {
+  sv_kind kind;
+  int32_t axis; /* SEQ: the T axis */
+} sv_info;
+
+typedef struct sctx {
+  ir_graph *g;
+  ir_dim time;      /* the T dim */
+  sv_info *info;    /* by value id (values of the copy before rewriting) */
+  ir_opid *carriers; /* ops whose rule carries state, in order */
+  int32_t n_carriers, cap_carriers;
+  ir_buf why;       /* the first reason the model cannot stream */
+  /* Rewriting. */
+  ir_val pos, started;
+  ir_val *state_out;
+  int32_t n_state, cap_state;
+  ir_dim past, cap; /* symbols, created on first use */
+  const char *past_name, *cap_name;
+} sctx;
+
+/* ---- classification ----------------------------------------------------------- */
+
+/* The T axis of t: -1 when there is none, -2 when T appears twice or
+ * inside a larger dim expression (T+1, 2*T), which no rule handles. */
+static int32_t time_axis_of_type(const sctx *s, ir_type t) {
+  const char *names[8];
+  int32_t axis = -1;
+  for (int32_t k = 0; k < t.rank; k++) {
+    if (t.dims[k] == s->time) {
+      if (axis >= 0) return -2;
+      axis = k;
+      continue;
+    }
+    int32_t n = ir_dim_symbols(s->g->dims, t.dims[k], names, 8);
+    for (int32_t i = 0; i < n && i < 8; i++)
+      if (!strcmp(names[i], STREAM_TIME_SYMBOL)) return -2;
+  }
+  return axis;
+}
+
+/* Records why op cannot stream (the first reason only). Returns false. */
+static bool block(sctx *s, ir_opid op, const char *fmt, ...) IR_PRINTF(3, 4);
+static bool block(sctx *s, ir_opid op, const char *fmt, ...) {
+  if (s->why.len) return false;
+  const ir_op *o = ir_o(s->g, op);
+  ir_buf_printf(&s->why, "op '%s'", ir_opinfo_of(o->kind)->name);
+  const char *name = o->n_out > 0 ? ir_v(s->g, o->out[0])->name : NULL;
+  if (name) ir_buf_printf(&s->why, " (%s)", name);
+  if (o->loc.file) ir_buf_printf(&s->why, " at %s:%d:%d", o->loc.file, o->loc.line, o->loc.col);
+  ir_buf_puts(&s->why, " ");
+  va_list ap;
+  va_start(ap, fmt);
+  ir_buf_vprintf(&s->why, fmt, ap);
+  va_end(ap);
+  return false;
+}
+
+static sv_info in_info(const sctx *s, ir_opid op, int32_t i) {
+  return s->info[ir_o(s->g, op)->in[i]];
+}
+
+static int32_t in_axis(const sctx *s, ir_opid op, int32_t i) {
+  sv_info v = in_info(s, op, i);
+  return v.kind == SV_SEQ ? v.axis : -1;
+}
+
+static bool any_operand(const sctx *s, ir_opid op, sv_kind k) {
+  const ir_op *o = ir_o(s->g, op);
+  for (int32_t i = 0; i < o->n_in; i++)
+    if (s->info[o->in[i]].kind == k) return true;
+  return false;
+}
+
+static int32_t norm_axis(int64_t axis, int32_t rank) {
+  return (int32_t)(axis < 0 ? axis + rank : axis);
+}
+
+/* Expected T axis of op's results from its rule: AXIS_ANY when a result
+ * may gain a T axis from nothing (a constant of shape [T, ...]). */
+enum { AXIS_NONE = -1, AXIS_ANY = -3 };
+
+/* Sets the class of every result of op, given the axis its rule expects
+ * (AXIS_NONE: no result may have a T axis). */
+static bool classify_results(sctx *s, ir_opid op, int32_t expected) {
+  const ir_op *o = ir_o(s->g, op);
+  bool final = any_operand(s, op, SV_FINAL);
+  for (int32_t r = 0; r < o->n_out; r++) {
+    int32_t ta = time_axis_of_type(s, ir_vtype(s->g, o->out[r]));
+    if (ta == -2) return block(s, op, "has a result whose shape uses T other than as one whole axis");
+    if (ta >= 0 && final)
+      return block(s, op, "uses a value of the whole sequence (a final state) at every step");
+    if (ta < 0 && expected >= 0)
+      return block(s, op, "combines the time axis T away (its result has no T axis)");
+    if (ta >= 0 && expected != AXIS_ANY && ta != expected)
+      return block(s, op, "moves or mixes the time axis T (expected at axis %d, got %d)", expected, ta);
+    s->info[o->out[r]] = (sv_info){ta >= 0 ? SV_SEQ : final ? SV_FINAL : SV_INV, ta};
+  }
+  return true;
+}
+
+/* Folds one operand's implied result axis into *expected. */
+static bool agree(sctx *s, ir_opid op, int32_t *expected, int32_t axis) {
+  if (axis < 0) return true;
+  if (*expected >= 0 && *expected != axis)
+    return block(s, op, "combines operands whose time axes do not line up");
+  *expected = axis;
+  return true;
+}
+
+static void add_carrier(sctx *s, ir_opid op) {
+  ir_grow((void **)&s->carriers, &s->cap_carriers, s->n_carriers + 1, sizeof(ir_opid));
+  s->carriers[s->n_carriers++] = op;
+}
+
+/* ---- the rules (one per `stream` name in ops.def) ------------------------------ */
+
+static bool stream_yield(sctx *s, ir_opid op) { return true; }
+
+static bool stream_elementwise(sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  int32_t rank = ir_vtype(s->g, o->out[0]).rank, expected = AXIS_NONE;
+  for (int32_t i = 0; i < o->n_in; i++) {
+    int32_t a = in_axis(s, op, i);
+    if (a >= 0 && !agree(s, op, &expected, a + rank - ir_vtype(s->g, o->in[i]).rank)) return false;
+  }
+  return classify_results(s, op, expected);
+}
+
+static bool stream_fill(sctx *s, ir_opid op) { return classify_results(s, op, AXIS_ANY); }
+
+static bool stream_iota(sctx *s, ir_opid op) {
+  int32_t ta = time_axis_of_type(s, ir_vtype(s->g, ir_o(s->g, op)->out[0]));
+  if (ta >= 0 && ir_get_int(s->g, op, "axis") == ta) add_carrier(s, op);
+  return classify_results(s, op, AXIS_ANY);
+}
+
+static bool stream_broadcast(sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  int32_t a = in_axis(s, op, 0);
+  if (a < 0) return classify_results(s, op, AXIS_ANY);
+  return classify_results(s, op, a + ir_vtype(s->g, o->out[0]).rank - ir_vtype(s->g, o->in[0]).rank);
+}
+
+static bool stream_matmul(sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  int32_t rank = ir_vtype(s->g, o->out[0]).rank, expected = AXIS_NONE;
+  bool ta = ir_get_int(s->g, op, "transpose_a") != 0, tb = ir_get_int(s->g, op, "transpose_b") != 0;
+  for (int32_t i = 0; i < 2; i++) {
+    int32_t a = in_axis(s, op, i), r = ir_vtype(s->g, o->in[i]).rank;
+    if (a < 0) continue;
+    bool tr = i == 0 ? ta : tb;
+    int32_t contract = i == 0 ? (tr ? r - 2 : r - 1) : (tr ? r - 1 : r - 2);
+    int32_t kept = i == 0 ? (tr ? r - 1 : r - 2) : (tr ? r - 2 : r - 1);
+    if (a == contract) return block(s, op, "contracts over the time axis T");
+    int32_t to = a == kept ? rank - 2 + i : a + rank - r;
+    if (!agree(s, op, &expected, to)) return false;
+  }
+  return classify_results(s, op, expected);
+}
+
+static bool stream_reduce(sctx *s, ir_opid op) {
+  int32_t a = in_axis(s, op, 0);
+  if (a < 0) return classify_results(s, op, AXIS_NONE);
+  const ir_attr *axes = ir_get_attr(s->g, op, "axes");
+  int32_t rank = ir_vtype(s->g, ir_o(s->g, op)->in[0]).rank, before = 0;
+  for (int32_t i = 0; i < axes->u.ints.n; i++) {
+    int32_t x = norm_axis(axes->u.ints.v[i], rank);
+    if (x == a) return block(s, op, "reduces over the time axis T");
+    before += x < a;
+  }
+  return classify_results(s, op, ir_get_int(s->g, op, "keepdims") ? a : a - before);
+}
+
+static bool stream_argreduce(sctx *s, ir_opid op) {
+  int32_t a = in_axis(s, op, 0);
+  if (a < 0) return classify_results(s, op, AXIS_NONE);
+  int32_t x = norm_axis(ir_get_int(s->g, op, "axis"), ir_vtype(s->g, ir_o(s->g, op)->in[0]).rank);
+  if (x == a) return block(s, op, "reduces over the time axis T");
+  return classify_results(s, op, ir_get_int(s->g, op, "keepdims") || x > a ? a : a - 1);
+}
+
+/* Ops that work along `axis` and keep every other axis in place (softmax,
+ * slice, concat, pad, ...): time must not be that axis. */
+static bool stream_along_axis(sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  int32_t x = norm_axis(ir_get_int(s->g, op, "axis"), ir_vtype(s->g, o->in[0]).rank);
+  int32_t expected = AXIS_NONE;
+  for (int32_t i = 0; i < o->n_in; i++) {
+    int32_t a = in_axis(s, op, i);
+    if (a == x) return block(s, op, "works along the time axis T (axis %d)", x);
+    if (!agree(s, op, &expected, a)) return false;
+  }
+  return classify_results(s, op, expected);
+}
+
+static bool stream_layernorm(sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  int32_t a = in_axis(s, op, 0);
+  if (a >= 0 && a == ir_vtype(s->g, o->in[0]).rank - 1)
+    return block(s, op, "normalizes over the time axis T");
+  for (int32_t i = 1; i < o->n_in; i++)
+    if (in_axis(s, op, i) >= 0) return block(s, op, "has a scale or shift that varies over time");
+  return classify_results(s, op, a);
+}
+
+static bool stream_cumulative(sctx *s, ir_opid op) {
+  int32_t a = in_axis(s, op, 0);
+  int32_t x = norm_axis(ir_get_int(s->g, op, "axis"), ir_vtype(s->g, ir_o(s->g, op)->in[0]).rank);
+  if (a >= 0 && a == x) {
+    if (ir_get_int(s->g, op, "reverse")) return block(s, op, "runs backward over the time axis T");
+    add_carrier(s, op);
+  }
+  return classify_results(s, op, a);
+}
+
+/* The product of dims [0, n) of t. */
+static ir_dim leading_product(ir_graph *g, ir_type t, int32_t n) {
+  ir_dim p = ir_dim_const(g->dims, 1);
+  for (int32_t k = 0; k < n; k++) p = ir_dim_mul(g->dims, p, t.dims[k]);
+  return p;
+}
+
+/* A reshape keeps time in place when the elements before the T axis are
+ * as many in the result as in the input (row-major order). */
+static bool stream_reshape(sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  int32_t a = in_axis(s, op, 0);
+  if (a < 0) return classify_results(s, op, AXIS_NONE);
+  ir_type in = ir_vtype(s->g, o->in[0]), out = ir_vtype(s->g, o->out[0]);
+  int32_t ta = time_axis_of_type(s, out);
+  if (ta < 0 || leading_product(s->g, in, a) != leading_product(s->g, out, ta))
+    return block(s, op, "regroups elements across the time axis T");
+  return classify_results(s, op, ta);
+}
+
+static bool stream_transpose(sctx *s, ir_opid op) {
+  int32_t a = in_axis(s, op, 0);
+  if (a < 0) return classify_results(s, op, AXIS_NONE);
+  const ir_attr *perm = ir_get_attr(s->g, op, "perm");
+  for (int32_t j = 0; j < perm->u.ints.n; j++)
+    if (perm->u.ints.v[j] == a) return classify_results(s, op, j);
+  return block(s, op, "has a permutation without the time axis");
+}
+
+static bool stream_gather(sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  int32_t x = norm_axis(ir_get_int(s->g, op, "axis"), ir_vtype(s->g, o->in[0]).rank);
+  int32_t t = in_axis(s, op, 0), i = in_axis(s, op, 1), expected = AXIS_NONE;
+  if (t == x) return block(s, op, "indexes along the time axis T");
+  if (t >= 0 && !agree(s, op, &expected, t < x ? t : t - 1 + ir_vtype(s->g, o->in[1]).rank)) return false;
+  if (i >= 0 && !agree(s, op, &expected, x + i)) return false;
+  return classify_results(s, op, expected);
+}
+
+static bool stream_reverse_sequence(sctx *s, ir_opid op) {
+  int32_t a = in_axis(s, op, 0);
+  if (a >= 0 && a == ir_get_int(s->g, op, "seq_axis")) return block(s, op, "reverses the time axis T");
+  if (in_axis(s, op, 1) >= 0) return block(s, op, "has lengths that vary over time");
+  return classify_results(s, op, a);
+}
+
+static bool stream_attention(sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  if (!any_operand(s, op, SV_SEQ)) return classify_results(s, op, AXIS_NONE);
+  int64_t mask = ir_get_int(s->g, op, "mask");
+  if (mask != IR_MASK_CAUSAL && mask != IR_MASK_WINDOW)
+    return block(s, op, "lets every query see future keys (only mask = causal or window streams)");
+  for (int32_t i = 0; i < 3; i++)
+    if (in_axis(s, op, i) != ir_vtype(s->g, o->in[i]).rank - 2)
+      return block(s, op, "needs queries, keys and values with time as their second-to-last axis");
+  add_carrier(s, op);
+  return classify_results(s, op, ir_vtype(s->g, o->out[0]).rank - 2);
+}
+
+/* A scan over T streams when its per-step inputs are sliced along their T
+ * axis and everything else it reads is invariant: its carries become
+ * state. Any other scan must not read per-step values. */
+static bool stream_scan(sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  int32_t carries = (int32_t)ir_get_int(s->g, op, "carries"), xs = (int32_t)ir_get_int(s->g, op, "xs");
+  int32_t axis = (int32_t)ir_get_int(s->g, op, "axis");
+  if (ir_get_dim(s->g, op, "length") != s->time) {
+    if (any_operand(s, op, SV_SEQ)) return block(s, op, "loops over something other than T but reads per-step values");
+    return classify_results(s, op, AXIS_NONE);
+  }
+  if (ir_get_int(s->g, op, "reverse")) return block(s, op, "runs backward over the time axis T");
+  for (int32_t i = 0; i < o->n_in; i++) {
+    sv_info v = in_info(s, op, i);
+    bool is_x = i >= carries && i < carries + xs;
+    if (is_x && (v.kind != SV_SEQ || v.axis != axis))
+      return block(s, op, "slices per-step input %d along an axis that is not T", i - carries);
+    if (!is_x && v.kind == SV_SEQ)
+      return block(s, op, "passes a whole sequence into its body (operand %d)", i);
+    if (!is_x && v.kind == SV_FINAL)
+      return block(s, op, "starts from or reads a final value of another sequence (operand %d)", i);
+  }
+  add_carrier(s, op);
+  for (int32_t r = 0; r < o->n_out; r++) {
+    bool stacked = r >= carries;
+    int32_t ta = time_axis_of_type(s, ir_vtype(s->g, o->out[r]));
+    if (stacked != (ta == axis) || ta == -2) return block(s, op, "has a carry whose shape uses T");
+    s->info[o->out[r]] = (sv_info){stacked ? SV_SEQ : SV_FINAL, stacked ? axis : -1};
+  }
+  return true;
+}
+
+/* Values computed once at open from parameters: never per-step. */
+static bool stream_init(sctx *s, ir_opid op) {
+  if (any_operand(s, op, SV_SEQ)) return block(s, op, "reads a per-step value");
+  return classify_results(s, op, AXIS_NONE);
+}
+
+typedef bool (*stream_rule)(sctx *s, ir_opid op);
+static const stream_rule rules[IR_OP_COUNT] = {
+#define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, stream, flags, doc) \
+  [IR_OP_##id] = stream_##stream,
+#include "../ir/ops.def"
+};
+
+/* Classifies every top-level value; false (with s->why) when some op
+ * cannot stream. Ops that read and make only invariant or final values
+ * need no rule: they are recomputed on every call. */
+static bool analyze(sctx *s) {
+  ir_graph *g = s->g;
+  const ir_block *body = ir_b(g, g->body);
+  for (int32_t i = 0; i < body->n_args; i++) {
+    int32_t ta = time_axis_of_type(s, ir_vtype(g, body->args[i]));
+    if (ta == -2) {
+      ir_buf_printf(&s->why, "argument '%s' uses T other than as one whole axis",
+                    ir_v(g, body->args[i])->name ? ir_v(g, body->args[i])->name : "?");
+      return false;
+    }
+    if (ta >= 0 && ir_v(g, body->args[i])->is_param) {
+      ir_buf_printf(&s->why, "parameter '%s' has a T axis", ir_v(g, body->args[i])->name);
+      return false;
+    }
+    s->info[body->args[i]] = (sv_info){ta >= 0 ? SV_SEQ : SV_INV, ta};
+  }
+  for (ir_opid op = body->first; op != IR_NONE; op = ir_o(g, op)->next) {
+    const ir_op *o = ir_o(g, op);
+    bool no_time = !any_operand(s, op, SV_SEQ);
+    for (int32_t r = 0; r < o->n_out && no_time; r++) no_time = time_axis_of_type(s, ir_vtype(g, o->out[r])) == -1;
+    if (no_time && o->kind != IR_OP_YIELD) {
+      if (!classify_results(s, op, AXIS_NONE)) return false;
+    } else if (!rules[o->kind](s, op)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* ---- rewriting ------------------------------------------------------------------- */
+
+/* Moves the last op of the body (just built, after the yield) before anchor. */
+static ir_val place_before(sctx *s, ir_opid anchor, ir_opid op) {
+  IR_ASSERT(op != IR_NONE);
+  ir_op_move_before(s->g, anchor, op);
+  return ir_o(s->g, op)->out[0];
+}
+
+typedef struct op_attrs {
+  const char *int_name;
+  int64_t int_value;
+  ir_dim start, end; /* slice */
+} op_attrs;
+
+static void set_op_attrs(ir_graph *g, ir_opid op, void *ud) {
+  const op_attrs *a = ud;
+  if (a->int_name) ir_set_int(g, op, a->int_name, a->int_value);
+  if (ir_o(g, op)->kind == IR_OP_SLICE) {
+    ir_set_dim(g, op, "start", a->start);
+    ir_set_dim(g, op, "end", a->end);
+  }
+}
+
+/* A new inferred op before anchor, with anchor's location. */
+static ir_val build_before(sctx *s, ir_opid anchor, ir_opkind k, int32_t n, const ir_val *in,
+                           op_attrs attrs, ir_diag *d) {
+  ir_opid op = ir_build(s->g, s->g->body, k, n, in, set_op_attrs, &attrs, d, ir_o(s->g, anchor)->loc);
+  return place_before(s, anchor, op);
+}
+
+static ir_val constant_before(sctx *s, ir_opid anchor, ir_type t, double value) {
+  ir_opid op = ir_op_new(s->g, IR_OP_CONSTANT, 0, NULL, 1, &t, ir_o(s->g, anchor)->loc);
+  double f = value;
+  int64_t i = (int64_t)value;
+  ir_tensor_data data = {1, ir_dtype_is_float(t.dtype) ? &f : NULL, ir_dtype_is_float(t.dtype) ? NULL : &i};
+  ir_set_tensor(s->g, op, "value", &data);
+  ir_op_append(s->g, s->g->body, op);
+  return place_before(s, anchor, op);
+}
+
+/* A fresh symbol name: `base`, then base_, base__, ... until unused in g. */
+static const char *fresh_symbol(sctx *s, const char *base) {
+  const char **names = NULL;
+  int32_t n = ir_graph_symbols(s->g, &names);
+  ir_buf b = {0};
+  ir_buf_puts(&b, base);
+  for (bool taken = true; taken;) {
+    taken = false;
+    for (int32_t i = 0; i < n && !taken; i++) taken = !strcmp(names[i], b.s);
+    if (taken) ir_buf_putc(&b, '_');
+  }
+  free(names);
+  const char *name = ir_arena_strdup(s->g->arena, b.s);
+  ir_buf_free(&b);
+  return name;
+}
+
+static ir_val state_arg(sctx *s, ir_type t) {
+  ir_buf name = {0};
+  ir_buf_printf(&name, "state%d", s->n_state);
+  ir_val v = ir_graph_add_input(s->g, t, ir_arena_strdup(s->g->arena, name.s), false);
+  ir_buf_free(&name);
+  return v;
+}
+
+static void add_state(sctx *s, ir_val next) {
+  ir_grow((void **)&s->state_out, &s->cap_state, s->n_state + 1, sizeof(ir_val));
+  s->state_out[s->n_state++] = next;
+}
+
+/* `started` (pos > 0), built before the first op that needs it. */
+static ir_val started(sctx *s, ir_opid anchor, ir_diag *d) {
+  if (s->started != IR_NONE) return s->started;
+  ir_val zero = constant_before(s, anchor, ir_vtype(s->g, s->pos), 0);
+  s->started = build_before(s, anchor, IR_OP_COMPARE, 2, (ir_val[]){s->pos, zero},
+                            (op_attrs){"predicate", IR_CMP_GT, 0, 0}, d);
+  return s->started;
+}
+
+/* `first` before the stream starts, the state afterwards. */
+static ir_val from_state(sctx *s, ir_opid anchor, ir_val state, ir_val first, ir_diag *d) {
+  return build_before(s, anchor, IR_OP_SELECT, 3, (ir_val[]){started(s, anchor, d), state, first},
+                      (op_attrs){0}, d);
+}
+
+static ir_type with_dim(sctx *s, ir_type t, int32_t axis, ir_dim dim) {
+  ir_dim *dims = ir_arena_alloc(s->g->arena, sizeof(ir_dim) * (size_t)t.rank);
+  memcpy(dims, t.dims, sizeof(ir_dim) * (size_t)t.rank);
+  dims[axis] = dim;
+  return ir_type_make(s->g, t.dtype, t.rank, dims);
+}
+
+/* The body's step index counts from pos: pos comes in as one more loop
+ * invariant, and the body reads t + pos wherever it read t. */
+static void offset_step_index(sctx *s, ir_opid op, ir_diag *d) {
+  ir_graph *g = s->g;
+  ir_blockid body = ir_o(g, op)->regions[0];
+  ir_val t = ir_b(g, body)->args[0];
+  if (ir_value_use_count(g, t) == 0) return;
+  int32_t n = ir_o(g, op)->n_in;
+  ir_val *in = ir_xmalloc(sizeof(ir_val) * (size_t)(n + 1));
+  memcpy(in, ir_o(g, op)->in, sizeof(ir_val) * (size_t)n);
+  in[n] = s->pos;
+  ir_op_set_operands(g, op, n + 1, in);
+  free(in);
+  ir_val pos = ir_block_add_arg(g, body, ir_vtype(g, s->pos), "pos");
+  ir_opid add = ir_build(g, body, IR_OP_ADD, 2, (ir_val[]){t, pos}, NULL, NULL, d, ir_o(g, op)->loc);
+  ir_op_move_before(g, ir_b(g, body)->first, add);
+  ir_val global = ir_o(g, add)->out[0];
+  ir_replace_all_uses(g, t, global);
+  ir_op_set_operands(g, add, 2, (ir_val[]){t, pos});
+}
+
+static void rewrite_scan(sctx *s, ir_opid op, ir_diag *d) {
+  ir_op *o = ir_o(s->g, op);
+  int32_t carries = (int32_t)ir_get_int(s->g, op, "carries");
+  ir_val *in = ir_xmalloc(sizeof(ir_val) * (size_t)o->n_in);
+  memcpy(in, o->in, sizeof(ir_val) * (size_t)o->n_in);
+  for (int32_t i = 0; i < carries; i++) {
+    ir_val st = state_arg(s, ir_vtype(s->g, in[i]));
+    in[i] = from_state(s, op, st, in[i], d);
+    add_state(s, ir_o(s->g, op)->out[i]);
+  }
+  ir_op_set_operands(s->g, op, ir_o(s->g, op)->n_in, in);
+  free(in);
+  offset_step_index(s, op, d);
+}
+
+/* The value the lowering starts a cumulative op from (codegen/lower_linalg.c). */
+static double cumulative_identity(ir_opkind k) {
+  return k == IR_OP_CUMPROD ? 1.0 : k == IR_OP_LOGCUMSUMEXP ? -INFINITY : 0.0;
+}
+
+/* y = cum(x) over T becomes c = cum(concat(carry, x)): c[0] is the running
+ * value so far, so the additions happen in forward's order exactly. */
+static void rewrite_cumulative(sctx *s, ir_opid op, ir_diag *d) {
+  ir_graph *g = s->g;
+  ir_val x = ir_o(g, op)->in[0], y = ir_o(g, op)->out[0];
+  int32_t axis = s->info[x].axis;
+  ir_type xt = ir_vtype(g, x);
+  ir_dim one = ir_dim_const(g->dims, 1), n = s->time, n1 = ir_dim_add(g->dims, s->time, one);
+  ir_type st_t = with_dim(s, xt, axis, one);
+  ir_val st = state_arg(s, st_t);
+  ir_val ident = constant_before(s, op, st_t, cumulative_identity(ir_o(g, op)->kind));
+  ir_val carry = from_state(s, op, st, ident, d);
+  ir_val ext = build_before(s, op, IR_OP_CONCAT, 2, (ir_val[]){carry, x}, (op_attrs){"axis", axis, 0, 0}, d);
+  ir_val cum = build_before(s, op, ir_o(g, op)->kind, 1, &ext, (op_attrs){"axis", axis, 0, 0}, d);
+  bool exclusive = ir_get_int(g, op, "exclusive") != 0;
+  ir_val out = build_before(s, op, IR_OP_SLICE, 1, &cum,
+                            (op_attrs){"axis", axis, exclusive ? ir_dim_const(g->dims, 0) : one, exclusive ? n : n1}, d);
+  add_state(s, build_before(s, op, IR_OP_SLICE, 1, &cum, (op_attrs){"axis", axis, n, n1}, d));
+  ir_replace_all_uses(g, y, out);
+  ir_op_erase(g, op);
+}
+
+/* iota along T counts from pos. */
+static void rewrite_iota(sctx *s, ir_opid op, ir_diag *d) {
+  ir_graph *g = s->g;
+  ir_val y = ir_o(g, op)->out[0];
+  ir_opid next = ir_o(g, op)->next;
+  ir_type scalar = ir_type_make(g, ir_vtype(g, y).dtype, 0, NULL);
+  ir_opid cast = ir_op_new(g, IR_OP_CAST, 1, &s->pos, 1, &scalar, ir_o(g, op)->loc);
+  ir_op_append(g, g->body, cast);
+  ir_val offset = place_before(s, next, cast);
+  ir_val shifted = build_before(s, next, IR_OP_ADD, 2, (ir_val[]){y, offset}, (op_attrs){0}, d);
+  ir_replace_all_uses(g, y, shifted);
+  ir_op_set_operands(g, ir_v(g, shifted)->def, 2, (ir_val[]){y, offset});
+}
+
+static ir_dim symbol_dim(sctx *s, const char **name, const char *base) {
+  if (!*name) *name = fresh_symbol(s, base);
+  return ir_dim_sym(s->g->dims, *name, strlen(*name));
+}
+
+/* Keys and values go into caches of capacity `cap` at pos; queries see the
+ * first pos + n entries (the causal mask is bottom-right aligned). */
+static void rewrite_attention(sctx *s, ir_opid op, ir_diag *d) {
+  ir_graph *g = s->g;
+  if (s->past == IR_DIM_INVALID) s->past = symbol_dim(s, &s->past_name, "T_past");
+  if (s->cap == IR_DIM_INVALID) s->cap = symbol_dim(s, &s->cap_name, "T_cap");
+  ir_val in[4];
+  int32_t n_in = ir_o(g, op)->n_in;
+  memcpy(in, ir_o(g, op)->in, sizeof(ir_val) * (size_t)n_in);
+  for (int32_t i = 1; i <= 2; i++) {
+    ir_type t = ir_vtype(g, in[i]);
+    int32_t axis = t.rank - 2;
+    ir_val cache = state_arg(s, with_dim(s, t, axis, s->cap));
+    ir_val next = build_before(s, op, IR_OP_DYNAMIC_UPDATE_SLICE, 3, (ir_val[]){cache, in[i], s->pos},
+                               (op_attrs){"axis", axis, 0, 0}, d);
+    add_state(s, next);
+    in[i] = build_before(s, op, IR_OP_SLICE, 1, &next,
+                         (op_attrs){"axis", axis, ir_dim_const(g->dims, 0), ir_dim_add(g->dims, s->past, s->time)}, d);
+  }
+  ir_op_set_operands(g, op, n_in, in);
+}
+
+/* Appends the new states to the graph's outputs, named state0, state1, ... */
+static void add_state_outputs(sctx *s) {
+  ir_graph *g = s->g;
+  ir_opid y = ir_block_terminator(g, g->body);
+  int32_t n = ir_o(g, y)->n_in;
+  ir_val *in = ir_xmalloc(sizeof(ir_val) * (size_t)(n + s->n_state));
+  memcpy(in, ir_o(g, y)->in, sizeof(ir_val) * (size_t)n);
+  memcpy(in + n, s->state_out, sizeof(ir_val) * (size_t)s->n_state);
+  ir_op_set_operands(g, y, n + s->n_state, in);
+  free(in);
+  const char **names = ir_arena_alloc(g->arena, sizeof(char *) * (size_t)(n + s->n_state));
+  memcpy(names, g->output_names, sizeof(char *) * (size_t)n);
+  for (int32_t i = 0; i < s->n_state; i++) {
+    ir_buf b = {0};
+    ir_buf_printf(&b, "state%d", i);
+    names[n + i] = ir_arena_strdup(g->arena, b.s);
+    ir_buf_free(&b);
+  }
+  g->output_names = names;
+  g->n_outputs = n + s->n_state;
+}
+
+static bool rewrite(sctx *s, ir_diag *d) {
+  ir_graph *g = s->g;
+  s->pos = ir_graph_add_input(g, ir_type_make(g, IR_I64, 0, NULL), "pos", false);
+  for (int32_t i = 0; i < s->n_carriers; i++) {
+    ir_opid op = s->carriers[i];
+    switch (ir_o(g, op)->kind) {
+    case IR_OP_SCAN: rewrite_scan(s, op, d); break;
+    case IR_OP_IOTA: rewrite_iota(s, op, d); break;
+    case IR_OP_ATTENTION: rewrite_attention(s, op, d); break;
+    default: rewrite_cumulative(s, op, d); break;
+    }
+  }
+  add_state_outputs(s);
+  return ir_verify(g, d);
+}
+
+/* ---- driver ------------------------------------------------------------------------ */
+
+static ir_graph *copy_graph(const ir_graph *g, ir_diag *d) {
+  ir_buf text = {0};
+  ir_print_graph(g, &(ir_print_opts){true}, &text);
+  ir_graph *copy = ir_parse(text.s, text.len, "<step graph>", d);
+  ir_buf_free(&text);
+  if (!copy) return NULL;
+  ir_buf name = {0};
+  ir_buf_printf(&name, "%s_step", g->name);
+  copy->name = ir_arena_strdup(copy->arena, name.s);
+  ir_buf_free(&name);
+  return copy;
+}
+
+static bool uses_time(const ir_graph *g) {
+  const char **names = NULL;
+  int32_t n = ir_graph_symbols(g, &names);
+  bool found = false;
+  for (int32_t i = 0; i < n && !found; i++) found = !strcmp(names[i], STREAM_TIME_SYMBOL);
+  free(names);
+  return found;
+}
+
+bool stream_derive(const ir_graph *g, stream_result *out, ir_diag *d) {
+  memset(out, 0, sizeof *out);
+  ir_graph *copy = copy_graph(g, d);
+  if (!copy) return false;
+  sctx s = {0};
+  s.g = copy;
+  s.time = ir_dim_sym(copy->dims, STREAM_TIME_SYMBOL, strlen(STREAM_TIME_SYMBOL));
+  s.info = ir_xcalloc((size_t)copy->n_vals + 1, sizeof(sv_info));
+  s.pos = s.started = IR_NONE;
+  s.past = s.cap = IR_DIM_INVALID;
+  bool ok = true;
+  if (!uses_time(copy)) ir_buf_printf(&s.why, "it has no time dim %s", STREAM_TIME_SYMBOL);
+  if (s.why.len || !analyze(&s)) {
+    out->why_not = s.why.s;
+    s.why.s = NULL;
+    ir_graph_free(copy);
+  } else if ((ok = rewrite(&s, d))) {
+    out->step = copy;
+    out->n_state = s.n_state;
+    out->past_sym = s.past_name;
+    out->cap_sym = s.cap_name;
+  } else {
+    ir_error_at(d, (ir_loc){0}, "internal error: the step graph of '%s' does not verify", g->name);
+    ir_graph_free(copy);
+  }
+  ir_buf_free(&s.why);
+  free(s.info);
+  free(s.carriers);
+  free(s.state_out);
+  return ok;
+}
+
+void stream_result_free(stream_result *r) {
+  ir_graph_free(r->step);
+  free(r->why_not);
+  memset(r, 0, sizeof *r);
+}
