@@ -47,6 +47,24 @@ int main(int argc, char **argv) {
   printf("null input: %s\n", elman_last_error());
   if (elman_forward(NULL, B, T, x, h0, h, ys) == 0) return fail("NULL ctx accepted");
   printf("null ctx: %s\n", elman_last_error());
+  /* Streaming calls check their arguments too. */
+  if (elman_reset(c, 5) == 0) return fail("reset above the ctx maximum accepted");
+  printf("reset above max: %s\n", elman_last_error());
+  if (elman_reset(c, B) || elman_step_n(c, 2, x, h0, h, ys)) return fail("step_n");
+  if (elman_step_n(c, 17, x, h0, h, ys) == 0) return fail("n above the ctx maximum accepted");
+  printf("step above max: %s\n", elman_last_error());
+  if (elman_step(c, NULL, h0, h, ys) == 0) return fail("NULL step input accepted");
+  printf("null step input: %s\n", elman_last_error());
+  size_t size = elman_state_size(c);
+  unsigned char blob[4096];
+  if (size > sizeof blob || elman_state_save(c, blob, size)) return fail("state_save");
+  if (elman_state_save(c, blob, size - 1) == 0) return fail("short state buffer accepted");
+  printf("short buffer: %s\n", elman_last_error());
+  if (elman_state_load(c, blob, size - 1) == 0) return fail("truncated state accepted");
+  printf("truncated: %s\n", elman_last_error());
+  if (elman_reset(c, B - 1) || elman_state_load(c, blob, size) == 0) return fail("state for another B accepted");
+  printf("other B: %s\n", elman_last_error());
+  if (elman_state_load(NULL, blob, size) == 0 || elman_state_size(NULL) != 0) return fail("NULL ctx state");
   elman *bad = NULL;
   if (elman_open("/nonexistent/w.safetensors", NULL, &bad) == 0 || bad) return fail("missing file opened");
   printf("missing file: %s\n", elman_last_error());
