@@ -577,18 +577,44 @@ static void put_dims_function(const abi_plan *p, ir_buf *b) {
   free(t);
 }
 
-/* A program's hoisted values, symbol map and seqrt_program. */
+/* `static const char *const var[]`: what each op of the program is, for
+ * the runtime's messages about failed checks (NULL for erased ops). */
+static void put_op_names(const abi_prog *pr, const char *var, ir_buf *b) {
+  ir_buf_printf(b, "static const char *const %s[] = {\n", var);
+  ir_buf text = {0};
+  for (ir_opid op = 0; op < pr->g->n_ops; op++) {
+    const ir_op *o = ir_o(pr->g, op);
+    if (o->erased) {
+      ir_buf_puts(b, "    NULL,\n");
+      continue;
+    }
+    text.len = 0;
+    ir_op_describe(pr->g, op, &text);
+    if (o->loc.file) ir_buf_printf(&text, " at %s:%d:%d", o->loc.file, o->loc.line, o->loc.col);
+    ir_buf_puts(b, "    ");
+    put_c_string(text.s, b);
+    ir_buf_puts(b, ",\n");
+  }
+  ir_buf_free(&text);
+  ir_buf_printf(b, "%s};\n", pr->g->n_ops ? "" : "    NULL\n");
+}
+
+/* A program's hoisted values, op names, symbol map and seqrt_program. */
 static void put_program(const abi_prog *pr, const char *var, const char *map, ir_buf *b) {
-  ir_buf table = {0}, dims = {0};
+  ir_buf table = {0}, dims = {0}, ops = {0};
   ir_buf_printf(&table, "%s_hoisted", var);
   ir_buf_printf(&dims, "%s_hoisted_dims", var);
+  ir_buf_printf(&ops, "%s_ops", var);
   put_tensor_list(pr, pr->hoisted, pr->n_hoisted, table.s, b);
   put_dims_list(pr, pr->hoisted, pr->n_hoisted, dims.s, b);
+  put_op_names(pr, ops.s, b);
   ir_buf_printf(b, "static const seqrt_program %s = {%s_run, %s_scratch_bytes, %s_init, %s_init_scratch_bytes,\n"
-                   "    %d, %s, %s, %d, %s};\n",
-                var, pr->fn, pr->fn, pr->fn, pr->fn, pr->n_hoisted, table.s, dims.s, pr->n_symbols, map);
+                   "    %d, %s, %s, %d, %s, %d, %s};\n",
+                var, pr->fn, pr->fn, pr->fn, pr->fn, pr->n_hoisted, table.s, dims.s, pr->n_symbols, map,
+                pr->g->n_ops, ops.s);
   ir_buf_free(&table);
   ir_buf_free(&dims);
+  ir_buf_free(&ops);
 }
 
 static void put_step_program(const abi_plan *p, ir_buf *b) {

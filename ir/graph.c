@@ -191,6 +191,13 @@ void ir_op_move_before(ir_graph *g, ir_opid anchor, ir_opid op) {
   ir_op_insert_before(g, anchor, op);
 }
 
+void ir_op_describe(const ir_graph *g, ir_opid op, ir_buf *out) {
+  const ir_op *o = ir_o(g, op);
+  ir_buf_puts(out, ir_opinfo_of(o->kind)->name);
+  const char *name = o->n_out > 0 ? ir_v(g, o->out[0])->name : NULL;
+  if (name) ir_buf_printf(out, " '%s'", name);
+}
+
 /* ---- symbols ------------------------------------------------------------ */
 
 typedef struct symset {

@@ -226,6 +226,10 @@ typedef void (*ir_attr_setup)(ir_graph *g, ir_opid op, void *ud);
 ir_opid ir_build(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_val *in,
                  ir_attr_setup setup, void *ud, ir_diag *d, ir_loc loc);
 
+/* "<kind> '<first result's name>'" ("matmul 'q'"; the kind alone when the
+ * op has no named result), for messages about an op. */
+void ir_op_describe(const ir_graph *g, ir_opid op, ir_buf *out);
+
 /* Every dim symbol of g (in value types and dim attributes of live ops),
  * sorted by name; *names (caller frees) points into g's dim table. */
 int32_t ir_graph_symbols(const ir_graph *g, const char ***names);

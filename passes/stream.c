@@ -61,9 +61,7 @@ static bool block(sctx *s, ir_opid op, const char *fmt, ...) IR_PRINTF(3, 4);
 static bool block(sctx *s, ir_opid op, const char *fmt, ...) {
   if (s->why.len) return false;
   const ir_op *o = ir_o(s->g, op);
-  ir_buf_printf(&s->why, "op '%s'", ir_opinfo_of(o->kind)->name);
-  const char *name = o->n_out > 0 ? ir_v(s->g, o->out[0])->name : NULL;
-  if (name) ir_buf_printf(&s->why, " (%s)", name);
+  ir_op_describe(s->g, op, &s->why);
   if (o->loc.file) ir_buf_printf(&s->why, " at %s:%d:%d", o->loc.file, o->loc.line, o->loc.col);
   ir_buf_puts(&s->why, " ");
   va_list ap;

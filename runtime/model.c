@@ -194,7 +194,7 @@ static rt_status check_args(const rt_model_desc *d) {
 static bool program_complete(const seqrt_program *p) {
   return p && p->run && p->scratch_bytes && p->init && p->init_scratch_bytes &&
          (p->n_hoisted == 0 || (p->hoisted && p->hoisted_dims)) && p->n_symbols >= 0 &&
-         p->n_hoisted >= 0;
+         p->n_hoisted >= 0 && p->n_ops >= 0 && (p->n_ops == 0 || p->op_names);
 }
 
 static rt_status check_descriptor(const rt_model_desc *d) {

@@ -174,6 +174,14 @@ rt_status rt_forward(rt_ctx *c, const int64_t *call_symbols, const void *const *
   return rt_run_program(c, &c->model->forward, c->syms, "forward");
 }
 
+rt_status rt_run_failure(const rt_model_desc *d, const seqrt_program *p, const char *call,
+                         int32_t status) {
+  int32_t op = status / RT_RUN_OP_SCALE - 1;
+  const char *what = op >= 0 && op < p->n_ops && p->op_names ? p->op_names[op] : NULL;
+  return rt_model_fail(d, RT_EINVAL, "%s: %s%srun-time check failed: %s", call, what ? what : "",
+                       what ? ": " : "", rt_run_status_message(status % RT_RUN_OP_SCALE));
+}
+
 rt_status rt_run_program(rt_ctx *c, const rt_prog *p, const int64_t *psyms, const char *call) {
   const rt_model_desc *d = c->model->desc;
   for (int32_t k = 0; k < p->code->n_hoisted; k++) c->args[p->n_args + k] = p->hoisted[k];
@@ -183,8 +191,6 @@ rt_status rt_run_program(rt_ctx *c, const rt_prog *p, const int64_t *psyms, cons
                          "ctx has %lld (its maxima do not cover them)", call, (long long)need,
                          (long long)c->capacity);
   int32_t code = p->code->run(psyms, c->args, c->outs, c->scratch);
-  if (code != 0)
-    return rt_model_fail(d, RT_EINVAL, "%s: run-time check failed: %s", call,
-                         rt_run_status_message(code % RT_RUN_OP_SCALE));
+  if (code != 0) return rt_run_failure(d, p->code, call, code);
   return RT_OK;
 }

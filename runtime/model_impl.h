@@ -66,6 +66,10 @@ void rt_program_syms(const seqrt_program *p, const int64_t *syms, int64_t past, 
  * written), filling c->args and c->outs. */
 rt_status rt_check_tensors(rt_ctx *c, const char *call, const void *const *inputs,
                            void *const *outputs);
+/* The error for a failed run-time check of program p: the failing op's
+ * description (from the status) and what failed. */
+rt_status rt_run_failure(const rt_model_desc *d, const seqrt_program *p, const char *call,
+                         int32_t status);
 /* Runs a program with c->args/c->outs set; `call` names the entry. */
 rt_status rt_run_program(rt_ctx *c, const rt_prog *p, const int64_t *psyms, const char *call);
 

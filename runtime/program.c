@@ -65,6 +65,7 @@ static void **init_args(const rt_model *m, int32_t n_args) {
   return args;
 }
 
+/* `what` names the init in messages ("open: forward init"). */
 static rt_status run_init(rt_model *m, rt_prog *p, const char *what) {
   const rt_model_desc *d = m->desc;
   int64_t *psyms = calloc((size_t)p->code->n_symbols + 1, sizeof *psyms);
@@ -79,9 +80,7 @@ static rt_status run_init(rt_model *m, rt_prog *p, const char *what) {
   if (st == RT_OK && (!scratch || !args)) st = rt_fail(RT_ENOMEM, "out of memory");
   if (st == RT_OK) {
     int32_t code = p->code->init(psyms, args, p->hoisted, scratch);
-    if (code != 0)
-      st = rt_model_fail(d, RT_EINVAL, "open: computing the %s values from the weights failed: %s",
-                         what, rt_run_status_message(code % RT_RUN_OP_SCALE));
+    if (code != 0) st = rt_run_failure(d, p->code, what, code);
   }
   free(args);
   free(scratch);
@@ -92,10 +91,10 @@ static rt_status run_init(rt_model *m, rt_prog *p, const char *what) {
 rt_status rt_model_init_programs(rt_model *m) {
   const rt_model_desc *d = m->desc;
   m->forward = (rt_prog){d->forward, d->n_inputs + d->n_params, NULL, NULL};
-  rt_status st = run_init(m, &m->forward, "forward");
+  rt_status st = run_init(m, &m->forward, "open: forward init");
   if (st == RT_OK && d->step) {
     m->step = (rt_prog){d->step, d->n_inputs + d->n_params + 1 + d->n_state, NULL, NULL};
-    st = run_init(m, &m->step, "step");
+    st = run_init(m, &m->step, "open: step init");
   }
   return st;
 }

@@ -95,6 +95,10 @@ typedef struct seqrt_program {
    * symbol index or a SEQRT_SYM_* value. */
   int32_t n_symbols;
   const int32_t *symbol_map;
+  /* A run status names the failing op by its index (docs/abi.md): its
+   * description ("gather 'emb' at model.yaml:12:5"), NULL when unknown. */
+  int32_t n_ops;
+  const char *const *op_names;
 } seqrt_program;
 
 /* Everything the runtime knows about one compiled model, emitted by seqc. */

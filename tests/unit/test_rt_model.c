@@ -66,10 +66,17 @@ static const rt_tensor_desc tagger_outputs[] = {{"y", RT_DT_F32, 2, dims_BD},
 static const int32_t tagger_arg_order[] = {2, 0, 4, 1, 3}; /* w, x, emb, ids, b */
 static const int32_t tagger_param_syms[] = {SD, SV}, tagger_call_syms[] = {SB, ST};
 
+/* A program without values computed at open. */
+static int32_t no_init(const int64_t *s, void *const *args, void *const *hoisted, void *scratch) { return 0; }
+static int64_t no_bytes(const int64_t *s) { return 0; }
+#define PROGRAM(run, scratch, n_symbols) {run, scratch, no_init, no_bytes, 0, NULL, NULL, n_symbols, NULL, 0, NULL}
+
+static const seqrt_program tagger_program = PROGRAM(tagger_run, tagger_scratch, 4);
 static const rt_model_desc tagger = {
     "tagger", 0x1234, 4, tagger_symbols, 2, tagger_inputs, 3, tagger_params, tagger_arg_order,
-    2, tagger_outputs, tagger_dims, tagger_run, tagger_scratch, 2, tagger_param_syms,
-    2, tagger_call_syms, NULL}; /* entry points: the runtime does not use them */
+    2, tagger_outputs, tagger_dims, 2, tagger_param_syms, 2, tagger_call_syms,
+    NULL, /* entry points: the runtime does not use them */
+    &tagger_program, -1, "no T", NULL, 0, NULL, NULL};
 
 static const float W[D] = {1, 2, -1, 0.5f}, BIAS[D] = {0.25f, 0, 1, -2};
 
@@ -272,8 +279,10 @@ extern const rt_model_desc widen, strict;
 static int32_t widen_run(const int64_t *s, void *const *a, void *const *o, void *scratch) {
   return copy_params(&widen, s, a, o);
 }
+static const seqrt_program widen_program = PROGRAM(widen_run, no_scratch, 1);
 const rt_model_desc widen = {"widen", 1, 1, n_symbol, 0, NULL, 2, widen_params, widen_order, 2,
-                             widen_params, widen_dims, widen_run, no_scratch, 1, sym_N, 0, NULL, NULL};
+                             widen_params, widen_dims, 1, sym_N, 0, NULL, NULL, &widen_program,
+                             -1, "no T", NULL, 0, NULL, NULL};
 
 static const rt_tensor_desc strict_params[] = {
     {"h", RT_DT_F16, 1, dims_N}, {"g", RT_DT_BF16, 1, dims_N}, {"i", RT_DT_I32, 1, dims_N},
@@ -281,8 +290,10 @@ static const rt_tensor_desc strict_params[] = {
 static int32_t strict_run(const int64_t *s, void *const *a, void *const *o, void *scratch) {
   return copy_params(&strict, s, a, o);
 }
+static const seqrt_program strict_program = PROGRAM(strict_run, no_scratch, 1);
 const rt_model_desc strict = {"strict", 2, 1, n_symbol, 0, NULL, 6, strict_params, strict_order, 6,
-                              strict_params, strict_dims, strict_run, no_scratch, 1, sym_N, 0, NULL, NULL};
+                              strict_params, strict_dims, 1, sym_N, 0, NULL, NULL, &strict_program,
+                              -1, "no T", NULL, 0, NULL, NULL};
 
 /* Opens `d` on the tensors and copies its parameters into outs. */
 static void run_copy(const rt_model_desc *d, const st_tensor *t, size_t n, void *const *outs) {
@@ -426,7 +437,14 @@ static void test_descriptor_validation(void **state) {
   (void)state;
   expect_bad_descriptor(NULL, "model descriptor is NULL");
   rt_model_desc d = tagger;
-  d.run = NULL;
+  seqrt_program p = tagger_program;
+  p.run = NULL, d.forward = &p;
+  expect_bad_descriptor(&d, "tagger: invalid model descriptor: a name or function is NULL");
+  d = tagger, d.forward = NULL;
+  expect_bad_descriptor(&d, "tagger: invalid model descriptor: a name or function is NULL");
+  p = tagger_program, p.n_symbols = 3, d.forward = &p;
+  expect_bad_descriptor(&d, "tagger: invalid model descriptor: bad program symbols");
+  p = tagger_program, p.n_ops = 2, d.forward = &p;
   expect_bad_descriptor(&d, "tagger: invalid model descriptor: a name or function is NULL");
   d = tagger, d.arg_order = (const int32_t[]){2, 0, 4, 1, 2};
   expect_bad_descriptor(&d, "arg_order is not a permutation");
@@ -536,9 +554,35 @@ static void test_ctx_limits(void **state) {
   rt_model_close(m);
 
   rt_model_desc d = tagger;
-  d.scratch_bytes = negative_scratch;
+  seqrt_program p = tagger_program;
+  p.scratch_bytes = negative_scratch, d.forward = &p;
   m = open_variant(&d);
   expect_error(rt_ctx_new(m, ok, &c), RT_EINVAL, "the scratch size overflows at these maxima");
+  rt_model_close(m);
+}
+
+/* tagger_run, with its index error attributed to op 1. */
+static int32_t tagger_run_op1(const int64_t *s, void *const *args, void *const *outs, void *scratch) {
+  int32_t st = tagger_run(s, args, outs, scratch);
+  return st ? st + RT_RUN_OP_SCALE * 2 : 0;
+}
+
+static void test_failing_op_named(void **state) {
+  (void)state;
+  static const char *const names[] = {NULL, "gather 'e' at tagger.yaml:7:5"};
+  seqrt_program p = tagger_program;
+  p.run = tagger_run_op1, p.n_ops = 2, p.op_names = names;
+  rt_model_desc d = tagger;
+  d.forward = &p;
+  rt_model *m = open_variant(&d);
+  rt_ctx *c;
+  assert_int_equal(rt_ctx_new(m, (const int64_t[]){4, 3}, &c), RT_OK);
+  tagger_io io;
+  fill_inputs(&io, 4, 3);
+  io.ids[2] = V;
+  expect_error(forward_io(c, &io, 4, 3), RT_EINVAL,
+               "tagger: forward: gather 'e' at tagger.yaml:7:5: run-time check failed: an index");
+  rt_ctx_free(c);
   rt_model_close(m);
 }
 
@@ -576,7 +620,8 @@ static void test_forward_validation(void **state) {
   rt_model_close(m);
 
   rt_model_desc d = tagger;
-  d.scratch_bytes = scratch_peaks_at_B1;
+  seqrt_program p = tagger_program;
+  p.scratch_bytes = scratch_peaks_at_B1, d.forward = &p;
   m = open_variant(&d);
   assert_int_equal(rt_ctx_new(m, (const int64_t[]){4, 3}, &c), RT_OK);
   assert_int_equal(forward_io(c, &io, 2, 3), RT_OK);
@@ -673,6 +718,7 @@ int main(void) {
       cmocka_unit_test(test_options_struct_size),
       cmocka_unit_test(test_ctx_limits),
       cmocka_unit_test(test_forward_validation),
+      cmocka_unit_test(test_failing_op_named),
       cmocka_unit_test(test_run_status_table),
       cmocka_unit_test(test_two_threads_share_a_model),
   };
