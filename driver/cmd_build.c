@@ -158,6 +158,10 @@ int cmd_build(int argc, char **argv) {
     cli_error("a shared object is built for this machine's architecture; use --emit=obj for --target");
     return 1;
   }
+  if (kind == BUILD_HEADER && (a.cg.triple || a.cg.cpu)) {
+    cli_error("a header does not depend on the target; drop --target and --cpu with --emit=header");
+    return 1;
+  }
   a.cg.opt_level = a.level;
 
   ir_diag d;

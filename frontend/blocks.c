@@ -126,6 +126,10 @@ static bool read_options(scan_build *b) {
     return fe_fail(c, fe_loc(c, b->kind), "scan without 'over' sequences needs 'length', the "
                    "number of steps (a dim expression such as T)");
   if (f->length && !fe_read_dim(c, f->length, "scan field 'length'", &b->length)) return false;
+  int64_t v;
+  if (f->length && ir_dim_is_const(c->g->dims, b->length, &v) && v < 0)
+    return fe_fail(c, fe_loc(c, f->length), "scan field 'length' is %lld; a length is at least 0",
+                   (long long)v);
   int32_t want = b->n_carries + b->n_emit;
   if (f->out->n != want)
     return fe_fail(c, fe_loc(c, f->out), "scan field 'out' names %d result%s, but the scan has "

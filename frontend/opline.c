@@ -266,6 +266,8 @@ static bool read_word(opline *p, const kwarg *kw, const char *const *words, int6
       *out = i;
       return true;
     }
+  if (kw->name_len == 0) /* a literal, not a keyword argument */
+    return fe_fail(p->c, loc_at(p, kw->at), "expected %s, got '%s'", expected, excerpt(p, kw->at, kw->end));
   return fe_fail(p->c, loc_at(p, kw->at), "'%s' must be %s, got '%s'", kw_name(p, kw), expected,
                  excerpt(p, kw->at, kw->end));
 }
