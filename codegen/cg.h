@@ -9,17 +9,36 @@
  * The generated module defines, for a graph named NAME (made a C
  * identifier):
  *
+ *   int32_t NAME_init(const int64_t *syms, void *const *args,
+ *                     void *const *hoisted, void *scratch);
+ *   int64_t NAME_init_scratch_bytes(const int64_t *syms);
  *   int32_t NAME_run(const int64_t *syms, void *const *args,
  *                    void *const *outs, void *scratch);
  *   int64_t NAME_scratch_bytes(const int64_t *syms);
  *
  * syms holds the value of every dim symbol, in the order of
- * cg_program.symbols (sorted by name). args holds one pointer per graph
- * argument (inputs and parameters in signature order) and outs one per
- * output, each a dense row-major array in the value's dtype (f16/bf16 as
- * 16-bit patterns, bool as one byte). scratch is 64-byte aligned and holds
- * NAME_scratch_bytes(syms) bytes. NAME_run returns 0, or a cg_status code
- * when a run-time check fails.
+ * cg_program.symbols (sorted by name). Every tensor is a dense row-major
+ * array in the value's dtype (f16/bf16 as 16-bit patterns, bool as one
+ * byte).
+ *
+ * NAME_init runs once, when the model opens: it computes the results of
+ * the graph's `init` op (the const-hoist pass puts weight transposes,
+ * folded biases... there) into hoisted[0..k), k = cg_graph_hoisted(g),
+ * buffers the caller allocates from the init op's result types. Those
+ * types involve parameter dims only, so syms needs only the symbols that
+ * are whole dims of some parameter (others may be 0). args is laid out as
+ * NAME_run's first part; only parameters are read (input pointers may be
+ * NULL). Without an init op, NAME_init returns 0 and
+ * NAME_init_scratch_bytes 0.
+ *
+ * NAME_run's args holds one pointer per graph argument (inputs and
+ * parameters in signature order), then the k hoisted buffers NAME_init
+ * filled, in order; outs holds one per output.
+ *
+ * scratch is 64-byte aligned and holds NAME_scratch_bytes(syms) bytes
+ * (NAME_init_scratch_bytes(syms) for NAME_init); it need not survive
+ * between calls. NAME_init and NAME_run return 0, or a cg_status code when
+ * a run-time check fails.
  */
 #ifndef SEQC_CODEGEN_CG_H
 #define SEQC_CODEGEN_CG_H
@@ -62,6 +81,12 @@ typedef struct cg_program cg_program;
 cg_program *cg_compile(ir_graph *g, const cg_options *o, ir_diag *d);
 void cg_program_free(cg_program *p);
 
+/* Number of results of g's `init` op (the hoisted tensors NAME_init
+ * computes and NAME_run reads after the graph arguments), 0 when g has
+ * none; *init_op (if not NULL) is that op or IR_NONE. Their types are the
+ * init op's result types. */
+int32_t cg_graph_hoisted(const ir_graph *g, ir_opid *init_op);
+
 /* Symbol names in the order NAME_run expects their values. */
 int32_t cg_program_symbols(const cg_program *p, const char *const **names);
 /* The C identifier used for NAME. */
@@ -72,13 +97,28 @@ bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d);
 
 /* ---- shared objects (abi.c, link.c) ---------------------------------------- */
 
-/* NAME.h for p compiled from g: the C interface of its shared object. */
-bool cg_emit_header(cg_program *p, ir_graph *g, ir_buf *out, ir_diag *d);
-/* Link p (compiled from g, PIC, for this architecture) with the runtime
- * into a self-contained shared object at so_path, written atomically; its
- * header NAME.h (the one the glue was compiled against) is appended to
- * `header`. Needs a C compiler (`cc`, or $CC) to compile the glue and link. */
-bool cg_emit_shared(cg_program *p, ir_graph *g, const char *so_path, ir_buf *header, ir_diag *d);
+/* What a shared object is built from: the forward program and, when the
+ * model streams, the step program (passes/stream.h), each with the graph
+ * it was compiled from. */
+typedef struct cg_model {
+  cg_program *forward;
+  ir_graph *forward_graph;
+  const char *time_sym;  /* the time dim symbol (T) */
+  cg_program *step;      /* NULL when the model has no step */
+  ir_graph *step_graph;
+  const char *no_step;   /* why, when step is NULL */
+  int32_t n_state;       /* state arguments of step, after its pos argument */
+  const char *past_sym;  /* step's symbol for pos, or NULL */
+  const char *cap_sym;   /* step's symbol for the KV-cache capacity, or NULL */
+} cg_model;
+
+/* NAME.h for m: the C interface of its shared object. */
+bool cg_emit_header(const cg_model *m, ir_buf *out, ir_diag *d);
+/* Link m (compiled PIC for this architecture) with the runtime into a
+ * self-contained shared object at so_path, written atomically; its header
+ * NAME.h (the one the glue was compiled against) is appended to `header`.
+ * Needs a C compiler (`cc`, or $CC) to compile the glue and link. */
+bool cg_emit_shared(const cg_model *m, const char *so_path, ir_buf *header, ir_diag *d);
 
 /* ---- running in process (jit.c holds every ORC call) ---------------------- */
 
@@ -92,6 +132,9 @@ typedef int32_t (*cg_run_fn)(const int64_t *syms, void *const *args, void *const
 typedef int64_t (*cg_scratch_fn)(const int64_t *syms);
 cg_run_fn cg_jit_run_fn(const cg_jit *j);
 cg_scratch_fn cg_jit_scratch_fn(const cg_jit *j);
+/* NAME_init and NAME_init_scratch_bytes (NAME_init has NAME_run's type). */
+cg_run_fn cg_jit_init_fn(const cg_jit *j);
+cg_scratch_fn cg_jit_init_scratch_fn(const cg_jit *j);
 /* The symbol order of the run function (the program's). */
 int32_t cg_jit_symbols(const cg_jit *j, const char *const **names);
 

@@ -19,8 +19,8 @@
 
 struct cg_jit {
   LLVMOrcLLJITRef jit;
-  cg_run_fn run;
-  cg_scratch_fn scratch_bytes;
+  cg_run_fn run, init;
+  cg_scratch_fn scratch_bytes, init_scratch_bytes;
   const char *const *symbols;
   int32_t n_symbols;
 };
@@ -84,8 +84,9 @@ cg_jit *cg_jit_new(cg_program *p, ir_diag *d) {
     cg_jit_free(j);
     return NULL;
   }
-  LLVMOrcExecutorAddress run = 0, scratch = 0;
-  if (!lookup(j, p, "run", &run, d) || !lookup(j, p, "scratch_bytes", &scratch, d)) {
+  LLVMOrcExecutorAddress run = 0, scratch = 0, init = 0, init_scratch = 0;
+  if (!lookup(j, p, "run", &run, d) || !lookup(j, p, "scratch_bytes", &scratch, d) ||
+      !lookup(j, p, "init", &init, d) || !lookup(j, p, "init_scratch_bytes", &init_scratch, d)) {
     cg_jit_free(j);
     return NULL;
   }
@@ -93,6 +94,9 @@ cg_jit *cg_jit_new(cg_program *p, ir_diag *d) {
    * documented way to call JIT-compiled code. */
   memcpy(&j->run, &(void *){(void *)(uintptr_t)run}, sizeof j->run);
   memcpy(&j->scratch_bytes, &(void *){(void *)(uintptr_t)scratch}, sizeof j->scratch_bytes);
+  memcpy(&j->init, &(void *){(void *)(uintptr_t)init}, sizeof j->init);
+  memcpy(&j->init_scratch_bytes, &(void *){(void *)(uintptr_t)init_scratch},
+         sizeof j->init_scratch_bytes);
   j->n_symbols = cg_program_symbols(p, (const char *const **)&j->symbols);
   return j;
 }
@@ -108,6 +112,8 @@ void cg_jit_free(cg_jit *j) {
 
 cg_run_fn cg_jit_run_fn(const cg_jit *j) { return j->run; }
 cg_scratch_fn cg_jit_scratch_fn(const cg_jit *j) { return j->scratch_bytes; }
+cg_run_fn cg_jit_init_fn(const cg_jit *j) { return j->init; }
+cg_scratch_fn cg_jit_init_scratch_fn(const cg_jit *j) { return j->init_scratch_bytes; }
 int32_t cg_jit_symbols(const cg_jit *j, const char *const **names) {
   *names = j->symbols;
   return j->n_symbols;

@@ -433,7 +433,8 @@ bool cg_lower_block(cg_lower *c, ir_blockid b) {
   for (ir_opid op = ir_b(c->g, b)->first; op != IR_NONE; op = ir_o(c->g, op)->next) {
     const ir_op *o = ir_o(c->g, op);
     if (ir_opinfo_of(o->kind)->flags & IR_TERMINATOR) continue; /* the block's owner copies */
-    cg_alloc_results(c, op);
+    /* init's results live in the caller's buffers (lower_init), not in scratch. */
+    if (o->kind != IR_OP_INIT) cg_alloc_results(c, op);
     if (c->measuring && o->n_regions == 0) continue;
     ir_opid outer = c->current;
     c->current = op;
@@ -448,4 +449,24 @@ bool lower_yield(cg_lower *c, ir_opid op) {
   (void)c;
   (void)op;
   return true; /* terminators are handled by the owner of their block */
+}
+
+/* The init op's results were computed once by NAME_init (module.c) into
+ * buffers the caller keeps: NAME_run finds them in its argument array after
+ * the graph's own arguments, in result order. The measuring walk of
+ * NAME_scratch_bytes only needs their dims. */
+bool lower_init(cg_lower *c, ir_opid op) {
+  const ir_op *o = ir_o(c->g, op);
+  int32_t first = ir_b(c->g, c->g->body)->n_args;
+  for (int32_t i = 0; i < o->n_out; i++) {
+    cg_buf *b = &c->bufs[o->out[i]];
+    set_buf_dims(c, b, ir_vtype(c->g, o->out[i]));
+    if (!c->args) {
+      b->ptr = LLVMConstPointerNull(c->ptr);
+      continue;
+    }
+    LLVMValueRef slot = LLVMBuildGEP2(c->b, c->ptr, c->args, (LLVMValueRef[]){cg_i64(c, first + i)}, 1, "");
+    b->ptr = LLVMBuildLoad2(c->b, c->ptr, slot, "hoisted");
+  }
+  return true;
 }

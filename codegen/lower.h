@@ -37,6 +37,8 @@ typedef struct cg_lower {
   LLVMBasicBlockRef fail;   /* returns *status */
   LLVMValueRef status;      /* i32 alloca */
   LLVMValueRef syms;        /* i64* */
+  LLVMValueRef args;        /* NAME_run's argument array: graph arguments, then the init
+                               op's results (lower_init); NULL in every other function */
   LLVMValueRef scratch;     /* i8* */
   LLVMValueRef sp;          /* i64 alloca: bump offset into scratch */
   LLVMValueRef overflow;    /* i1 alloca (measuring only): a size overflowed int64 */

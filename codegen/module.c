@@ -105,7 +105,7 @@ static void collect_symbols(ir_graph *g, symset *s) {
   if (s->n) qsort(s->names, (size_t)s->n, sizeof(char *), cmp_names);
 }
 
-/* ---- the two functions ----------------------------------------------------------- */
+/* ---- the four functions ----------------------------------------------------------- */
 
 static void set_target_attrs(cg_program *p, LLVMValueRef fn) {
   char *cpu = LLVMGetTargetMachineCPU(p->tm), *features = LLVMGetTargetMachineFeatureString(p->tm);
@@ -153,45 +153,107 @@ static void bind_graph_args(cg_lower *c, LLVMValueRef args) {
   }
 }
 
-static bool build_run(cg_lower *c, cg_program *p) {
+/* NAME_<suffix>: int32_t (ptr syms, ptr args, ptr outs, ptr scratch) when
+ * `run_like`, int64_t (ptr syms) otherwise. Starts a fresh walk: no value
+ * has a buffer yet. */
+static LLVMValueRef add_function(cg_lower *c, cg_program *p, const char *suffix, bool run_like) {
   LLVMTypeRef params[4] = {c->ptr, c->ptr, c->ptr, c->ptr};
   ir_buf name = {0};
-  ir_buf_printf(&name, "%s_run", p->name);
-  LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, LLVMFunctionType(c->i32, params, 4, 0));
+  ir_buf_printf(&name, "%s_%s", p->name, suffix);
+  LLVMTypeRef ty = run_like ? LLVMFunctionType(c->i32, params, 4, 0) : LLVMFunctionType(c->i64, params, 1, 0);
+  LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, ty);
   ir_buf_free(&name);
   set_target_attrs(p, fn);
-  begin_function(c, fn, c->i32);
-  c->measuring = false;
+  begin_function(c, fn, run_like ? c->i32 : c->i64);
+  c->measuring = !run_like;
   c->syms = LLVMGetParam(fn, 0);
-  c->scratch = LLVMGetParam(fn, 3);
-  bind_graph_args(c, LLVMGetParam(fn, 1));
-  if (!cg_lower_block(c, c->g->body)) return false;
-  const ir_op *y = ir_o(c->g, ir_block_terminator(c->g, c->g->body));
+  c->scratch = run_like ? LLVMGetParam(fn, 3) : LLVMConstPointerNull(c->ptr);
+  c->args = NULL;
+  memset(c->bufs, 0, sizeof(cg_buf) * (size_t)c->g->n_vals);
+  return fn;
+}
+
+/* Copy the values block b yields into the caller's arrays outs[i]. */
+static void copy_yield_out(cg_lower *c, ir_blockid b, LLVMValueRef outs) {
+  const ir_op *y = ir_o(c->g, ir_block_terminator(c->g, b));
   for (int32_t i = 0; i < y->n_in; i++) {
     cg_buf out = c->bufs[y->in[i]];
-    out.ptr = load_ptr_arg(c, LLVMGetParam(fn, 2), i);
+    out.ptr = load_ptr_arg(c, outs, i);
     cg_copy(c, &out, &c->bufs[y->in[i]]);
   }
+}
+
+/* The measuring walk's result: the bump pointer, or -1 if a size overflowed. */
+static void return_scratch_size(cg_lower *c) {
+  LLVMValueRef overflowed = LLVMBuildLoad2(c->b, c->i1, c->overflow, "");
+  LLVMBuildRet(c->b, LLVMBuildSelect(c->b, overflowed, cg_i64(c, -1), LLVMBuildLoad2(c->b, c->i64, c->sp, ""), ""));
+}
+
+static bool build_run(cg_lower *c, cg_program *p) {
+  LLVMValueRef fn = add_function(c, p, "run", true);
+  c->args = LLVMGetParam(fn, 1); /* lower_init reads the hoisted values from it */
+  bind_graph_args(c, c->args);
+  if (!cg_lower_block(c, c->g->body)) return false;
+  copy_yield_out(c, c->g->body, LLVMGetParam(fn, 2));
   LLVMBuildRet(c->b, cg_i32(c, 0));
   return true;
 }
 
 static bool build_scratch_bytes(cg_lower *c, cg_program *p) {
-  ir_buf name = {0};
-  ir_buf_printf(&name, "%s_scratch_bytes", p->name);
-  LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, LLVMFunctionType(c->i64, &c->ptr, 1, 0));
-  ir_buf_free(&name);
-  set_target_attrs(p, fn);
-  begin_function(c, fn, c->i64);
-  c->measuring = true;
-  c->syms = LLVMGetParam(fn, 0);
-  c->scratch = LLVMConstPointerNull(c->ptr);
-  memset(c->bufs, 0, sizeof(cg_buf) * (size_t)c->g->n_vals);
+  add_function(c, p, "scratch_bytes", false);
   bind_graph_args(c, NULL);
   if (!cg_lower_block(c, c->g->body)) return false;
-  LLVMValueRef overflowed = LLVMBuildLoad2(c->b, c->i1, c->overflow, "");
-  LLVMBuildRet(c->b, LLVMBuildSelect(c->b, overflowed, cg_i64(c, -1), LLVMBuildLoad2(c->b, c->i64, c->sp, ""), ""));
+  return_scratch_size(c);
   return true;
+}
+
+/* The init region's arguments are the graph parameters it reads (the
+ * verifier guarantees operands are body arguments): their buffers are
+ * args[k] for argument k of the graph, or none when measuring. */
+static void bind_init_args(cg_lower *c, ir_opid init, LLVMValueRef args) {
+  const ir_op *o = ir_o(c->g, init);
+  const ir_block *region = ir_b(c->g, o->regions[0]);
+  for (int32_t i = 0; i < o->n_in; i++) {
+    cg_buf *b = &c->bufs[region->args[i]];
+    b->type = ir_vtype(c->g, region->args[i]);
+    b->dims = ir_arena_alloc(c->g->arena, sizeof(LLVMValueRef) * (size_t)(b->type.rank + 1));
+    for (int32_t d = 0; d < b->type.rank; d++) b->dims[d] = cg_dim(c, b->type.dims[d]);
+    b->ptr = args ? load_ptr_arg(c, args, ir_v(c->g, o->in[i])->index) : LLVMConstPointerNull(c->ptr);
+  }
+}
+
+/* NAME_init(syms, args, hoisted, scratch): the init op's region, its
+ * yields copied to hoisted[i]; just `return 0` without an init op. */
+static bool build_init(cg_lower *c, cg_program *p, ir_opid init) {
+  LLVMValueRef fn = add_function(c, p, "init", true);
+  if (init != IR_NONE) {
+    ir_blockid region = ir_o(c->g, init)->regions[0];
+    bind_init_args(c, init, LLVMGetParam(fn, 1));
+    if (!cg_lower_block(c, region)) return false;
+    copy_yield_out(c, region, LLVMGetParam(fn, 2));
+  }
+  LLVMBuildRet(c->b, cg_i32(c, 0));
+  return true;
+}
+
+static bool build_init_scratch_bytes(cg_lower *c, cg_program *p, ir_opid init) {
+  add_function(c, p, "init_scratch_bytes", false);
+  if (init != IR_NONE) {
+    bind_init_args(c, init, NULL);
+    if (!cg_lower_block(c, ir_o(c->g, init)->regions[0])) return false;
+  }
+  return_scratch_size(c);
+  return true;
+}
+
+int32_t cg_graph_hoisted(const ir_graph *g, ir_opid *init_op) {
+  for (ir_opid op = ir_b(g, g->body)->first; op != IR_NONE; op = ir_o(g, op)->next)
+    if (ir_o(g, op)->kind == IR_OP_INIT) {
+      if (init_op) *init_op = op;
+      return ir_o(g, op)->n_out;
+    }
+  if (init_op) *init_op = IR_NONE;
+  return 0;
 }
 
 /* ---- target machine and pipeline --------------------------------------------------- */
@@ -304,7 +366,10 @@ cg_program *cg_compile(ir_graph *g, const cg_options *o, ir_diag *d) {
   }
   cg_lower c;
   init_lower(&c, p, g, o, d);
-  bool ok = build_run(&c, p) && build_scratch_bytes(&c, p);
+  ir_opid init = IR_NONE;
+  cg_graph_hoisted(g, &init);
+  bool ok = build_run(&c, p) && build_scratch_bytes(&c, p) && build_init(&c, p, init) &&
+            build_init_scratch_bytes(&c, p, init);
   LLVMDisposeBuilder(c.b);
   free(c.bufs);
   free(c.dim_cache);

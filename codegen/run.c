@@ -3,7 +3,9 @@
  * `seqc check` and the tests can run the same graph both ways. Arguments are
  * checked and symbols bound exactly as the interpreter does
  * (ir_interp_bind_args); tensors are converted to dense storage arrays and
- * back.
+ * back. A graph with an `init` op first runs NAME_init into buffers held for
+ * the call (what a shared object does once, when it opens), then NAME_run
+ * with those buffers after the arguments.
  */
 #include "cg.h"
 
@@ -64,6 +66,54 @@ static void *alloc_storage(const ir_tensor *t) {
   return ir_xcalloc(bytes ? bytes : 1, 1);
 }
 
+/* Zeroed dense storage for a value of type t under the bindings, at most
+ * max_elements elements; NULL with a message otherwise. */
+static void *alloc_typed(ir_graph *g, ir_type t, const ir_dim_binding *b, int32_t nb,
+                         int64_t max_elements, const char *what, ir_buf *err) {
+  int64_t numel = 1;
+  for (int32_t d = 0; d < t.rank; d++) {
+    int64_t n;
+    if (!ir_dim_eval(g->dims, t.dims[d], b, nb, &n, err)) return NULL;
+    if (n < 0 || __builtin_mul_overflow(numel, n, &numel) || numel > max_elements) {
+      ir_buf_printf(err, "%s has more than %lld elements", what, (long long)max_elements);
+      return NULL;
+    }
+  }
+  size_t bytes = (size_t)numel * ir_dtype_size(t.dtype);
+  return ir_xcalloc(bytes ? bytes : 1, 1);
+}
+
+/* 64-byte aligned scratch of size(syms) bytes, within the limit. */
+static void *alloc_scratch(cg_scratch_fn size, const int64_t *syms, const char *what, ir_buf *err) {
+  int64_t need = size(syms);
+  if (need < 0 || need > CG_MAX_SCRATCH_BYTES) {
+    ir_buf_printf(err, "%s needs %lld bytes of scratch memory, above the limit", what, (long long)need);
+    return NULL;
+  }
+  return aligned_alloc(64, (size_t)((need + 63) / 64 * 64 + 64));
+}
+
+/* The hoisted values: NAME_init's results, in buffers appended to args
+ * after the n_args graph arguments (args has room for them). */
+static bool run_init(cg_jit *j, ir_graph *g, const ir_dim_binding *b, int32_t nb,
+                     int64_t max_elements, const int64_t *syms, void **args, int32_t n_args,
+                     ir_buf *err) {
+  ir_opid init;
+  int32_t k = cg_graph_hoisted(g, &init);
+  for (int32_t i = 0; i < k; i++) {
+    char what[48];
+    snprintf(what, sizeof what, "hoisted value %d", i);
+    args[n_args + i] = alloc_typed(g, ir_vtype(g, ir_o(g, init)->out[i]), b, nb, max_elements, what, err);
+    if (!args[n_args + i]) return false;
+  }
+  void *scratch = alloc_scratch(cg_jit_init_scratch_fn(j), syms, "init", err);
+  if (!scratch) return false;
+  int32_t status = cg_jit_init_fn(j)(syms, args, args + n_args, scratch);
+  free(scratch);
+  if (status != 0) report_failure(g, status, err);
+  return status == 0;
+}
+
 bool cg_jit_run_tensors(cg_jit *j, ir_graph *g, const ir_tensor *args, int32_t n_args,
                         ir_tensor *outs, const ir_interp_opts *opts, ir_buf *err) {
   for (int32_t i = 0; i < g->n_outputs; i++) memset(&outs[i], 0, sizeof outs[i]);
@@ -72,8 +122,9 @@ bool cg_jit_run_tensors(cg_jit *j, ir_graph *g, const ir_tensor *args, int32_t n
   if (!ir_interp_bind_args(g, args, n_args, opts, &binds, &nb, err)) return false;
   const char *const *names;
   int32_t n_syms = cg_jit_symbols(j, &names);
+  int32_t n_in = n_args + cg_graph_hoisted(g, NULL);
   int64_t *syms = ir_xcalloc((size_t)n_syms + 1, sizeof(int64_t));
-  void **in = ir_xcalloc((size_t)n_args + 1, sizeof(void *));
+  void **in = ir_xcalloc((size_t)n_in + 1, sizeof(void *));
   void **out = ir_xcalloc((size_t)g->n_outputs + 1, sizeof(void *));
   int64_t max_elements = opts && opts->max_elements > 0 ? opts->max_elements : (int64_t)1 << 28;
   void *scratch = NULL;
@@ -87,14 +138,8 @@ bool cg_jit_run_tensors(cg_jit *j, ir_graph *g, const ir_tensor *args, int32_t n
     ir_buf_free(&bytes);
   }
   for (int32_t i = 0; ok && i < g->n_outputs; i++) out[i] = alloc_storage(&outs[i]);
-  if (ok) {
-    int64_t need = cg_jit_scratch_fn(j)(syms);
-    ok = need >= 0 && need <= CG_MAX_SCRATCH_BYTES;
-    if (!ok) ir_buf_printf(err, "the graph needs %lld bytes of scratch memory, above the limit",
-                           (long long)need);
-    else
-      scratch = aligned_alloc(64, (size_t)((need + 63) / 64 * 64 + 64));
-  }
+  ok = ok && run_init(j, g, binds, nb, max_elements, syms, in, n_args, err);
+  if (ok) ok = (scratch = alloc_scratch(cg_jit_scratch_fn(j), syms, "the graph", err)) != NULL;
   if (ok) {
     int32_t status = cg_jit_run_fn(j)(syms, in, out, scratch);
     ok = status == 0;
@@ -106,7 +151,7 @@ bool cg_jit_run_tensors(cg_jit *j, ir_graph *g, const ir_tensor *args, int32_t n
   }
   if (!ok)
     for (int32_t i = 0; i < g->n_outputs; i++) ir_tensor_free(&outs[i]);
-  for (int32_t i = 0; i < n_args; i++) free(in[i]);
+  for (int32_t i = 0; i < n_in; i++) free(in[i]);
   for (int32_t i = 0; i < g->n_outputs; i++) free(out[i]);
   free(in);
   free(out);

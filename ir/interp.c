@@ -66,7 +66,7 @@
  *      window  causal and (i + Tk - Tq) - j < window
  *      prefix  j < lengths[b] or causal;
  *    a row with no visible key gives 0.
- *  - scan: see eval_scan.
+ *  - scan: see eval_scan; init: see eval_init.
  */
 #include "interp.h"
 
@@ -1662,6 +1662,40 @@ static bool eval_scan(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *ou
     ir_tensor_free(&carry[c]);
   }
   free(carry);
+  return ok;
+}
+
+/*
+ * init: the region runs once with its arguments bound to the operands (the
+ * graph's parameters, borrowed like scan invariants) and the results are
+ * copies of what it yields. Compiled code runs it once when the model
+ * opens; the interpreter simply evaluates it where it stands, so a graph
+ * means the same with or without const-hoist.
+ */
+static bool eval_init(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *out) {
+  if (!ip->env) return fail(ip, id, "ops with regions need a whole graph (ir_interp_run)");
+  const ir_op *op = ir_o(ip->g, id);
+  ir_blockid body = op->regions[0];
+  const ir_block *blk = ir_b(ip->g, body);
+  if (blk->n_args != op->n_in)
+    return fail(ip, id, "the region has %d arguments, expected %d", blk->n_args, op->n_in);
+  for (int32_t i = 0; i < op->n_in; i++) env_set(ip, blk->args[i], in[i], true);
+  ir_opid y = IR_NONE;
+  bool ok = run_block(ip, body, &y);
+  if (ok && ir_o(ip->g, y)->n_in != op->n_out)
+    ok = fail(ip, id, "the region yields %d values for %d results", ir_o(ip->g, y)->n_in, op->n_out);
+  for (int32_t r = 0; ok && r < op->n_out; r++) {
+    ir_val v = ir_o(ip->g, y)->in[r];
+    if (v < 0 || v >= ip->g->n_vals || !ip->env[v].live) {
+      ok = fail(ip, id, "yield operand %d is not defined", r);
+      break;
+    }
+    const ir_tensor *t = &ip->env[v].t;
+    ok = alloc_result(ip, id, r, t->rank, t->shape, &out[r]);
+    if (ok && out[r].numel) memcpy(out[r].data, t->data, sizeof(double) * (size_t)out[r].numel);
+  }
+  release_block(ip, body);
+  if (!ok && ip->err) ir_buf_puts(ip->err, " (in init)");
   return ok;
 }
 

@@ -840,6 +840,35 @@ static bool infer_scan(infer_ctx *c) {
          scan_check_yield(c, &s, body);
 }
 
+/* init: the region is isolated like a scan body, its arguments being the
+ * operands themselves (same types, in order); the results are whatever it
+ * yields. Where an init may stand and what it may read is ir_verify's
+ * business (verify.c), not a typing matter. */
+static bool infer_init(infer_ctx *c) {
+  ir_blockid body = cur_op(c)->regions[0];
+  if (body < 0 || body >= c->g->n_blocks) return fail(c, "region is not a block");
+  const ir_block *b = ir_b(c->g, body);
+  if (b->n_args != n_in(c))
+    return fail(c, "region has %d arguments, expected %d (one per operand)", b->n_args, n_in(c));
+  for (int32_t i = 0; i < b->n_args; i++) {
+    ir_val a = b->args[i];
+    if (a < 0 || a >= c->g->n_vals || !type_well_formed(c->g, ir_vtype(c->g, a)))
+      return fail(c, "region argument %d is not a well-formed value", i);
+    if (!ir_type_equal(ir_vtype(c->g, a), in_type(c, i)))
+      return fail(c, "region argument %d has type %s, but operand %d is %s", i,
+                  ty(c, ir_vtype(c->g, a)), i, ty(c, in_type(c, i)));
+  }
+  ir_opid y = ir_block_terminator(c->g, body);
+  if (y == IR_NONE || ir_o(c->g, y)->kind != IR_OP_YIELD)
+    return fail(c, "region does not end with yield");
+  const ir_op *yo = ir_o(c->g, y);
+  for (int32_t i = 0; i < yo->n_in; i++)
+    if (yo->in[i] < 0 || yo->in[i] >= c->g->n_vals || !type_well_formed(c->g, ir_vtype(c->g, yo->in[i])))
+      return fail(c, "region yield operand %d is not a well-formed value", i);
+  for (int32_t i = 0; i < yo->n_in; i++) emit(c, ir_vtype(c->g, yo->in[i]));
+  return true;
+}
+
 /* ---- dispatch -------------------------------------------------------------- */
 
 typedef bool (*infer_fn)(infer_ctx *c);

@@ -21,6 +21,10 @@
  * read or whose region lacks a terminator, since its errors are already
  * reported and would only cascade. Per block it checks the terminator; for
  * the graph it checks the outputs' count and names.
+ *
+ * `init` (values computed once when a compiled model opens) has a place of
+ * its own: at most one per graph, in the graph body, reading graph
+ * parameters only, since the generated NAME_init gets nothing else.
  */
 #include "ir.h"
 
@@ -40,6 +44,7 @@ typedef struct verifier {
   int32_t types_cap;
   ir_buf text[6];         /* rotating buffers for names and types in messages */
   int32_t next_text;
+  ir_opid init;           /* the first init op met, IR_NONE before */
 } verifier;
 
 static IR_PRINTF(3, 4) void report(verifier *V, ir_loc loc, const char *fmt, ...) {
@@ -285,6 +290,30 @@ static void check_inferred_types(verifier *V, ir_opid o) {
   }
 }
 
+/* ---- init ------------------------------------------------------------------ */
+
+/* One init, at the top level, whose operands are graph parameters. */
+static void check_init_placement(verifier *V, ir_blockid b, ir_opid o) {
+  const ir_op *op = ir_o(V->g, o);
+  if (b != V->g->body) {
+    report(V, op->loc, "init must be at the top level of the graph, not in %s", block_desc(V, b));
+    return;
+  }
+  for (int32_t i = 0; i < op->n_in; i++) {
+    ir_val v = op->in[i];
+    if (!valid_val(V, v)) continue; /* reported by check_operand */
+    const ir_value *val = ir_v(V->g, v);
+    if (val->def != IR_NONE || val->block != V->g->body || !val->is_param)
+      report(V, op->loc, "init operand %d is %s, not a graph parameter", i, val_desc(V, v));
+  }
+  if (V->init == IR_NONE) {
+    V->init = o;
+    return;
+  }
+  report(V, op->loc, "a graph has at most one init op");
+  ir_note_at(V->d, ir_o(V->g, V->init)->loc, "the first init op is here");
+}
+
 /* ---- ops and blocks -------------------------------------------------------- */
 
 static void check_op(verifier *V, ir_blockid b, ir_opid o, bool is_last) {
@@ -302,6 +331,7 @@ static void check_op(verifier *V, ir_blockid b, ir_opid o, bool is_last) {
            block_desc(V, b));
   if (op->kind == IR_OP_YIELD && !is_last)
     report(V, op->loc, "yield must be the last op of %s", block_desc(V, b));
+  if (op->kind == IR_OP_INIT) check_init_placement(V, b, o);
   bool can_infer = true;
   for (int32_t i = 0; i < op->n_in; i++)
     if (check_operand(V, b, o, i) == OPERAND_UNUSABLE) can_infer = false;
@@ -382,7 +412,7 @@ static void check_output_names(verifier *V) {
 }
 
 bool ir_verify(ir_graph *g, ir_diag *d) {
-  verifier V = {.g = g, .d = d, .ok = true};
+  verifier V = {.g = g, .d = d, .ok = true, .init = IR_NONE};
   if (g->body < 0 || g->body >= g->n_blocks) {
     ir_error_at(d, (ir_loc){0}, "graph '%s' has no body block", g->name ? g->name : "?");
     return false;

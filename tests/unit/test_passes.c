@@ -1,5 +1,5 @@
-/* Unit tests for the pass manager (passes/pass.c) and the canonicalize, cse
- * and dce passes. Graphs are written in the text form; every pass test runs
+/* Unit tests for the pass manager (passes/pass.c) and the canonicalize, cse,
+ * dce and const-hoist passes. Graphs are written in the text form; every pass test runs
  * with the verifier after each pass and checks with the reference
  * interpreter that the graph computes bit-identical outputs before and after
  * on fixed inputs (which include -0.0, +0.0 and infinities). */
@@ -154,9 +154,9 @@ static void test_registry_and_levels(void **state) {
   assert_null(pass_lookup("csex", 4));
   assert_string_equal(pass_lookup("dce,cse", 3)->name, "dce"); /* length-delimited */
   assert_string_equal(pass_pipeline_for_level(0), "decompose");
-  assert_string_equal(pass_pipeline_for_level(1), "decompose,canonicalize,dce");
-  assert_string_equal(pass_pipeline_for_level(2), "decompose,canonicalize,cse,dce");
-  assert_string_equal(pass_pipeline_for_level(3), "decompose,canonicalize,cse,dce");
+  assert_string_equal(pass_pipeline_for_level(1), "decompose,canonicalize,dce,const-hoist");
+  assert_string_equal(pass_pipeline_for_level(2), "decompose,canonicalize,cse,dce,const-hoist");
+  assert_string_equal(pass_pipeline_for_level(3), "decompose,canonicalize,cse,dce,const-hoist");
 }
 
 static void test_pipeline_parsing(void **state) {
@@ -679,6 +679,72 @@ static void test_default_pipeline_on_scan(void **state) {
   ir_graph_free(g);
 }
 
+/* ---- const-hoist ------------------------------------------------------------ */
+
+static const char *hoist_text =
+    "graph @g(%x: f32[2, 4], param %W: f32[3, 4], param %b1: f32[3], param %b2: f32[3])\n"
+    "    -> (y: f32[2, 3], c: f32[2, 3]) {\n"
+    "  %Wt: f32[4, 3] = transpose %W {perm = [1, 0]}\n"
+    "  %m: f32[2, 3] = matmul %x, %Wt\n"
+    "  %k: f32[] = constant {value = 2.0}\n"
+    "  %b: f32[3] = add %b1, %b2\n"
+    "  %bk: f32[3] = mul %b, %k\n"
+    "  %y: f32[2, 3] = add %m, %bk\n"
+    "  %c: f32[2, 3] = mul %y, %k\n"
+    "  yield %y, %c\n"
+    "}\n";
+
+static void test_const_hoist_moves_param_work(void **state) {
+  (void)state;
+  ir_graph *g = optimize(hoist_text, "const-hoist");
+  ir_opid init = ir_b(g, g->body)->first;
+  assert_int_equal(ir_o(g, init)->kind, IR_OP_INIT);
+  assert_int_equal(tb_count_ops(g, IR_OP_INIT), 1);
+  /* Wt and bk escape; b stays internal; k is copied in and kept outside. */
+  assert_int_equal(ir_o(g, init)->n_out, 2);
+  assert_int_equal(ir_o(g, init)->n_in, 3);
+  ir_blockid region = ir_o(g, init)->regions[0];
+  assert_int_equal(tb_count_ops_in(g, region, IR_OP_TRANSPOSE), 1);
+  assert_int_equal(tb_count_ops_in(g, region, IR_OP_ADD), 1);
+  assert_int_equal(tb_count_ops_in(g, region, IR_OP_CONSTANT), 1);
+  assert_int_equal(tb_count_ops(g, IR_OP_CONSTANT), 2);
+  assert_int_equal(tb_count_ops(g, IR_OP_TRANSPOSE), 1);
+  /* Idempotent: a second run leaves the text unchanged. */
+  char *once = tb_print(g);
+  ir_graph_free(g);
+  g = optimize(once, "const-hoist,const-hoist");
+  char *twice = tb_print(g);
+  assert_string_equal(once, twice);
+  free(once);
+  free(twice);
+  ir_graph_free(g);
+}
+
+static void test_const_hoist_leaves_other_work(void **state) {
+  (void)state;
+  static const char *text =
+      "graph @g(%x: f32[4], param %W: f32[4]) -> (y: f32[4], z: f32[4]) {\n"
+      "  %z: f32[4] = constant {value = 1.0}\n"
+      "  %a: f32[4] = add %x, %W\n"
+      "  %y, %ys: f32[4], f32[2, 4] = scan %a, %W {length = 2, carries = 1, xs = 0} {\n"
+      "  ^(%t: i64[], %c: f32[4], %w: f32[4]):\n"
+      "    %n: f32[4] = mul %c, %w\n"
+      "    yield %n, %n\n"
+      "  }\n"
+      "  yield %y, %z\n"
+      "}\n";
+  ir_graph *g = tb_parse(text);
+  char *before = tb_print(g);
+  ir_graph_free(g);
+  g = optimize(text, "const-hoist");
+  char *after = tb_print(g);
+  assert_string_equal(before, after);
+  assert_int_equal(tb_count_ops(g, IR_OP_INIT), 0);
+  free(before);
+  free(after);
+  ir_graph_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registry_and_levels),
@@ -700,6 +766,8 @@ int main(void) {
       cmocka_unit_test(test_dce_drops_all_slices),
       cmocka_unit_test(test_dce_nested_scans),
       cmocka_unit_test(test_default_pipeline_on_scan),
+      cmocka_unit_test(test_const_hoist_moves_param_work),
+      cmocka_unit_test(test_const_hoist_leaves_other_work),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -185,6 +185,18 @@ static const char NESTED_SCANS[] =
     "  yield %enc.h, %enc.ys\n"
     "}\n";
 
+/* An init op, as const-hoist writes it: a region over a parameter. */
+static const char WITH_INIT[] =
+    "graph @hoisted(%x: f32[B, 4], param %w: f32[8, 4]) -> (y: f32[B, 8]) {\n"
+    "  %wt: f32[4, 8] = init %w {\n"
+    "  ^(%wi: f32[8, 4]):\n"
+    "    %t: f32[4, 8] = transpose %wi {perm = [1, 0]}\n"
+    "    yield %t\n"
+    "  }\n"
+    "  %y: f32[B, 8] = matmul %x, %wt\n"
+    "  yield %y\n"
+    "}\n";
+
 /* Hand-written: comments, line breaks, the second result form, extra
  * spaces, all-digit (anonymous) names out of order. */
 static const char HAND_WRITTEN[] =
@@ -212,6 +224,7 @@ static void test_canonical_texts_print_unchanged(void **state) {
   (void)state;
   assert_canonical(ALL_OPS);
   assert_canonical(NESTED_SCANS);
+  assert_canonical(WITH_INIT);
   assert_canonical(HAND_WRITTEN_PRINTED);
 }
 
@@ -233,7 +246,7 @@ static bool mark_kind(ir_graph *g, ir_opid op, void *ud) {
 static void test_texts_cover_every_op(void **state) {
   (void)state;
   bool seen[IR_OP_COUNT] = {false};
-  const char *texts[] = {ALL_OPS, NESTED_SCANS, HAND_WRITTEN};
+  const char *texts[] = {ALL_OPS, NESTED_SCANS, WITH_INIT, HAND_WRITTEN};
   for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
     ir_graph *g = parse_ok(texts[i]);
     ir_walk(g, g->body, mark_kind, seen);
