@@ -634,7 +634,7 @@ static void put_step_program(const abi_plan *p, ir_buf *b) {
 }
 
 static void put_code_declarations(const abi_prog *pr, ir_buf *b) {
-  ir_buf_printf(b, "int32_t %s_run(const int64_t *, void *const *, void *const *, void *);\n"
+  ir_buf_printf(b, "int32_t %s_run(const int64_t *, void *const *, void *const *, void *, void *);\n"
                    "int64_t %s_scratch_bytes(const int64_t *);\n"
                    "int32_t %s_init(const int64_t *, void *const *, void *const *, void *);\n"
                    "int64_t %s_init_scratch_bytes(const int64_t *);\n",

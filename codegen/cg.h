@@ -127,13 +127,17 @@ typedef struct cg_jit cg_jit;
  * must outlive the JIT. */
 cg_jit *cg_jit_new(cg_program *p, ir_diag *d);
 void cg_jit_free(cg_jit *j);
+/* NAME_run; exec is a seqrt_exec (runtime/exec.h) or NULL. */
 typedef int32_t (*cg_run_fn)(const int64_t *syms, void *const *args, void *const *outs,
-                             void *scratch);
+                             void *scratch, void *exec);
+/* NAME_init: NAME_run's arguments without exec. */
+typedef int32_t (*cg_init_fn)(const int64_t *syms, void *const *args, void *const *hoisted,
+                              void *scratch);
 typedef int64_t (*cg_scratch_fn)(const int64_t *syms);
 cg_run_fn cg_jit_run_fn(const cg_jit *j);
 cg_scratch_fn cg_jit_scratch_fn(const cg_jit *j);
-/* NAME_init and NAME_init_scratch_bytes (NAME_init has NAME_run's type). */
-cg_run_fn cg_jit_init_fn(const cg_jit *j);
+/* NAME_init and NAME_init_scratch_bytes. */
+cg_init_fn cg_jit_init_fn(const cg_jit *j);
 cg_scratch_fn cg_jit_init_scratch_fn(const cg_jit *j);
 /* The symbol order of the run function (the program's). */
 int32_t cg_jit_symbols(const cg_jit *j, const char *const **names);

@@ -19,7 +19,8 @@
 
 struct cg_jit {
   LLVMOrcLLJITRef jit;
-  cg_run_fn run, init;
+  cg_run_fn run;
+  cg_init_fn init;
   cg_scratch_fn scratch_bytes, init_scratch_bytes;
   const char *const *symbols;
   int32_t n_symbols;
@@ -112,7 +113,7 @@ void cg_jit_free(cg_jit *j) {
 
 cg_run_fn cg_jit_run_fn(const cg_jit *j) { return j->run; }
 cg_scratch_fn cg_jit_scratch_fn(const cg_jit *j) { return j->scratch_bytes; }
-cg_run_fn cg_jit_init_fn(const cg_jit *j) { return j->init; }
+cg_init_fn cg_jit_init_fn(const cg_jit *j) { return j->init; }
 cg_scratch_fn cg_jit_init_scratch_fn(const cg_jit *j) { return j->init_scratch_bytes; }
 int32_t cg_jit_symbols(const cg_jit *j, const char *const **names) {
   *names = j->symbols;

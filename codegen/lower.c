@@ -438,7 +438,12 @@ bool cg_lower_block(cg_lower *c, ir_blockid b) {
     if (c->measuring && o->n_regions == 0) continue;
     ir_opid outer = c->current;
     c->current = op;
-    bool ok = lowerings[o->kind](c, op);
+    bool top = b == c->g->body && !c->measuring && o->kind != IR_OP_INIT;
+    if (top) cg_kernel_begin(c, op);
+    bool split = false;
+    bool ok = !top || cg_lower_split(c, op, lowerings[o->kind], &split);
+    if (ok && !split) ok = lowerings[o->kind](c, op);
+    if (ok && top) cg_kernel_end(c, op);
     c->current = outer;
     if (!ok) return false;
   }

@@ -40,6 +40,8 @@ typedef struct cg_lower {
   LLVMValueRef args;        /* NAME_run's argument array: graph arguments, then the init
                                op's results (lower_init); NULL in every other function */
   LLVMValueRef scratch;     /* i8* */
+  LLVMValueRef exec;        /* seqrt_exec* (runtime/exec.h): NAME_run's last argument, else NULL */
+  bool split;               /* lowering NAME_run: top-level ops may split into tasks */
   LLVMValueRef sp;          /* i64 alloca: bump offset into scratch */
   LLVMValueRef overflow;    /* i1 alloca (measuring only): a size overflowed int64 */
   LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, void_t;
@@ -147,6 +149,16 @@ typedef bool (*cg_lower_fn)(cg_lower *c, ir_opid op);
 #define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, stream, flags, doc) \
   bool lower_##eval(cg_lower *c, ir_opid op);
 #include "../ir/ops.def"
+
+/* ---- lower_parallel.c: calls back into the runtime (runtime/exec.h) ---- */
+
+/* Profiling hooks around a top-level op of NAME_run (nothing elsewhere). */
+void cg_kernel_begin(cg_lower *c, ir_opid op);
+void cg_kernel_end(cg_lower *c, ir_opid op);
+/* Lowers op as tasks over its result's outermost axis when it can be
+ * split (*done set); otherwise leaves it to the caller (*done false).
+ * False after an error. */
+bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done);
 
 /* Lower every op of block b (used by the graph body and by scan bodies). */
 bool cg_lower_block(cg_lower *c, ir_blockid b);

@@ -153,14 +153,15 @@ static void bind_graph_args(cg_lower *c, LLVMValueRef args) {
   }
 }
 
-/* NAME_<suffix>: int32_t (ptr syms, ptr args, ptr outs, ptr scratch) when
+/* NAME_<suffix>: int32_t (ptr syms, ptr args, ptr outs, ptr scratch[, ptr exec for run]) when
  * `run_like`, int64_t (ptr syms) otherwise. Starts a fresh walk: no value
  * has a buffer yet. */
 static LLVMValueRef add_function(cg_lower *c, cg_program *p, const char *suffix, bool run_like) {
-  LLVMTypeRef params[4] = {c->ptr, c->ptr, c->ptr, c->ptr};
+  LLVMTypeRef params[5] = {c->ptr, c->ptr, c->ptr, c->ptr, c->ptr};
   ir_buf name = {0};
   ir_buf_printf(&name, "%s_%s", p->name, suffix);
-  LLVMTypeRef ty = run_like ? LLVMFunctionType(c->i32, params, 4, 0) : LLVMFunctionType(c->i64, params, 1, 0);
+  unsigned n_params = !run_like ? 1 : !strcmp(suffix, "run") ? 5 : 4; /* run also takes exec */
+  LLVMTypeRef ty = LLVMFunctionType(run_like ? c->i32 : c->i64, params, n_params, 0);
   LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, ty);
   ir_buf_free(&name);
   set_target_attrs(p, fn);
@@ -169,6 +170,8 @@ static LLVMValueRef add_function(cg_lower *c, cg_program *p, const char *suffix,
   c->syms = LLVMGetParam(fn, 0);
   c->scratch = run_like ? LLVMGetParam(fn, 3) : LLVMConstPointerNull(c->ptr);
   c->args = NULL;
+  c->exec = NULL;
+  c->split = false;
   memset(c->bufs, 0, sizeof(cg_buf) * (size_t)c->g->n_vals);
   return fn;
 }
@@ -192,6 +195,8 @@ static void return_scratch_size(cg_lower *c) {
 static bool build_run(cg_lower *c, cg_program *p) {
   LLVMValueRef fn = add_function(c, p, "run", true);
   c->args = LLVMGetParam(fn, 1); /* lower_init reads the hoisted values from it */
+  c->exec = LLVMGetParam(fn, 4);
+  c->split = true;
   bind_graph_args(c, c->args);
   if (!cg_lower_block(c, c->g->body)) return false;
   copy_yield_out(c, c->g->body, LLVMGetParam(fn, 2));

@@ -141,7 +141,7 @@ bool cg_jit_run_tensors(cg_jit *j, ir_graph *g, const ir_tensor *args, int32_t n
   ok = ok && run_init(j, g, binds, nb, max_elements, syms, in, n_args, err);
   if (ok) ok = (scratch = alloc_scratch(cg_jit_scratch_fn(j), syms, "the graph", err)) != NULL;
   if (ok) {
-    int32_t status = cg_jit_run_fn(j)(syms, in, out, scratch);
+    int32_t status = cg_jit_run_fn(j)(syms, in, out, scratch, NULL);
     ok = status == 0;
     if (!ok) report_failure(g, status, err);
   }

@@ -215,7 +215,7 @@ static rt_status check_descriptor(const rt_model_desc *d) {
 static rt_status read_options(const rt_model_desc *d, const rt_options *opt, int *num_threads) {
   static const size_t known_sizes[] = {RT_OPTIONS_SIZE_V1};
   _Static_assert(sizeof(rt_options) == RT_OPTIONS_SIZE_V1, "rt_options grew: add its size");
-  *num_threads = 1;
+  *num_threads = rt_default_threads();
   if (!opt) return RT_OK;
   bool known = false;
   for (size_t i = 0; i < sizeof known_sizes / sizeof known_sizes[0]; i++)

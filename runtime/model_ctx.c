@@ -90,7 +90,8 @@ rt_status rt_ctx_new(const rt_model *m, const int64_t *max_call_symbols, rt_ctx 
     c->syms[d->call_symbols[k]] = c->max[k] = max_call_symbols[k];
   for (int32_t i = 0; i < n_args; i++) c->slot[d->arg_order[i]] = i;
   for (int32_t j = 0; j < d->n_params; j++) c->args[c->slot[d->n_inputs + j]] = m->params[j];
-  st = rt_stream_init(c);
+  st = rt_exec_init(&c->exec, m);
+  if (st == RT_OK) st = rt_stream_init(c);
   if (st == RT_OK) st = alloc_scratch(c);
   if (st != RT_OK) {
     rt_ctx_free(c);
@@ -102,6 +103,7 @@ rt_status rt_ctx_new(const rt_model *m, const int64_t *max_call_symbols, rt_ctx 
 
 void rt_ctx_free(rt_ctx *c) {
   if (!c) return;
+  rt_exec_free(&c->exec, c->model);
   rt_stream_free(c);
   free(c->scratch);
   free(c->outs);
@@ -190,7 +192,8 @@ rt_status rt_run_program(rt_ctx *c, const rt_prog *p, const int64_t *psyms, cons
     return rt_model_fail(d, RT_EINVAL, "%s: these sizes need %lld bytes of scratch, but the "
                          "ctx has %lld (its maxima do not cover them)", call, (long long)need,
                          (long long)c->capacity);
-  int32_t code = p->code->run(psyms, c->args, c->outs, c->scratch);
+  c->exec.running = p == &c->model->step;
+  int32_t code = p->code->run(psyms, c->args, c->outs, c->scratch, &c->exec.pub);
   if (code != 0) return rt_run_failure(d, p->code, call, code);
   return RT_OK;
 }

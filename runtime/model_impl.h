@@ -6,7 +6,9 @@
 #ifndef SEQC_RUNTIME_MODEL_IMPL_H
 #define SEQC_RUNTIME_MODEL_IMPL_H
 
+#include "runtime/exec.h"
 #include "runtime/model.h"
+#include "runtime/pool.h"
 
 #include <stdbool.h>
 
@@ -41,6 +43,19 @@ typedef struct rt_stream {
   bool has_cache;     /* some state grows with pos up to the time maximum */
 } rt_stream;
 
+/* A ctx's services for generated code (runtime/exec.c). */
+typedef struct rt_profile rt_profile;
+typedef struct rt_exec {
+  seqrt_exec pub;      /* first: what generated code is given */
+  rt_pool *pool;       /* the ctx's threads */
+  rt_profile *profile; /* NULL unless SEQRT_PROFILE=1 */
+  int running;         /* 0 forward, 1 step: whose kernels are timed */
+} rt_exec;
+
+rt_status rt_exec_init(rt_exec *x, const rt_model *m);
+/* Prints the profile (if any) to stderr, joins the threads, frees. */
+void rt_exec_free(rt_exec *x, const rt_model *m);
+
 struct rt_ctx {
   const rt_model *model;
   int64_t *max;     /* n_call_symbols: the largest value of each call symbol */
@@ -53,6 +68,7 @@ struct rt_ctx {
   void *scratch;    /* 64-byte aligned, capacity bytes (at least 64) */
   int64_t capacity;
   rt_stream stream; /* used when the model has a step */
+  rt_exec exec;
 };
 
 /* Runs every program's init (after the parameters are bound). */

@@ -34,7 +34,7 @@ enum seqrt_dtype {
  * reserved fields must be 0 (they keep the size distinct per version). */
 typedef struct seqrt_options {
   size_t struct_size;
-  int num_threads; /* 0: default (1); 1..1024. Calls run on the calling thread for now */
+  int num_threads; /* threads per context, the caller's included: 1..1024; 0: $SEQRT_NUM_THREADS or 1 */
   int reserved;    /* must be 0 */
 } seqrt_options;
 
@@ -81,9 +81,12 @@ enum {
 /* One compiled program (forward or step): generated functions and the
  * values its init computes once, at open, from the parameters. */
 typedef struct seqrt_program {
-  /* run(syms, args, outs, scratch): args are the program's graph arguments
-   * in signature order, then the hoisted values; 0 or a status code. */
-  int32_t (*run)(const int64_t *syms, void *const *args, void *const *outs, void *scratch);
+  /* run(syms, args, outs, scratch, exec): args are the program's graph
+   * arguments in signature order, then the hoisted values; exec is the
+   * runtime's services for the call (thread pool, profiler) or NULL; 0 or a
+   * status code. */
+  int32_t (*run)(const int64_t *syms, void *const *args, void *const *outs, void *scratch,
+                 void *exec);
   int64_t (*scratch_bytes)(const int64_t *syms); /* negative on overflow */
   /* init(syms, args, hoisted, scratch): reads only parameters. */
   int32_t (*init)(const int64_t *syms, void *const *args, void *const *hoisted, void *scratch);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "codegen/cg.h"
+#include "runtime/exec.h"
 #include "runtime/model.h"
 #include "tests/unit/st_writer.h"
 
@@ -36,7 +37,7 @@ static void tagger_dims(const int64_t *s, int64_t *out) {
 static int64_t tagger_scratch(const int64_t *s) { return s[SD] * 4; } /* one row */
 
 /* args in signature order: w, x, emb, ids, b. */
-static int32_t tagger_run(const int64_t *s, void *const *args, void *const *outs, void *scratch) {
+static int32_t tagger_run(const int64_t *s, void *const *args, void *const *outs, void *scratch, void *exec) {
   const float *w = args[0], *x = args[1], *emb = args[2], *b = args[4];
   const int32_t *ids = args[3];
   float *y = outs[0], *e = outs[1], *row = scratch;
@@ -276,7 +277,7 @@ static const int32_t dims_N[] = {0}, sym_N[] = {0};
 static const rt_tensor_desc widen_params[] = {{"a", RT_DT_F32, 1, dims_N}, {"c", RT_DT_F64, 1, dims_N}};
 static const int32_t widen_order[] = {0, 1}, strict_order[] = {0, 1, 2, 3, 4, 5};
 extern const rt_model_desc widen, strict;
-static int32_t widen_run(const int64_t *s, void *const *a, void *const *o, void *scratch) {
+static int32_t widen_run(const int64_t *s, void *const *a, void *const *o, void *scratch, void *exec) {
   return copy_params(&widen, s, a, o);
 }
 static const seqrt_program widen_program = PROGRAM(widen_run, no_scratch, 1);
@@ -287,7 +288,7 @@ const rt_model_desc widen = {"widen", 1, 1, n_symbol, 0, NULL, 2, widen_params, 
 static const rt_tensor_desc strict_params[] = {
     {"h", RT_DT_F16, 1, dims_N}, {"g", RT_DT_BF16, 1, dims_N}, {"i", RT_DT_I32, 1, dims_N},
     {"l", RT_DT_I64, 1, dims_N}, {"m", RT_DT_BOOL, 1, dims_N}, {"k", RT_DT_I32, 1, NULL}};
-static int32_t strict_run(const int64_t *s, void *const *a, void *const *o, void *scratch) {
+static int32_t strict_run(const int64_t *s, void *const *a, void *const *o, void *scratch, void *exec) {
   return copy_params(&strict, s, a, o);
 }
 static const seqrt_program strict_program = PROGRAM(strict_run, no_scratch, 1);
@@ -562,9 +563,18 @@ static void test_ctx_limits(void **state) {
 }
 
 /* tagger_run, with its index error attributed to op 1. */
-static int32_t tagger_run_op1(const int64_t *s, void *const *args, void *const *outs, void *scratch) {
-  int32_t st = tagger_run(s, args, outs, scratch);
+static int32_t tagger_run_op1(const int64_t *s, void *const *args, void *const *outs, void *scratch,
+                              void *exec) {
+  int32_t st = tagger_run(s, args, outs, scratch, exec);
   return st ? st + RT_RUN_OP_SCALE * 2 : 0;
+}
+
+/* codegen/lower_parallel.c loads these fields by index. */
+static void test_exec_layout(void **state) {
+  (void)state;
+  assert_int_equal(offsetof(seqrt_exec, parallel_for), 0 * sizeof(void *));
+  assert_int_equal(offsetof(seqrt_exec, kernel_begin), 1 * sizeof(void *));
+  assert_int_equal(offsetof(seqrt_exec, kernel_end), 2 * sizeof(void *));
 }
 
 static void test_failing_op_named(void **state) {
@@ -719,6 +729,7 @@ int main(void) {
       cmocka_unit_test(test_ctx_limits),
       cmocka_unit_test(test_forward_validation),
       cmocka_unit_test(test_failing_op_named),
+      cmocka_unit_test(test_exec_layout),
       cmocka_unit_test(test_run_status_table),
       cmocka_unit_test(test_two_threads_share_a_model),
   };

@@ -98,7 +98,7 @@ static void compiled_free(compiled *c) {
 static void run_chunk(const compiled *c, const float *x, float *y, int64_t n) {
   int64_t syms[1] = {n};
   void *args[1] = {(void *)x}, *outs[1] = {y};
-  assert_int_equal(c->run(syms, args, outs, c->scratch), 0);
+  assert_int_equal(c->run(syms, args, outs, c->scratch, NULL), 0);
 }
 
 /* ---- measuring -------------------------------------------------------------------- */

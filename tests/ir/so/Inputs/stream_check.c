@@ -260,6 +260,10 @@ int main(int argc, char **argv) {
   /* A corrupted blob is refused. */
   ((unsigned char *)blob)[0] ^= 1;
   if (m.e->state_load(c2, blob, size) == 0) fail(&m, "a corrupt state was accepted");
+  m.e->ctx_free(c);
+  m.e->ctx_free(c2);
+  m.e->ctx_free(fork);
+  m.e->close(m.weights);
   printf("stream ok: %s T=%lld T1=%lld, state %zu bytes\n", m.d->name, (long long)T, (long long)t1, size);
   return 0;
 }
