@@ -343,6 +343,19 @@ void cg_copy(cg_lower *c, const cg_buf *dst, const cg_buf *src) {
   LLVMBuildMemCpy(c->b, dst->ptr, 1, src->ptr, 1, bytes);
 }
 
+LLVMBasicBlockRef cg_begin_entry(cg_lower *c, LLVMValueRef fn) {
+  c->fn = fn;
+  c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
+  LLVMPositionBuilderAtEnd(c->b, c->entry);
+  c->status = LLVMBuildAlloca(c->b, c->i32, "status");
+  c->sp = LLVMBuildAlloca(c->b, c->i64, "sp");
+  LLVMBuildStore(c->b, cg_i64(c, 0), c->sp);
+  c->overflow = LLVMBuildAlloca(c->b, c->i1, "overflow");
+  LLVMBuildStore(c->b, LLVMConstInt(c->i1, 0, 0), c->overflow);
+  return start;
+}
+
 /* ---- control flow ------------------------------------------------------------ */
 
 cg_loop cg_for_begin(cg_lower *c, LLVMValueRef n, const char *name) {

@@ -150,6 +150,12 @@ typedef bool (*cg_lower_fn)(cg_lower *c, ir_opid op);
   bool lower_##eval(cg_lower *c, ir_opid op);
 #include "../ir/ops.def"
 
+/* Starts function fn: its entry block with the status, bump-pointer and
+ * overflow slots (c->fn, c->entry, c->status, c->sp, c->overflow set). The
+ * builder stays in the entry block, where the caller loads what the dims
+ * need and ends it with a branch to the returned (empty) block. */
+LLVMBasicBlockRef cg_begin_entry(cg_lower *c, LLVMValueRef fn);
+
 /* ---- lower_parallel.c: calls back into the runtime (runtime/exec.h) ---- */
 
 /* Profiling hooks around a top-level op of NAME_run (nothing elsewhere). */

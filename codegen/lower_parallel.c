@@ -193,15 +193,7 @@ static void restore_state(cg_lower *c, const fn_state *s) {
 /* Entry (allocas, closure fields, dims) and a failure exit that stores
  * the status for NAME_run and returns. */
 static LLVMValueRef begin_task(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, LLVMValueRef *rows_per_task) {
-  c->fn = fn;
-  c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
-  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
-  LLVMPositionBuilderAtEnd(c->b, c->entry);
-  c->status = LLVMBuildAlloca(c->b, c->i32, "status");
-  c->sp = LLVMBuildAlloca(c->b, c->i64, "sp");
-  LLVMBuildStore(c->b, cg_i64(c, 0), c->sp);
-  c->overflow = LLVMBuildAlloca(c->b, c->i1, "overflow");
-  LLVMBuildStore(c->b, LLVMConstInt(c->i1, 0, 0), c->overflow);
+  LLVMBasicBlockRef start = cg_begin_entry(c, fn);
   LLVMValueRef closure = LLVMGetParam(fn, 0);
   c->syms = closure_field(c, ct, closure, CL_SYMS, c->ptr);
   LLVMValueRef status_out = closure_field(c, ct, closure, CL_STATUS, c->ptr);

@@ -61,50 +61,6 @@ static void init_targets(void) {
   LLVMInitializeAArch64AsmPrinter();
 }
 
-/* ---- symbols ------------------------------------------------------------------ */
-
-typedef struct symset {
-  const char **names;
-  int32_t n, cap;
-} symset;
-
-static void add_dim_symbols(symset *s, const ir_dimtab *t, ir_dim d) {
-  int32_t n = ir_dim_symbols(t, d, NULL, 0);
-  if (n == 0) return;
-  const char **found = ir_xmalloc(sizeof(char *) * (size_t)n);
-  ir_dim_symbols(t, d, found, n);
-  for (int32_t i = 0; i < n; i++) {
-    bool seen = false;
-    for (int32_t j = 0; j < s->n && !seen; j++) seen = !strcmp(s->names[j], found[i]);
-    if (seen) continue;
-    ir_grow((void **)&s->names, &s->cap, s->n + 1, sizeof(char *));
-    s->names[s->n++] = found[i];
-  }
-  free(found);
-}
-
-static int cmp_names(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Every symbol of every value's type and of every dim attribute. */
-static void collect_symbols(ir_graph *g, symset *s) {
-  for (ir_val v = 0; v < g->n_vals; v++)
-    for (int32_t i = 0; i < g->vals[v].type.rank; i++) add_dim_symbols(s, g->dims, g->vals[v].type.dims[i]);
-  for (ir_opid op = 0; op < g->n_ops; op++) {
-    const ir_op *o = ir_o(g, op);
-    if (o->erased) continue;
-    const ir_opinfo *info = ir_opinfo_of(o->kind);
-    for (int32_t a = 0; a < info->n_attrs; a++) {
-      if (!o->attrs[a].present) continue;
-      if (info->attrs[a].kind == IR_ATTR_DIM) add_dim_symbols(s, g->dims, o->attrs[a].u.d);
-      if (info->attrs[a].kind == IR_ATTR_DIMS)
-        for (int32_t i = 0; i < o->attrs[a].u.dims.n; i++) add_dim_symbols(s, g->dims, o->attrs[a].u.dims.v[i]);
-    }
-  }
-  if (s->n) qsort(s->names, (size_t)s->n, sizeof(char *), cmp_names);
-}
-
 /* ---- the four functions ----------------------------------------------------------- */
 
 static void set_target_attrs(cg_program *p, LLVMValueRef fn) {
@@ -117,18 +73,10 @@ static void set_target_attrs(cg_program *p, LLVMValueRef fn) {
 
 /* Entry block (allocas, then the dims, then a branch) and failure exit. */
 static void begin_function(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ret) {
-  c->fn = fn;
   c->dim_cache_cap = 0;
   free(c->dim_cache);
   c->dim_cache = NULL;
-  c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
-  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
-  LLVMPositionBuilderAtEnd(c->b, c->entry);
-  c->status = LLVMBuildAlloca(c->b, c->i32, "status");
-  c->sp = LLVMBuildAlloca(c->b, c->i64, "sp");
-  LLVMBuildStore(c->b, cg_i64(c, 0), c->sp);
-  c->overflow = LLVMBuildAlloca(c->b, c->i1, "overflow");
-  LLVMBuildStore(c->b, LLVMConstInt(c->i1, 0, 0), c->overflow);
+  LLVMBasicBlockRef start = cg_begin_entry(c, fn);
   c->entry_end = LLVMBuildBr(c->b, start);
   c->fail = LLVMAppendBasicBlockInContext(c->ctx, fn, "fail");
   LLVMPositionBuilderAtEnd(c->b, c->fail);
@@ -361,10 +309,7 @@ cg_program *cg_compile(ir_graph *g, const cg_options *o, ir_diag *d) {
   p->name = c_identifier(g->name);
   p->ctx = LLVMContextCreate();
   p->mod = LLVMModuleCreateWithNameInContext(p->name, p->ctx);
-  symset syms = {0};
-  collect_symbols(g, &syms);
-  p->symbols = syms.names;
-  p->n_symbols = syms.n;
+  p->n_symbols = ir_graph_symbols(g, &p->symbols);
   if (!make_target_machine(p, o, d)) {
     cg_program_free(p);
     return NULL;
