@@ -191,6 +191,18 @@ void ir_op_move_before(ir_graph *g, ir_opid anchor, ir_opid op) {
   ir_op_insert_before(g, anchor, op);
 }
 
+ir_opid ir_def_of_kind(const ir_graph *g, ir_val v, ir_opkind kind) {
+  ir_opid d = ir_v(g, v)->def;
+  return d != IR_NONE && ir_o(g, d)->kind == kind ? d : IR_NONE;
+}
+
+const ir_tensor_data *ir_constant_data(const ir_graph *g, ir_val v) {
+  ir_opid c = ir_def_of_kind(g, v, IR_OP_CONSTANT);
+  if (c == IR_NONE) return NULL;
+  const ir_attr *a = ir_get_attr(g, c, "value");
+  return a->present ? a->u.t : NULL;
+}
+
 void ir_op_describe(const ir_graph *g, ir_opid op, ir_buf *out) {
   const ir_op *o = ir_o(g, op);
   ir_buf_puts(out, ir_opinfo_of(o->kind)->name);

@@ -226,6 +226,11 @@ typedef void (*ir_attr_setup)(ir_graph *g, ir_opid op, void *ud);
 ir_opid ir_build(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_val *in,
                  ir_attr_setup setup, void *ud, ir_diag *d, ir_loc loc);
 
+/* The op defining v when it is of `kind`, else IR_NONE. */
+ir_opid ir_def_of_kind(const ir_graph *g, ir_val v, ir_opkind kind);
+/* The data of v when a `constant` op defines it, else NULL. */
+const ir_tensor_data *ir_constant_data(const ir_graph *g, ir_val v);
+
 /* "<kind> '<first result's name>'" ("matmul 'q'"; the kind alone when the
  * op has no named result), for messages about an op. */
 void ir_op_describe(const ir_graph *g, ir_opid op, ir_buf *out);

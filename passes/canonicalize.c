@@ -59,18 +59,6 @@ enum { FOLD_MAX_ELEMENTS = 65536 };
 
 /* ---- inspecting operands --------------------------------------------------- */
 
-static ir_opid def_of_kind(const ir_graph *g, ir_val v, ir_opkind kind) {
-  ir_opid d = ir_v(g, v)->def;
-  return d != IR_NONE && ir_o(g, d)->kind == kind ? d : IR_NONE;
-}
-
-static const ir_tensor_data *constant_data(const ir_graph *g, ir_val v) {
-  ir_opid c = def_of_kind(g, v, IR_OP_CONSTANT);
-  if (c == IR_NONE) return NULL;
-  const ir_attr *a = ir_get_attr(g, c, "value");
-  return a->present ? a->u.t : NULL;
-}
-
 static bool same_type(const ir_graph *g, ir_val a, ir_val b) {
   return ir_type_equal(ir_vtype(g, a), ir_vtype(g, b));
 }
@@ -78,7 +66,7 @@ static bool same_type(const ir_graph *g, ir_val a, ir_val b) {
 /* True if v is a constant each of whose elements is x: compared bitwise for
  * float dtypes (so -0.0 and +0.0 differ), by value for integer dtypes. */
 static bool is_constant_all(const ir_graph *g, ir_val v, double x) {
-  const ir_tensor_data *t = constant_data(g, v);
+  const ir_tensor_data *t = ir_constant_data(g, v);
   ir_dtype dt = ir_vtype(g, v).dtype;
   if (!t || t->n < 1) return false;
   if (ir_dtype_is_float(dt)) {
@@ -119,7 +107,7 @@ static bool small_static(const ir_graph *g, ir_type t) {
  * (rounding to the dtype, the exact-integer range); false if v is not a
  * small static constant or the interpreter rejects it. */
 static bool constant_to_tensor(ir_graph *g, ir_val v, ir_tensor *out) {
-  ir_opid c = def_of_kind(g, v, IR_OP_CONSTANT);
+  ir_opid c = ir_def_of_kind(g, v, IR_OP_CONSTANT);
   if (c == IR_NONE || !small_static(g, ir_vtype(g, v))) return false;
   ir_interp_opts opts = {NULL, 0, FOLD_MAX_ELEMENTS};
   ir_buf err = {0};
@@ -174,7 +162,7 @@ static bool foldable_op(const ir_graph *g, ir_opid op) {
   if (!(info->flags & IR_PURE) || o->n_regions > 0 || o->kind == IR_OP_CONSTANT || o->n_in == 0)
     return false;
   for (int32_t i = 0; i < o->n_in; i++)
-    if (!constant_data(g, o->in[i])) return false;
+    if (!ir_constant_data(g, o->in[i])) return false;
   for (int32_t i = 0; i < o->n_out; i++)
     if (!small_static(g, ir_vtype(g, o->out[i]))) return false;
   return true;
@@ -278,7 +266,7 @@ static bool simplify_transpose(ir_rewriter *rw, ir_graph *g, ir_opid op) {
   const ir_attr *outer = ir_get_attr(g, op, "perm");
   if (!valid_perm(outer, rank)) return false;
   if (is_identity_perm(outer)) return forward_to(rw, g, op, x);
-  ir_opid inner_op = def_of_kind(g, x, IR_OP_TRANSPOSE);
+  ir_opid inner_op = ir_def_of_kind(g, x, IR_OP_TRANSPOSE);
   if (inner_op == IR_NONE) return false;
   const ir_attr *inner = ir_get_attr(g, inner_op, "perm");
   ir_val src = ir_o(g, inner_op)->in[0];
@@ -295,7 +283,7 @@ static bool simplify_transpose(ir_rewriter *rw, ir_graph *g, ir_opid op) {
 static bool simplify_reshape(ir_rewriter *rw, ir_graph *g, ir_opid op) {
   ir_val x = ir_o(g, op)->in[0];
   if (forward_to(rw, g, op, x)) return true;
-  ir_opid inner = def_of_kind(g, x, IR_OP_RESHAPE);
+  ir_opid inner = ir_def_of_kind(g, x, IR_OP_RESHAPE);
   if (inner == IR_NONE) return false;
   ir_val src = ir_o(g, inner)->in[0];
   ir_op_set_operands(g, op, 1, &src);
@@ -313,7 +301,7 @@ static bool slices_whole_axis(const ir_graph *g, ir_opid op) {
 }
 
 static bool simplify_reverse(ir_rewriter *rw, ir_graph *g, ir_opid op) {
-  ir_opid inner = def_of_kind(g, ir_o(g, op)->in[0], IR_OP_REVERSE);
+  ir_opid inner = ir_def_of_kind(g, ir_o(g, op)->in[0], IR_OP_REVERSE);
   if (inner == IR_NONE) return false;
   int32_t rank = ir_vtype(g, ir_o(g, op)->in[0]).rank;
   int64_t axis = ir_get_int(g, op, "axis");
@@ -327,7 +315,7 @@ static bool simplify(ir_rewriter *rw, ir_graph *g, ir_opid op) {
   case IR_OP_ADD: case IR_OP_SUB: case IR_OP_MUL: case IR_OP_DIV:
     return simplify_arith(rw, g, op);
   case IR_OP_NEG: {
-    ir_opid inner = def_of_kind(g, o->in[0], IR_OP_NEG);
+    ir_opid inner = ir_def_of_kind(g, o->in[0], IR_OP_NEG);
     return inner != IR_NONE && forward_to(rw, g, op, ir_o(g, inner)->in[0]);
   }
   case IR_OP_CAST: case IR_OP_BROADCAST:

@@ -9,6 +9,8 @@
  */
 #include "stream.h"
 
+#include "pass.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -569,7 +571,7 @@ static void add_state_outputs(sctx *s) {
   int32_t n = ir_o(g, y)->n_in;
   ir_val *in = ir_xmalloc(sizeof(ir_val) * (size_t)(n + s->n_state));
   memcpy(in, ir_o(g, y)->in, sizeof(ir_val) * (size_t)n);
-  memcpy(in + n, s->state_out, sizeof(ir_val) * (size_t)s->n_state);
+  if (s->n_state) memcpy(in + n, s->state_out, sizeof(ir_val) * (size_t)s->n_state);
   ir_op_set_operands(g, y, n + s->n_state, in);
   free(in);
   const char **names = ir_arena_alloc(g->arena, sizeof(char *) * (size_t)(n + s->n_state));
@@ -600,6 +602,113 @@ static bool rewrite(sctx *s, ir_diag *d) {
   return ir_verify(g, d);
 }
 
+/* ---- causal attention written with primitive ops --------------------------------- */
+
+/* softmax(select(mask, q k^T * s)) v with a causal mask built from two
+ * iotas has two T axes, so no rule streams it; it is exactly the
+ * `attention` op with mask = causal and scale s (the op's decomposition is
+ * the same sequence of float operations), which streams with a KV cache.
+ * raise_attention rewrites the pattern in the step graph before the
+ * analysis; forward keeps the model as written. */
+
+/* The constant scalar v holds (a splat), in *x. */
+static bool scalar_constant(const ir_graph *g, ir_val v, double *x) {
+  const ir_tensor_data *t = ir_constant_data(g, v);
+  if (!t || t->n != 1 || !t->f) return false;
+  *x = t->f[0];
+  return true;
+}
+
+/* The axis of the iota defining v, or -1. */
+static int64_t iota_axis(const ir_graph *g, ir_val v) {
+  ir_opid op = ir_def_of_kind(g, v, IR_OP_IOTA);
+  return op == IR_NONE ? -1 : ir_get_int(g, op, "axis");
+}
+
+/* Whether cond (bool[.., T, T]) is true exactly where a key lies after its
+ * query (future = true) or at or before it (future = false). */
+static bool causal_condition(const ir_graph *g, ir_val cond, bool *future) {
+  ir_opid cmp = ir_def_of_kind(g, cond, IR_OP_COMPARE);
+  if (cmp == IR_NONE) return false;
+  int32_t rank = ir_vtype(g, cond).rank;
+  int64_t a = iota_axis(g, ir_o(g, cmp)->in[0]), b = iota_axis(g, ir_o(g, cmp)->in[1]);
+  int64_t pred = ir_get_int(g, cmp, "predicate");
+  bool col_first = a == rank - 1 && b == rank - 2, row_first = a == rank - 2 && b == rank - 1;
+  if (!col_first && !row_first) return false;
+  /* col > row is the future; col <= row the visible part. */
+  if (pred == (col_first ? IR_CMP_GT : IR_CMP_LT)) *future = true;
+  else if (pred == (col_first ? IR_CMP_LE : IR_CMP_GE)) *future = false;
+  else return false;
+  return true;
+}
+
+/* The scores q k^T * scale, or q k^T (scale 1): q and k in *q, *k. */
+static bool scaled_scores(const ir_graph *g, ir_val s, ir_val *q, ir_val *k, double *scale) {
+  ir_opid mul = ir_def_of_kind(g, s, IR_OP_MUL);
+  *scale = 1.0;
+  if (mul != IR_NONE) {
+    int side = scalar_constant(g, ir_o(g, mul)->in[1], scale) ? 0 : scalar_constant(g, ir_o(g, mul)->in[0], scale) ? 1 : -1;
+    if (side < 0) return false;
+    s = ir_o(g, mul)->in[side];
+  }
+  ir_opid mm = ir_def_of_kind(g, s, IR_OP_MATMUL);
+  if (mm == IR_NONE || ir_get_int(g, mm, "transpose_a") || !ir_get_int(g, mm, "transpose_b")) return false;
+  *q = ir_o(g, mm)->in[0];
+  *k = ir_o(g, mm)->in[1];
+  return true;
+}
+
+/* The masked logits: select(future, -inf, s) or select(visible, s, -inf). */
+static bool masked_scores(const ir_graph *g, ir_val x, ir_val *scores) {
+  ir_opid sel = ir_def_of_kind(g, x, IR_OP_SELECT);
+  double inf;
+  bool future;
+  if (sel == IR_NONE || !causal_condition(g, ir_o(g, sel)->in[0], &future)) return false;
+  ir_val masked = ir_o(g, sel)->in[future ? 1 : 2];
+  *scores = ir_o(g, sel)->in[future ? 2 : 1];
+  return scalar_constant(g, masked, &inf) && inf == -INFINITY;
+}
+
+static void set_attention(ir_graph *g, ir_opid op, void *ud) {
+  ir_set_int(g, op, "mask", IR_MASK_CAUSAL);
+  ir_set_float(g, op, "scale", *(const double *)ud);
+}
+
+/* matmul(softmax(masked q k^T s), v) becomes attention(q, k, v). */
+static bool raise_one(sctx *s, ir_opid op, ir_diag *d) {
+  ir_graph *g = s->g;
+  const ir_op *o = ir_o(g, op);
+  if (o->kind != IR_OP_MATMUL || ir_get_int(g, op, "transpose_a") || ir_get_int(g, op, "transpose_b")) return false;
+  ir_opid sm = ir_def_of_kind(g, o->in[0], IR_OP_SOFTMAX);
+  int32_t rank = ir_vtype(g, o->in[0]).rank;
+  ir_val scores, q, k, v = o->in[1];
+  double scale;
+  if (sm == IR_NONE || norm_axis(ir_get_int(g, sm, "axis"), rank) != rank - 1 ||
+      !masked_scores(g, ir_o(g, sm)->in[0], &scores) || !scaled_scores(g, scores, &q, &k, &scale))
+    return false;
+  if (ir_vtype(g, q).rank != rank || ir_vtype(g, k).rank != rank || ir_vtype(g, v).rank != rank) return false;
+  ir_opid att = ir_build(g, g->body, IR_OP_ATTENTION, 3, (ir_val[]){q, k, v}, set_attention, &scale, d, o->loc);
+  if (att == IR_NONE || !ir_type_equal(ir_vtype(g, ir_o(g, att)->out[0]), ir_vtype(g, o->out[0]))) {
+    if (att != IR_NONE) ir_op_erase(g, att);
+    return false;
+  }
+  ir_op_move_before(g, op, att);
+  ir_value_set_name(g, ir_o(g, att)->out[0], ir_v(g, o->out[0])->name);
+  ir_replace_all_uses(g, o->out[0], ir_o(g, att)->out[0]);
+  return true;
+}
+
+/* Raises every match, then drops the ops only they used. */
+static bool raise_attention(sctx *s, ir_diag *d) {
+  bool any = false;
+  for (ir_opid op = ir_b(s->g, s->g->body)->first; op != IR_NONE; op = ir_o(s->g, op)->next)
+    any = raise_one(s, op, d) || any;
+  if (!any) return true;
+  pass_ctx pc;
+  pass_ctx_init(&pc, d);
+  return pass_dce(s->g, &pc);
+}
+
 /* ---- driver ------------------------------------------------------------------------ */
 
 static ir_graph *copy_graph(const ir_graph *g, ir_diag *d) {
@@ -624,6 +733,21 @@ static bool uses_time(const ir_graph *g) {
   return found;
 }
 
+/* Classifies and rewrites s->g (the copy); false with s->why when the
+ * model cannot stream, or (s->why empty) after an internal error. */
+static bool derive(sctx *s, ir_diag *d) {
+  if (!uses_time(s->g)) {
+    ir_buf_printf(&s->why, "it has no time dim %s", STREAM_TIME_SYMBOL);
+    return false;
+  }
+  if (!raise_attention(s, d)) return false;
+  s->info = ir_xcalloc((size_t)s->g->n_vals + 1, sizeof(sv_info));
+  if (!analyze(s)) return false;
+  if (rewrite(s, d)) return true;
+  ir_error_at(d, (ir_loc){0}, "internal error: the step graph of '%s' does not verify", s->g->name);
+  return false;
+}
+
 bool stream_derive(const ir_graph *g, stream_result *out, ir_diag *d) {
   memset(out, 0, sizeof *out);
   ir_graph *copy = copy_graph(g, d);
@@ -631,22 +755,17 @@ bool stream_derive(const ir_graph *g, stream_result *out, ir_diag *d) {
   sctx s = {0};
   s.g = copy;
   s.time = ir_dim_sym(copy->dims, STREAM_TIME_SYMBOL, strlen(STREAM_TIME_SYMBOL));
-  s.info = ir_xcalloc((size_t)copy->n_vals + 1, sizeof(sv_info));
   s.pos = s.started = IR_NONE;
   s.past = s.cap = IR_DIM_INVALID;
-  bool ok = true;
-  if (!uses_time(copy)) ir_buf_printf(&s.why, "it has no time dim %s", STREAM_TIME_SYMBOL);
-  if (s.why.len || !analyze(&s)) {
-    out->why_not = s.why.s;
-    s.why.s = NULL;
-    ir_graph_free(copy);
-  } else if ((ok = rewrite(&s, d))) {
+  bool streams = derive(&s, d), ok = streams || s.why.len > 0;
+  if (streams) {
     out->step = copy;
     out->n_state = s.n_state;
     out->past_sym = s.past_name;
     out->cap_sym = s.cap_name;
   } else {
-    ir_error_at(d, (ir_loc){0}, "internal error: the step graph of '%s' does not verify", g->name);
+    out->why_not = s.why.s;
+    s.why.s = NULL;
     ir_graph_free(copy);
   }
   ir_buf_free(&s.why);
