@@ -694,13 +694,6 @@ static void put_tensor_arrays(const abi_plan *p, ir_buf *b) {
   }
 }
 
-/* The C parameter names of the inputs then the outputs, each after ", ". */
-static void put_tensor_names(const abi_plan *p, ir_buf *b) {
-  for (int r = 0; r < 2; r++)
-    for (int32_t i = 0; i < p->n_args; i++)
-      if (p->args[i].role == (r ? ABI_OUTPUT : ABI_INPUT)) ir_buf_printf(b, ", %s", p->args[i].cname);
-}
-
 static void put_step_wrappers(const abi_plan *p, ir_buf *b) {
   const char *n = p->name;
   ir_buf_printf(b, "EXPORT int %s_reset(%s_ctx *c", n, n);
@@ -715,11 +708,12 @@ static void put_step_wrappers(const abi_plan *p, ir_buf *b) {
   ir_buf_puts(b, ") {\n");
   put_tensor_arrays(p, b);
   ir_buf_puts(b, "  return rt_step_n((rt_ctx *)c, n, ins, outs);\n}\n\n");
+  /* Not through NAME_step_n: a parameter may carry that name. */
   ir_buf_printf(b, "EXPORT int %s_step(%s_ctx *c", n, n);
   put_tensor_params(p, b);
-  ir_buf_printf(b, ") {\n  return %s_step_n(c, 1", n);
-  put_tensor_names(p, b);
-  ir_buf_puts(b, ");\n}\n\n");
+  ir_buf_puts(b, ") {\n");
+  put_tensor_arrays(p, b);
+  ir_buf_puts(b, "  return rt_step_n((rt_ctx *)c, 1, ins, outs);\n}\n\n");
   ir_buf_printf(b, "EXPORT size_t %s_state_size(const %s_ctx *c) { return rt_state_size((const rt_ctx *)c); }\n"
                    "EXPORT int %s_state_save(const %s_ctx *c, void *buf, size_t n) {\n"
                    "  return rt_state_save((const rt_ctx *)c, buf, n);\n}\n"

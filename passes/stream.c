@@ -40,22 +40,72 @@ typedef struct sctx {
 
 /* ---- classification ----------------------------------------------------------- */
 
+/* Whether dim d involves T (T itself, T+1, floordiv(T, 2), ...). */
+static bool dim_uses_time(const sctx *s, ir_dim d) {
+  if (d == s->time) return true;
+  const char *few[8];
+  int32_t n = ir_dim_symbols(s->g->dims, d, few, 8);
+  const char **names = n > 8 ? ir_xmalloc(sizeof(char *) * (size_t)n) : few;
+  if (n > 8) ir_dim_symbols(s->g->dims, d, names, n);
+  bool found = false;
+  for (int32_t i = 0; i < n && !found; i++) found = !strcmp(names[i], STREAM_TIME_SYMBOL);
+  if (names != few) free(names);
+  return found;
+}
+
 /* The T axis of t: -1 when there is none, -2 when T appears twice or
  * inside a larger dim expression (T+1, 2*T), which no rule handles. */
 static int32_t time_axis_of_type(const sctx *s, ir_type t) {
-  const char *names[8];
   int32_t axis = -1;
   for (int32_t k = 0; k < t.rank; k++) {
     if (t.dims[k] == s->time) {
       if (axis >= 0) return -2;
       axis = k;
-      continue;
+    } else if (dim_uses_time(s, t.dims[k])) {
+      return -2;
     }
-    int32_t n = ir_dim_symbols(s->g->dims, t.dims[k], names, 8);
-    for (int32_t i = 0; i < n && i < 8; i++)
-      if (!strcmp(names[i], STREAM_TIME_SYMBOL)) return -2;
   }
   return axis;
+}
+
+/* Whether a dim attribute of op (a slice bound, a scan length) involves T. */
+static bool attrs_use_time(const sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  const ir_opinfo *info = ir_opinfo_of(o->kind);
+  for (int32_t a = 0; a < info->n_attrs; a++) {
+    if (!o->attrs[a].present) continue;
+    if (info->attrs[a].kind == IR_ATTR_DIM && dim_uses_time(s, o->attrs[a].u.d)) return true;
+    for (int32_t i = 0; info->attrs[a].kind == IR_ATTR_DIMS && i < o->attrs[a].u.dims.n; i++)
+      if (dim_uses_time(s, o->attrs[a].u.dims.v[i])) return true;
+  }
+  return false;
+}
+
+typedef struct region_scan {
+  const sctx *s;
+  bool found;
+} region_scan;
+
+static bool op_uses_time(ir_graph *g, ir_opid op, void *ud) {
+  region_scan *r = ud;
+  const ir_op *o = ir_o(g, op);
+  for (int32_t i = 0; i < o->n_out && !r->found; i++) r->found = time_axis_of_type(r->s, ir_vtype(g, o->out[i])) != -1;
+  r->found = r->found || attrs_use_time(r->s, op);
+  return !r->found;
+}
+
+/* Whether anything inside op's regions involves T: in a step, T is the
+ * number of new steps, so a body that uses it would see a different
+ * length than forward's. */
+static bool regions_use_time(const sctx *s, ir_opid op) {
+  region_scan r = {s, false};
+  const ir_op *o = ir_o(s->g, op);
+  for (int32_t i = 0; i < o->n_regions && !r.found; i++) {
+    const ir_block *b = ir_b(s->g, o->regions[i]);
+    for (int32_t k = 0; k < b->n_args && !r.found; k++) r.found = time_axis_of_type(s, ir_vtype(s->g, b->args[k])) != -1;
+    if (!r.found) ir_walk(s->g, o->regions[i], op_uses_time, &r);
+  }
+  return r.found;
 }
 
 /* Records why op cannot stream (the first reason only). Returns false. */
@@ -297,7 +347,9 @@ static bool stream_scan(sctx *s, ir_opid op) {
   const ir_op *o = ir_o(s->g, op);
   int32_t carries = (int32_t)ir_get_int(s->g, op, "carries"), xs = (int32_t)ir_get_int(s->g, op, "xs");
   int32_t axis = (int32_t)ir_get_int(s->g, op, "axis");
-  if (ir_get_dim(s->g, op, "length") != s->time) {
+  ir_dim length = ir_get_dim(s->g, op, "length");
+  if (length != s->time) {
+    if (dim_uses_time(s, length)) return block(s, op, "loops over a length computed from T");
     if (any_operand(s, op, SV_SEQ)) return block(s, op, "loops over something other than T but reads per-step values");
     return classify_results(s, op, AXIS_NONE);
   }
@@ -356,12 +408,17 @@ static bool analyze(sctx *s) {
   }
   for (ir_opid op = body->first; op != IR_NONE; op = ir_o(g, op)->next) {
     const ir_op *o = ir_o(g, op);
-    bool no_time = !any_operand(s, op, SV_SEQ);
+    if (o->kind != IR_OP_SCAN && attrs_use_time(s, op))
+      return block(s, op, "has an attribute that depends on T (the length of the whole sequence)");
+    bool body_time = regions_use_time(s, op);
+    bool no_time = !any_operand(s, op, SV_SEQ) && !attrs_use_time(s, op) && !body_time;
     for (int32_t r = 0; r < o->n_out && no_time; r++) no_time = time_axis_of_type(s, ir_vtype(g, o->out[r])) == -1;
     if (no_time && o->kind != IR_OP_YIELD) {
       if (!classify_results(s, op, AXIS_NONE)) return false;
     } else if (!rules[o->kind](s, op)) {
       return false;
+    } else if (body_time) {
+      return block(s, op, "uses T inside its body, where a step sees only its own steps");
     }
   }
   return true;
@@ -523,18 +580,28 @@ static void rewrite_cumulative(sctx *s, ir_opid op, ir_diag *d) {
   ir_op_erase(g, op);
 }
 
-/* iota along T counts from pos. */
+/* iota along T counts from pos: in i64, converted once to its dtype (a
+ * float iota rounds each index once, as forward's does). */
 static void rewrite_iota(sctx *s, ir_opid op, ir_diag *d) {
   ir_graph *g = s->g;
   ir_val y = ir_o(g, op)->out[0];
+  ir_type t = ir_vtype(g, y);
+  ir_loc loc = ir_o(g, op)->loc;
   ir_opid next = ir_o(g, op)->next;
-  ir_type scalar = ir_type_make(g, ir_vtype(g, y).dtype, 0, NULL);
-  ir_opid cast = ir_op_new(g, IR_OP_CAST, 1, &s->pos, 1, &scalar, ir_o(g, op)->loc);
-  ir_op_append(g, g->body, cast);
-  ir_val offset = place_before(s, next, cast);
-  ir_val shifted = build_before(s, next, IR_OP_ADD, 2, (ir_val[]){y, offset}, (op_attrs){0}, d);
-  ir_replace_all_uses(g, y, shifted);
-  ir_op_set_operands(g, ir_v(g, shifted)->def, 2, (ir_val[]){y, offset});
+  ir_type index_t = ir_type_make(g, IR_I64, t.rank, t.dims);
+  ir_opid iota = ir_op_new(g, IR_OP_IOTA, 0, NULL, 1, &index_t, loc);
+  ir_set_int(g, iota, "axis", ir_get_int(g, op, "axis"));
+  ir_op_append(g, g->body, iota);
+  ir_val local = place_before(s, next, iota);
+  ir_val global = build_before(s, next, IR_OP_ADD, 2, (ir_val[]){local, s->pos}, (op_attrs){0}, d);
+  if (t.dtype != IR_I64) {
+    ir_opid cast = ir_op_new(g, IR_OP_CAST, 1, &global, 1, &t, loc);
+    ir_op_append(g, g->body, cast);
+    global = place_before(s, next, cast);
+  }
+  ir_value_set_name(g, global, ir_v(g, y)->name);
+  ir_replace_all_uses(g, y, global);
+  ir_op_erase(g, op);
 }
 
 static ir_dim symbol_dim(sctx *s, const char **name, const char *base) {
@@ -579,6 +646,11 @@ static void add_state_outputs(sctx *s) {
   for (int32_t i = 0; i < s->n_state; i++) {
     ir_buf b = {0};
     ir_buf_printf(&b, "state%d", i);
+    for (bool taken = true; taken;) { /* never an output name of the model's */
+      taken = false;
+      for (int32_t k = 0; k < n + i && !taken; k++) taken = !strcmp(names[k], b.s);
+      if (taken) ir_buf_putc(&b, '_');
+    }
     names[n + i] = ir_arena_strdup(g->arena, b.s);
     ir_buf_free(&b);
   }
@@ -619,20 +691,26 @@ static bool scalar_constant(const ir_graph *g, ir_val v, double *x) {
   return true;
 }
 
-/* The axis of the iota defining v, or -1. */
-static int64_t iota_axis(const ir_graph *g, ir_val v) {
-  ir_opid op = ir_def_of_kind(g, v, IR_OP_IOTA);
-  return op == IR_NONE ? -1 : ir_get_int(g, op, "axis");
+/* The axis of cmp's result that the integer iota defining v counts along
+ * (its own axis, right-aligned to the result's rank), or -1. The iota must
+ * count exactly over T there: indexes, not values rounded to a float. */
+static int64_t iota_axis(const sctx *s, ir_val v, int32_t result_rank) {
+  ir_opid op = ir_def_of_kind(s->g, v, IR_OP_IOTA);
+  ir_type t = ir_vtype(s->g, v);
+  if (op == IR_NONE || !ir_dtype_is_int(t.dtype)) return -1;
+  int64_t axis = norm_axis(ir_get_int(s->g, op, "axis"), t.rank);
+  if (axis < 0 || axis >= t.rank || t.dims[axis] != s->time) return -1;
+  return axis + result_rank - t.rank;
 }
 
 /* Whether cond (bool[.., T, T]) is true exactly where a key lies after its
  * query (future = true) or at or before it (future = false). */
-static bool causal_condition(const ir_graph *g, ir_val cond, bool *future) {
-  ir_opid cmp = ir_def_of_kind(g, cond, IR_OP_COMPARE);
+static bool causal_condition(const sctx *s, ir_val cond, bool *future) {
+  ir_opid cmp = ir_def_of_kind(s->g, cond, IR_OP_COMPARE);
   if (cmp == IR_NONE) return false;
-  int32_t rank = ir_vtype(g, cond).rank;
-  int64_t a = iota_axis(g, ir_o(g, cmp)->in[0]), b = iota_axis(g, ir_o(g, cmp)->in[1]);
-  int64_t pred = ir_get_int(g, cmp, "predicate");
+  int32_t rank = ir_vtype(s->g, cond).rank;
+  int64_t a = iota_axis(s, ir_o(s->g, cmp)->in[0], rank), b = iota_axis(s, ir_o(s->g, cmp)->in[1], rank);
+  int64_t pred = ir_get_int(s->g, cmp, "predicate");
   bool col_first = a == rank - 1 && b == rank - 2, row_first = a == rank - 2 && b == rank - 1;
   if (!col_first && !row_first) return false;
   /* col > row is the future; col <= row the visible part. */
@@ -659,11 +737,12 @@ static bool scaled_scores(const ir_graph *g, ir_val s, ir_val *q, ir_val *k, dou
 }
 
 /* The masked logits: select(future, -inf, s) or select(visible, s, -inf). */
-static bool masked_scores(const ir_graph *g, ir_val x, ir_val *scores) {
+static bool masked_scores(const sctx *s, ir_val x, ir_val *scores) {
+  const ir_graph *g = s->g;
   ir_opid sel = ir_def_of_kind(g, x, IR_OP_SELECT);
   double inf;
   bool future;
-  if (sel == IR_NONE || !causal_condition(g, ir_o(g, sel)->in[0], &future)) return false;
+  if (sel == IR_NONE || !causal_condition(s, ir_o(g, sel)->in[0], &future)) return false;
   ir_val masked = ir_o(g, sel)->in[future ? 1 : 2];
   *scores = ir_o(g, sel)->in[future ? 2 : 1];
   return scalar_constant(g, masked, &inf) && inf == -INFINITY;
@@ -684,7 +763,7 @@ static bool raise_one(sctx *s, ir_opid op, ir_diag *d) {
   ir_val scores, q, k, v = o->in[1];
   double scale;
   if (sm == IR_NONE || norm_axis(ir_get_int(g, sm, "axis"), rank) != rank - 1 ||
-      !masked_scores(g, ir_o(g, sm)->in[0], &scores) || !scaled_scores(g, scores, &q, &k, &scale))
+      !masked_scores(s, ir_o(g, sm)->in[0], &scores) || !scaled_scores(g, scores, &q, &k, &scale))
     return false;
   if (ir_vtype(g, q).rank != rank || ir_vtype(g, k).rank != rank || ir_vtype(g, v).rank != rank) return false;
   ir_opid att = ir_build(g, g->body, IR_OP_ATTENTION, 3, (ir_val[]){q, k, v}, set_attention, &scale, d, o->loc);

@@ -34,6 +34,7 @@ struct rt_model {
 typedef struct rt_stream {
   int64_t pos;        /* steps consumed since the last reset */
   int64_t *values;    /* n_call_symbols: the stream's call symbols (the time entry unused) */
+  int64_t *spare;     /* n_call_symbols: where reset tries new values */
   int64_t *step_syms; /* the step program's symbol values for the current call */
   int64_t *state_dims;
   int64_t *offset;    /* n_state + 1: byte offsets of the state tensors; offset[n_state] = total */

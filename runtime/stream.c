@@ -48,7 +48,8 @@ static void stream_syms(rt_ctx *c, int64_t n) {
 }
 
 /* Byte offsets of the state tensors for the stream's values; false when
- * they overflow. */
+ * they overflow or exceed the blocks allocated at ctx_new (a state dim
+ * need not grow with every symbol: floordiv(64, B) is largest at B = 1). */
 static bool layout_state(rt_ctx *c) {
   const rt_model_desc *d = c->model->desc;
   rt_stream *s = &c->stream;
@@ -63,7 +64,7 @@ static bool layout_state(rt_ctx *c) {
       return false;
     s->offset[k + 1] = s->offset[k] + (bytes + 63) / 64 * 64;
   }
-  return true;
+  return !s->block[0] || s->offset[d->n_state] <= s->capacity;
 }
 
 static bool uses_cache(const seqrt_program *p) {
@@ -79,11 +80,14 @@ rt_status rt_stream_init(rt_ctx *c) {
   int64_t ranks = 0;
   for (int32_t k = 0; k < d->n_state; k++) ranks += d->state[k].rank;
   s->values = calloc((size_t)d->n_call_symbols + 1, sizeof *s->values);
+  s->spare = calloc((size_t)d->n_call_symbols + 1, sizeof *s->spare);
   s->step_syms = calloc((size_t)d->step->n_symbols + 1, sizeof *s->step_syms);
   s->state_dims = calloc((size_t)ranks + 1, sizeof *s->state_dims);
   s->offset = calloc((size_t)d->n_state + 1, sizeof *s->offset);
-  if (!s->values || !s->step_syms || !s->state_dims || !s->offset) return rt_fail(RT_ENOMEM, "out of memory");
+  if (!s->values || !s->spare || !s->step_syms || !s->state_dims || !s->offset)
+    return rt_fail(RT_ENOMEM, "out of memory");
   memcpy(s->values, c->max, (size_t)d->n_call_symbols * sizeof *s->values);
+  s->values[time_slot(d)] = 0; /* not part of the stream: each step gives it */
   s->has_cache = uses_cache(d->step);
   if (!layout_state(c) || (uint64_t)s->offset[d->n_state] > SIZE_MAX - 128)
     return rt_model_fail(d, RT_EINVAL, "ctx_new: the stream state overflows at these maxima");
@@ -106,6 +110,7 @@ void rt_stream_free(rt_ctx *c) {
   free(s->state_dims);
   free(s->step_syms);
   free(s->values);
+  free(s->spare);
   memset(s, 0, sizeof *s);
 }
 
@@ -144,9 +149,19 @@ rt_status rt_reset(rt_ctx *c, const int64_t *values) {
       return rt_model_fail(d, RT_EINVAL, "reset: %s = %lld is outside [0, %lld] (the ctx's maximum)",
                            symbol_name(d, k), (long long)v, (long long)c->max[k]);
   }
-  for (int32_t k = 0, i = 0; k < d->n_call_symbols; k++) c->stream.values[k] = k == t ? 0 : values[i++];
+  /* The new values go in the spare array; the old ones stay until they fit. */
+  int64_t *old = c->stream.values;
+  for (int32_t k = 0, i = 0; k < d->n_call_symbols; k++) c->stream.spare[k] = k == t ? 0 : values[i++];
+  c->stream.values = c->stream.spare;
+  c->stream.spare = old;
+  if (!layout_state(c)) {
+    c->stream.spare = c->stream.values;
+    c->stream.values = old;
+    layout_state(c);
+    return rt_model_fail(d, RT_EINVAL, "reset: the stream state for these dims does not fit the blocks "
+                         "allocated at ctx_new (it is larger than at the maxima)");
+  }
   c->stream.pos = 0;
-  layout_state(c);
   memset(c->stream.block[c->stream.cur], 0, (size_t)c->stream.capacity);
   return RT_OK;
 }
@@ -265,6 +280,9 @@ static rt_status check_header(const rt_ctx *c, const unsigned char *p, size_t n,
                          d->symbols[d->time_symbol], (long long)tmax, (long long)max_time(c));
   for (int32_t k = 0; k < d->n_call_symbols; k++) {
     memcpy(&v, p + 40 + 8 * (size_t)k, 8);
+    if (k == time_slot(d) && v != 0)
+      return rt_model_fail(d, RT_EFORMAT, "state_load: the state is truncated or corrupt (time entry %lld)",
+                           (long long)v);
     if (k != time_slot(d) && v != c->stream.values[k])
       return rt_model_fail(d, RT_EINVAL, "state_load: the state is for %s = %lld, the stream has %lld "
                            "(reset the ctx to %lld first)", symbol_name(d, k), (long long)v,
