@@ -558,24 +558,39 @@ static double cumulative_identity(ir_opkind k) {
   return k == IR_OP_CUMPROD ? 1.0 : k == IR_OP_LOGCUMSUMEXP ? -INFINITY : 0.0;
 }
 
+/* A cast of v to dtype dt before anchor (v itself when it has that dtype). */
+static ir_val cast_before(sctx *s, ir_opid anchor, ir_val v, ir_dtype dt) {
+  ir_type t = ir_vtype(s->g, v);
+  if (t.dtype == dt) return v;
+  ir_type to = ir_type_make(s->g, dt, t.rank, t.dims);
+  ir_opid cast = ir_op_new(s->g, IR_OP_CAST, 1, &v, 1, &to, ir_o(s->g, anchor)->loc);
+  ir_op_append(s->g, s->g->body, cast);
+  return place_before(s, anchor, cast);
+}
+
 /* y = cum(x) over T becomes c = cum(concat(carry, x)): c[0] is the running
- * value so far, so the additions happen in forward's order exactly. */
+ * value so far, so the additions happen in forward's order exactly. The
+ * running value of an f16/bf16 x is kept in f32, as the lowering keeps
+ * its accumulator, and only the outputs are rounded. */
 static void rewrite_cumulative(sctx *s, ir_opid op, ir_diag *d) {
   ir_graph *g = s->g;
   ir_val x = ir_o(g, op)->in[0], y = ir_o(g, op)->out[0];
   int32_t axis = s->info[x].axis;
-  ir_type xt = ir_vtype(g, x);
+  ir_dtype dt = ir_vtype(g, x).dtype, acc = dt == IR_F16 || dt == IR_BF16 ? IR_F32 : dt;
+  ir_val xa = cast_before(s, op, x, acc);
   ir_dim one = ir_dim_const(g->dims, 1), n = s->time, n1 = ir_dim_add(g->dims, s->time, one);
-  ir_type st_t = with_dim(s, xt, axis, one);
+  ir_type st_t = with_dim(s, ir_vtype(g, xa), axis, one);
   ir_val st = state_arg(s, st_t);
   ir_val ident = constant_before(s, op, st_t, cumulative_identity(ir_o(g, op)->kind));
   ir_val carry = from_state(s, op, st, ident, d);
-  ir_val ext = build_before(s, op, IR_OP_CONCAT, 2, (ir_val[]){carry, x}, (op_attrs){"axis", axis, 0, 0}, d);
+  ir_val ext = build_before(s, op, IR_OP_CONCAT, 2, (ir_val[]){carry, xa}, (op_attrs){"axis", axis, 0, 0}, d);
   ir_val cum = build_before(s, op, ir_o(g, op)->kind, 1, &ext, (op_attrs){"axis", axis, 0, 0}, d);
   bool exclusive = ir_get_int(g, op, "exclusive") != 0;
   ir_val out = build_before(s, op, IR_OP_SLICE, 1, &cum,
                             (op_attrs){"axis", axis, exclusive ? ir_dim_const(g->dims, 0) : one, exclusive ? n : n1}, d);
   add_state(s, build_before(s, op, IR_OP_SLICE, 1, &cum, (op_attrs){"axis", axis, n, n1}, d));
+  out = cast_before(s, op, out, dt);
+  ir_value_set_name(g, out, ir_v(g, y)->name);
   ir_replace_all_uses(g, y, out);
   ir_op_erase(g, op);
 }
@@ -594,11 +609,7 @@ static void rewrite_iota(sctx *s, ir_opid op, ir_diag *d) {
   ir_op_append(g, g->body, iota);
   ir_val local = place_before(s, next, iota);
   ir_val global = build_before(s, next, IR_OP_ADD, 2, (ir_val[]){local, s->pos}, (op_attrs){0}, d);
-  if (t.dtype != IR_I64) {
-    ir_opid cast = ir_op_new(g, IR_OP_CAST, 1, &global, 1, &t, loc);
-    ir_op_append(g, g->body, cast);
-    global = place_before(s, next, cast);
-  }
+  global = cast_before(s, next, global, t.dtype);
   ir_value_set_name(g, global, ir_v(g, y)->name);
   ir_replace_all_uses(g, y, global);
   ir_op_erase(g, op);
