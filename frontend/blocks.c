@@ -26,6 +26,7 @@
  */
 #include "fe.h"
 #include "frontend.h"
+#include "layers.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,16 +39,21 @@ static const fe_block_kind block_kinds[] = {
     {"scan", build_scan},
 };
 
-const fe_block_kind *fe_block_kind_find(const char *name, size_t n) {
-  for (size_t i = 0; i < sizeof block_kinds / sizeof block_kinds[0]; i++)
-    if (strlen(block_kinds[i].name) == n && memcmp(block_kinds[i].name, name, n) == 0)
-      return &block_kinds[i];
+static const fe_block_kind *find_in(const fe_block_kind *kinds, size_t count, const char *name, size_t n) {
+  for (size_t i = 0; i < count; i++)
+    if (strlen(kinds[i].name) == n && memcmp(kinds[i].name, name, n) == 0) return &kinds[i];
   return NULL;
+}
+
+const fe_block_kind *fe_block_kind_find(const char *name, size_t n) {
+  const fe_block_kind *k = find_in(block_kinds, sizeof block_kinds / sizeof block_kinds[0], name, n);
+  return k ? k : find_in(fe_layer_kinds, (size_t)fe_n_layer_kinds, name, n);
 }
 
 void fe_block_kind_list(ir_buf *out) {
   for (size_t i = 0; i < sizeof block_kinds / sizeof block_kinds[0]; i++)
     ir_buf_printf(out, "%s%s", i ? ", " : "", block_kinds[i].name);
+  for (int32_t i = 0; i < fe_n_layer_kinds; i++) ir_buf_printf(out, ", %s", fe_layer_kinds[i].name);
 }
 
 /* ---- scan ---------------------------------------------------------------------- */

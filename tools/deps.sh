@@ -2,7 +2,7 @@
 # Installs the Debian packages seqc needs (DESIGN.md, "Dependencies") when any
 # is missing; does nothing otherwise.
 set -eu
-pkgs="llvm-19-dev llvm-19-tools libyaml-dev libcmocka-dev"
+pkgs="llvm-19-dev llvm-19-tools libyaml-dev libcmocka-dev python3-torch"
 missing=""
 for p in $pkgs; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

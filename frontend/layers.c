@@ -1,0 +1,591 @@
+/*
+ * layers.c - PyTorch layers as block nodes (docs/layers.md): each expands
+ * into primitive ops and `scan`s with exactly PyTorch 1.13's semantics, and
+ * declares its parameters itself under PyTorch's names and layouts
+ * (weight_ih_l0, bias_hh_l1_reverse, ...), prefixed by `params:` (default:
+ * the layer's `name`), so a state_dict saved as safetensors binds as is.
+ *
+ *   - lstm: {name: enc, input: x, hidden_size: 16, num_layers: 2,
+ *            bidirectional: true, batch_first: false, bias: true,
+ *            proj_size: 0, h0: h0, c0: c0, params: encoder.rnn, out: [y, hn, cn]}
+ *   - gru / rnn (nonlinearity: tanh | relu): the same, out: [y, hn]
+ *   - linear: {name, input, out_features, bias, out: [y]}
+ *   - embedding: {name, input, num_embeddings, embedding_dim, padding_idx, out: [y]}
+ *   - layernorm: {name, input, eps, elementwise_affine, out: [y]}
+ *   - rmsnorm: {name, input, eps, out: [y]}
+ *   - dropout: {input, p, out: [y]}
+ *
+ * Values a layer makes are named under its scope (enc.l0.h, enc.y), which
+ * is how kernels are named in profiles; only its `out` names enter the
+ * model's scope. Layers stand in the graph, not in scan bodies.
+ */
+#include "fe.h"
+#include "layers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct layer {
+  fe_ctx *c;
+  fe_scope *s;
+  const fe_ynode *kind, *spec;
+  ir_loc loc;
+  const char *what;   /* "lstm 'enc'", for messages */
+  const char *name;   /* scope of value names ("" for an unnamed dropout) */
+  const char *prefix; /* of parameter names ("" for none) */
+  ir_val input;
+} layer;
+
+/* ---- fields ------------------------------------------------------------------- */
+
+static bool read_layer(layer *L, fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec,
+                       const char *const *keys, bool named) {
+  memset(L, 0, sizeof *L);
+  L->c = c, L->s = s, L->kind = kind, L->spec = spec, L->loc = fe_loc(c, kind);
+  if (s->block != c->g->body)
+    return fe_fail(c, L->loc, "layer '%s' stands in a scan body; layers belong to the graph", kind->text);
+  if (!fe_expect(c, spec, FE_Y_MAP, kind->text, "a mapping of its fields") || !fe_check_keys(c, spec, kind->text, keys))
+    return false;
+  const fe_ynode *name = fe_ymap_get(spec, "name"), *params = fe_ymap_get(spec, "params");
+  if (named && !name) return fe_fail(c, L->loc, "%s needs a 'name' (its scope and parameter prefix)", kind->text);
+  if (name && !fe_expect_name(c, name, "a layer name")) return false;
+  if (params && !fe_expect_name(c, params, "a parameter prefix")) return false;
+  L->name = name ? name->text : "";
+  L->prefix = params ? params->text : L->name;
+  ir_buf *w = fe_msg_buf(c);
+  ir_buf_printf(w, name ? "%s '%s'" : "%s", kind->text, L->name);
+  L->what = ir_arena_strdup(c->g->arena, w->s);
+  const fe_ynode *input = fe_require(c, spec, "input", L->what);
+  return input && fe_expect_name(c, input, "the layer's input") &&
+         fe_use(c, s, input->text, input->len, fe_loc(c, input), &L->input);
+}
+
+static bool read_int(layer *L, const char *key, int64_t lo, int64_t dflt, bool required, int64_t *out) {
+  const fe_ynode *n = fe_ymap_get(L->spec, key);
+  *out = dflt;
+  if (!n) return !required || fe_fail(L->c, L->loc, "%s needs '%s'", L->what, key);
+  ir_buf *what = fe_msg_buf(L->c);
+  ir_buf_printf(what, "%s field '%s'", L->what, key);
+  return fe_read_int(L->c, n, what->s, lo, INT32_MAX, out);
+}
+
+static bool read_bool(layer *L, const char *key, bool dflt, bool *out) {
+  const fe_ynode *n = fe_ymap_get(L->spec, key);
+  *out = dflt;
+  if (!n) return true;
+  ir_buf *what = fe_msg_buf(L->c);
+  ir_buf_printf(what, "%s field '%s'", L->what, key);
+  return fe_read_bool(L->c, n, what->s, out);
+}
+
+static bool read_real(layer *L, const char *key, double dflt, double *out) {
+  const fe_ynode *n = fe_ymap_get(L->spec, key);
+  *out = dflt;
+  if (!n) return true;
+  fe_text t = fe_text_of(L->c, n);
+  return fe_text_real(&t, t.n, out) &&
+         (fe_text_at_end(&t) || fe_text_fail(&t, t.pos, "expected a number for '%s'", key));
+}
+
+/* An optional input named by `key` (an initial state), or IR_NONE. */
+static bool read_value(layer *L, const char *key, ir_val *out) {
+  const fe_ynode *n = fe_ymap_get(L->spec, key);
+  *out = IR_NONE;
+  return !n || (fe_expect_name(L->c, n, "a value name") && fe_use(L->c, L->s, n->text, n->len, fe_loc(L->c, n), out));
+}
+
+/* Binds the `out` names, which must be exactly n. */
+static bool define_outputs(layer *L, int32_t n, const ir_val *vals, const char *expected) {
+  const fe_ynode *out = fe_require(L->c, L->spec, "out", L->what);
+  if (!out || !fe_expect(L->c, out, FE_Y_SEQ, "'out'", "a sequence of result names")) return false;
+  if (out->n != n) return fe_fail(L->c, fe_loc(L->c, out), "%s has %d result%s (%s); 'out' names %d",
+                                  L->what, n, n == 1 ? "" : "s", expected, out->n);
+  for (int32_t i = 0; i < n; i++)
+    if (!fe_expect_name(L->c, out->items[i], "a result name") ||
+        !fe_define(L->c, L->s, out->items[i]->text, out->items[i]->len, vals[i], fe_loc(L->c, out->items[i])))
+      return false;
+  return true;
+}
+
+/* ---- building ----------------------------------------------------------------- */
+
+/* A parameter PREFIX.suffix of type t: declared now, or (when the model
+ * already has it, e.g. shared by two layers) the same tensor. */
+static bool param(layer *L, const char *suffix, ir_type t, ir_val *out) {
+  fe_ctx *c = L->c;
+  ir_buf *name = fe_msg_buf(c);
+  ir_buf_printf(name, "%s%s%s", L->prefix, *L->prefix ? "." : "", suffix);
+  const fe_name *prev = fe_scope_find(L->s, name->s, name->len);
+  if (prev) {
+    *out = prev->v;
+    if (ir_v(c->g, prev->v)->is_param && ir_type_equal(ir_vtype(c->g, prev->v), t)) return true;
+    return fe_fail(c, L->loc, "%s needs parameter '%s' of type %s, but the model already has a "
+                   "value of that name of type %s (%d:%d)", L->what, name->s, fe_show_type(c, t),
+                   fe_show_type(c, ir_vtype(c->g, prev->v)), prev->loc.line, prev->loc.col);
+  }
+  *out = ir_graph_add_input(c->g, t, NULL, true);
+  return fe_define(c, L->s, name->s, name->len, *out, L->loc);
+}
+
+static ir_type type_of(layer *L, ir_dtype dt, int32_t rank, const ir_dim *dims) {
+  return ir_type_make(L->c->g, dt, rank, dims);
+}
+
+static ir_dim lit(layer *L, int64_t v) { return ir_dim_const(L->c->g->dims, v); }
+
+/* Attributes of an op built here: integers by name, plus slice bounds. */
+typedef struct attrs {
+  const char *name[3];
+  int64_t value[3];
+  const int64_t *ints; /* "perm" or "axes" */
+  int32_t n_ints;
+  const char *ints_name;
+  const ir_dim *dims; /* split sizes */
+  int32_t n_dims;
+  ir_dim start, end;  /* slice */
+} attrs;
+
+static attrs int_attr(const char *name, int64_t v) {
+  return (attrs){.name = {name}, .value = {v}};
+}
+
+static void set_attrs(ir_graph *g, ir_opid op, void *ud) {
+  const attrs *a = ud;
+  for (int i = 0; i < 3 && a->name[i]; i++) ir_set_int(g, op, a->name[i], a->value[i]);
+  if (a->ints_name) ir_set_ints(g, op, a->ints_name, a->n_ints, a->ints);
+  if (a->n_dims) ir_set_dims(g, op, "sizes", a->n_dims, a->dims);
+  if (ir_o(g, op)->kind == IR_OP_SLICE) {
+    ir_set_dim(g, op, "start", a->start);
+    ir_set_dim(g, op, "end", a->end);
+  }
+}
+
+/* Names v `SCOPE.suffix` (when the layer has a scope). */
+static ir_val named(layer *L, ir_val v, const char *suffix) {
+  if (v == IR_NONE || !suffix || !*L->name) return v;
+  ir_buf *n = fe_msg_buf(L->c);
+  ir_buf_printf(n, "%s.%s", L->name, suffix);
+  ir_value_set_name(L->c->g, v, ir_arena_strdup(L->c->g->arena, n->s));
+  return v;
+}
+
+/* An inferred op appended to block b; its first result (IR_NONE after an error). */
+static ir_val op(layer *L, ir_blockid b, ir_opkind k, int32_t n, const ir_val *in, attrs a, const char *suffix) {
+  for (int32_t i = 0; i < n; i++)
+    if (in[i] == IR_NONE) return IR_NONE;
+  ir_opid o = ir_build(L->c->g, b, k, n, in, set_attrs, &a, L->c->d, L->loc);
+  return o == IR_NONE ? IR_NONE : named(L, ir_o(L->c->g, o)->out[0], suffix);
+}
+
+static ir_val op1(layer *L, ir_blockid b, ir_opkind k, ir_val x, const char *suffix) {
+  return op(L, b, k, 1, &x, (attrs){0}, suffix);
+}
+
+static ir_val op2(layer *L, ir_blockid b, ir_opkind k, ir_val x, ir_val y, const char *suffix) {
+  return op(L, b, k, 2, (ir_val[]){x, y}, (attrs){0}, suffix);
+}
+
+/* x W^T (+ bias). */
+static ir_val affine(layer *L, ir_blockid b, ir_val x, ir_val w, ir_val bias, const char *suffix) {
+  ir_val y = op(L, b, IR_OP_MATMUL, 2, (ir_val[]){x, w}, int_attr("transpose_b", 1), bias == IR_NONE ? suffix : NULL);
+  return bias == IR_NONE ? y : op2(L, b, IR_OP_ADD, y, bias, suffix);
+}
+
+/* An op whose result type is declared (constant, reshape). */
+static ir_val declared(layer *L, ir_blockid b, ir_opkind k, int32_t n, const ir_val *in, ir_type t) {
+  if (n && in[0] == IR_NONE) return IR_NONE;
+  ir_opid o = ir_op_new(L->c->g, k, n, in, 1, &t, L->loc);
+  ir_op_append(L->c->g, b, o);
+  return ir_o(L->c->g, o)->out[0];
+}
+
+static ir_val fill(layer *L, ir_blockid b, ir_type t, double v, const char *suffix) {
+  ir_val y = declared(L, b, IR_OP_CONSTANT, 0, NULL, t);
+  double f = v;
+  int64_t i = (int64_t)v;
+  ir_tensor_data data = {1, ir_dtype_is_float(t.dtype) ? &f : NULL, ir_dtype_is_float(t.dtype) ? NULL : &i};
+  ir_set_tensor(L->c->g, ir_v(L->c->g, y)->def, "value", &data);
+  return named(L, y, suffix);
+}
+
+static ir_val reshape(layer *L, ir_blockid b, ir_val x, ir_type t) {
+  return declared(L, b, IR_OP_RESHAPE, 1, &x, t);
+}
+
+static ir_val transpose(layer *L, ir_blockid b, ir_val x, const int64_t *perm, int32_t n, const char *suffix) {
+  attrs a = {0};
+  a.ints_name = "perm", a.ints = perm, a.n_ints = n;
+  return op(L, b, IR_OP_TRANSPOSE, 1, &x, a, suffix);
+}
+
+/* An op could not be built (its error is reported). */
+static bool failed(layer *L, ir_val v) {
+  (void)L;
+  return v == IR_NONE;
+}
+
+/* ---- recurrent layers ------------------------------------------------------------- */
+
+typedef enum cell { CELL_RNN_TANH, CELL_RNN_RELU, CELL_LSTM, CELL_GRU } cell;
+
+typedef struct rnn {
+  layer L;
+  cell kind;
+  int64_t hidden, layers, proj, gates;
+  bool bidir, batch_first, bias;
+  ir_val h0, c0;
+  ir_dtype dt;
+  ir_dim T, B;
+  int64_t h_out; /* proj or hidden */
+} rnn;
+
+/* One direction's parameters: weight_ih, weight_hh, bias_ih, bias_hh, weight_hr. */
+typedef struct rnn_params {
+  ir_val w[5];
+} rnn_params;
+
+static bool rnn_declare(rnn *R, int64_t k, int d, ir_dim in, rnn_params *p) {
+  layer *L = &R->L;
+  static const char *const names[] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"};
+  ir_dim gh = lit(L, R->gates * R->hidden);
+  ir_type types[5] = {type_of(L, R->dt, 2, (ir_dim[]){gh, in}), type_of(L, R->dt, 2, (ir_dim[]){gh, lit(L, R->h_out)}),
+                      type_of(L, R->dt, 1, &gh), type_of(L, R->dt, 1, &gh),
+                      type_of(L, R->dt, 2, (ir_dim[]){lit(L, R->proj), lit(L, R->hidden)})};
+  for (int i = 0; i < 5; i++) {
+    p->w[i] = IR_NONE;
+    if ((i == 2 || i == 3) && !R->bias) continue;
+    if (i == 4 && !R->proj) continue;
+    ir_buf *suffix = fe_msg_buf(L->c);
+    ir_buf_printf(suffix, "%s_l%lld%s", names[i], (long long)k, d ? "_reverse" : "");
+    char *s = strdup(suffix->s);
+    bool ok = param(L, s, types[i], &p->w[i]);
+    free(s);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/* The initial state of (layer k, direction d): slice idx of h0/c0
+ * [D*L, B, width], or zeros. */
+static ir_val initial_state(rnn *R, ir_val all, int64_t idx, int64_t width, const char *suffix) {
+  layer *L = &R->L;
+  ir_blockid b = L->s->block;
+  ir_type t = type_of(L, R->dt, 2, (ir_dim[]){R->B, lit(L, width)});
+  if (all == IR_NONE) return fill(L, b, t, 0.0, suffix);
+  attrs a = int_attr("axis", 0);
+  a.start = lit(L, idx), a.end = lit(L, idx + 1);
+  return named(L, reshape(L, b, op(L, b, IR_OP_SLICE, 1, &all, a, NULL), t), suffix);
+}
+
+/* The cell's body: next carries and the per-step output, from the
+ * region's arguments (t, h, [c], x_t, W_ih, W_hh, [b_ih, b_hh], [W_hr]). */
+static bool build_cell(rnn *R, ir_blockid body, const ir_val *args, int32_t n_carries, ir_val *next) {
+  layer *L = &R->L;
+  const ir_val *inv = args + 2 + n_carries;
+  ir_val h = args[1], c = n_carries > 1 ? args[2] : IR_NONE, xt = args[1 + n_carries];
+  int32_t k = 0;
+  ir_val w_ih = inv[k++], w_hh = inv[k++], b_ih = R->bias ? inv[k++] : IR_NONE, b_hh = R->bias ? inv[k++] : IR_NONE;
+  ir_val w_hr = R->proj ? inv[k++] : IR_NONE;
+  ir_val gi = affine(L, body, xt, w_ih, b_ih, NULL), gh = affine(L, body, h, w_hh, b_hh, NULL);
+  ir_dim hd = lit(L, R->hidden);
+  attrs split = int_attr("axis", 1);
+  split.dims = (ir_dim[]){hd, hd, hd, hd};
+  split.n_dims = (int32_t)R->gates;
+  if (R->kind == CELL_RNN_TANH || R->kind == CELL_RNN_RELU) {
+    next[0] = op1(L, body, R->kind == CELL_RNN_TANH ? IR_OP_TANH : IR_OP_RELU, op2(L, body, IR_OP_ADD, gi, gh, NULL), NULL);
+    return !failed(L, next[0]);
+  }
+  if (R->kind == CELL_LSTM) { /* gate order i, f, g, o */
+    ir_val g = op2(L, body, IR_OP_ADD, gi, gh, NULL);
+    ir_val first = op(L, body, IR_OP_SPLIT, 1, &g, split, NULL);
+    if (failed(L, first)) return false;
+    const ir_val *q = ir_o(L->c->g, ir_v(L->c->g, first)->def)->out;
+    ir_val i = op1(L, body, IR_OP_SIGMOID, q[0], NULL), f = op1(L, body, IR_OP_SIGMOID, q[1], NULL);
+    ir_val gg = op1(L, body, IR_OP_TANH, q[2], NULL), o = op1(L, body, IR_OP_SIGMOID, q[3], NULL);
+    next[1] = op2(L, body, IR_OP_ADD, op2(L, body, IR_OP_MUL, f, c, NULL), op2(L, body, IR_OP_MUL, i, gg, NULL), NULL);
+    next[0] = op2(L, body, IR_OP_MUL, o, op1(L, body, IR_OP_TANH, next[1], NULL), NULL);
+    if (R->proj) next[0] = affine(L, body, next[0], w_hr, IR_NONE, NULL);
+    return !failed(L, next[0]);
+  }
+  /* GRU, gate order r, z, n; the reset gate scales (W_hn h + b_hn). */
+  ir_val xs = op(L, body, IR_OP_SPLIT, 1, &gi, split, NULL), hs = op(L, body, IR_OP_SPLIT, 1, &gh, split, NULL);
+  if (failed(L, xs) || failed(L, hs)) return false;
+  const ir_val *xg = ir_o(L->c->g, ir_v(L->c->g, xs)->def)->out, *hg = ir_o(L->c->g, ir_v(L->c->g, hs)->def)->out;
+  ir_val r = op1(L, body, IR_OP_SIGMOID, op2(L, body, IR_OP_ADD, xg[0], hg[0], NULL), NULL);
+  ir_val z = op1(L, body, IR_OP_SIGMOID, op2(L, body, IR_OP_ADD, xg[1], hg[1], NULL), NULL);
+  ir_val n = op1(L, body, IR_OP_TANH, op2(L, body, IR_OP_ADD, xg[2], op2(L, body, IR_OP_MUL, r, hg[2], NULL), NULL), NULL);
+  ir_val one = fill(L, body, type_of(L, R->dt, 0, NULL), 1.0, NULL);
+  ir_val keep = op2(L, body, IR_OP_MUL, z, h, NULL);
+  next[0] = op2(L, body, IR_OP_ADD, op2(L, body, IR_OP_MUL, op2(L, body, IR_OP_SUB, one, z, NULL), n, NULL), keep, NULL);
+  return !failed(L, next[0]);
+}
+
+/* One direction of one layer: a scan over T; final h (and c) and the
+ * stacked outputs [T, B, h_out]. */
+static bool rnn_direction(rnn *R, int64_t k, int d, ir_val x, ir_val *final, ir_val *ys) {
+  layer *L = &R->L;
+  ir_graph *g = L->c->g;
+  ir_type xt = ir_vtype(g, x);
+  rnn_params p;
+  if (!rnn_declare(R, k, d, xt.dims[2], &p)) return false;
+  char scope[64];
+  snprintf(scope, sizeof scope, "l%lld%s", (long long)k, d ? "_reverse" : "");
+  int64_t idx = k * (R->bidir ? 2 : 1) + d;
+  int32_t n_carries = R->kind == CELL_LSTM ? 2 : 1;
+  ir_val in[9];
+  int32_t n_in = 0;
+  in[n_in++] = initial_state(R, R->h0, idx, R->h_out, NULL);
+  if (n_carries > 1) in[n_in++] = initial_state(R, R->c0, idx, R->hidden, NULL);
+  in[n_in++] = x;
+  for (int i = 0; i < 5; i++)
+    if (p.w[i] != IR_NONE) in[n_in++] = p.w[i];
+  for (int32_t i = 0; i < n_in; i++)
+    if (failed(L, in[i])) return false;
+  ir_type placeholder[3] = {{0}};
+  ir_opid scan = ir_op_new(g, IR_OP_SCAN, n_in, in, n_carries + 1, placeholder, L->loc);
+  ir_set_dim(g, scan, "length", xt.dims[0]);
+  ir_set_int(g, scan, "carries", n_carries);
+  ir_set_int(g, scan, "xs", 1);
+  if (d) ir_set_int(g, scan, "reverse", 1);
+  ir_blockid body = ir_o(g, scan)->regions[0];
+  ir_val args[10];
+  args[0] = ir_block_add_arg(g, body, type_of(L, IR_I64, 0, NULL), NULL);
+  for (int32_t i = 0; i < n_in; i++) {
+    ir_type t = ir_vtype(g, in[i]);
+    if (i == n_carries) t = type_of(L, t.dtype, 2, t.dims + 1); /* the step's slice of x */
+    args[i + 1] = ir_block_add_arg(g, body, t, NULL);
+  }
+  ir_val next[3];
+  bool ok = build_cell(R, body, args, n_carries, next);
+  if (ok) {
+    next[n_carries] = next[0];
+    ir_op_append(g, body, ir_op_new(g, IR_OP_YIELD, n_carries + 1, next, 0, NULL, L->loc));
+    ir_type types[3];
+    int32_t n_out = 0;
+    ok = ir_infer_types(g, scan, types, 3, &n_out, L->c->d);
+    for (int32_t i = 0; ok && i < n_out; i++) g->vals[ir_o(g, scan)->out[i]].type = types[i];
+  }
+  if (!ok) {
+    ir_o(g, scan)->erased = true;
+    return false;
+  }
+  ir_op_append(g, L->s->block, scan);
+  char nm[96];
+  for (int32_t i = 0; i < n_carries; i++) {
+    snprintf(nm, sizeof nm, "%s.%s", scope, i ? "c" : "h");
+    final[i] = named(L, ir_o(g, scan)->out[i], nm);
+  }
+  snprintf(nm, sizeof nm, "%s.y", scope);
+  *ys = named(L, ir_o(g, scan)->out[n_carries], nm);
+  return true;
+}
+
+/* Stacks per-(layer, direction) [B, W] states into [D*L, B, W]. */
+static ir_val stack_states(rnn *R, ir_val *states, int32_t n, int64_t width, const char *suffix) {
+  layer *L = &R->L;
+  ir_blockid b = L->s->block;
+  ir_val *rows = ir_xcalloc((size_t)n + 1, sizeof(ir_val));
+  ir_type one = type_of(L, R->dt, 3, (ir_dim[]){lit(L, 1), R->B, lit(L, width)});
+  for (int32_t i = 0; i < n; i++) rows[i] = reshape(L, b, states[i], one);
+  ir_val y = op(L, b, IR_OP_CONCAT, n, rows, int_attr("axis", 0), suffix);
+  free(rows);
+  return y;
+}
+
+static bool check_state_input(rnn *R, ir_val v, const char *key, int64_t width) {
+  if (v == IR_NONE) return true;
+  layer *L = &R->L;
+  ir_type t = ir_vtype(L->c->g, v);
+  int64_t n = R->layers * (R->bidir ? 2 : 1);
+  ir_type want = type_of(L, R->dt, 3, (ir_dim[]){lit(L, n), R->B, lit(L, width)});
+  if (ir_type_equal(t, want)) return true;
+  return fe_fail(L->c, L->loc, "%s: '%s' is %s, expected %s (num_layers * directions, batch, %s)", L->what,
+                 key, fe_show_type(L->c, t), fe_show_type(L->c, want), key[0] == 'c' ? "hidden_size" : "hidden size");
+}
+
+static bool read_rnn(rnn *R, fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec, cell k) {
+  static const char *const keys[] = {"name", "params", "input", "hidden_size", "num_layers", "bidirectional",
+                                     "batch_first", "bias", "proj_size", "nonlinearity", "h0", "c0", "out", NULL};
+  memset(R, 0, sizeof *R);
+  R->kind = k;
+  layer *L = &R->L;
+  if (!read_layer(L, c, s, kind, spec, keys, true)) return false;
+  const fe_ynode *act = fe_ymap_get(spec, "nonlinearity");
+  if (act && k != CELL_RNN_TANH) return fe_fail(c, fe_loc(c, act), "%s has no 'nonlinearity' (only rnn has)", L->what);
+  if (act && !(act->len == 4 && !strcmp(act->text, "tanh")) && !(act->len == 4 && !strcmp(act->text, "relu")))
+    return fe_fail(c, fe_loc(c, act), "%s: nonlinearity is tanh or relu, got '%s'", L->what, fe_show(c, act->text, act->len));
+  if (act && !strcmp(act->text, "relu")) R->kind = CELL_RNN_RELU;
+  if (fe_ymap_get(spec, "proj_size") && k != CELL_LSTM)
+    return fe_fail(c, fe_loc(c, fe_ymap_get(spec, "proj_size")), "%s has no 'proj_size' (only lstm has)", L->what);
+  if (fe_ymap_get(spec, "c0") && k != CELL_LSTM)
+    return fe_fail(c, fe_loc(c, fe_ymap_get(spec, "c0")), "%s has no 'c0' (only lstm has)", L->what);
+  R->gates = k == CELL_LSTM ? 4 : k == CELL_GRU ? 3 : 1;
+  if (!read_int(L, "hidden_size", 1, 0, true, &R->hidden) || !read_int(L, "num_layers", 1, 1, false, &R->layers) ||
+      !read_int(L, "proj_size", 0, 0, false, &R->proj) || !read_bool(L, "bidirectional", false, &R->bidir) ||
+      !read_bool(L, "batch_first", false, &R->batch_first) || !read_bool(L, "bias", true, &R->bias) ||
+      !read_value(L, "h0", &R->h0) || !read_value(L, "c0", &R->c0))
+    return false;
+  if (R->proj >= R->hidden)
+    return fe_fail(c, L->loc, "%s: proj_size %lld must be smaller than hidden_size %lld", L->what,
+                   (long long)R->proj, (long long)R->hidden);
+  R->h_out = R->proj ? R->proj : R->hidden;
+  ir_type x = ir_vtype(c->g, L->input);
+  if (x.rank != 3 || !ir_dtype_is_float(x.dtype))
+    return fe_fail(c, L->loc, "%s: input is %s, expected a float tensor [%s]", L->what, fe_show_type(c, x),
+                   R->batch_first ? "B, T, input_size" : "T, B, input_size");
+  R->dt = x.dtype;
+  R->T = x.dims[R->batch_first ? 1 : 0];
+  R->B = x.dims[R->batch_first ? 0 : 1];
+  return check_state_input(R, R->h0, "h0", R->h_out) && check_state_input(R, R->c0, "c0", R->hidden);
+}
+
+static bool build_recurrent(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec, cell k) {
+  rnn R;
+  if (!read_rnn(&R, c, s, kind, spec, k)) return false;
+  layer *L = &R.L;
+  ir_blockid b = s->block;
+  static const int64_t swap01[] = {1, 0, 2};
+  ir_val x = R.batch_first ? transpose(L, b, L->input, swap01, 3, "x_tb") : L->input;
+  int32_t dirs = R.bidir ? 2 : 1, n = (int32_t)(R.layers * dirs);
+  ir_val *hs = ir_xcalloc((size_t)n + 1, sizeof(ir_val)), *cs = ir_xcalloc((size_t)n + 1, sizeof(ir_val));
+  bool ok = !failed(L, x);
+  for (int64_t layer_k = 0; ok && layer_k < R.layers; layer_k++) {
+    ir_val ys[2], final[2];
+    for (int d = 0; ok && d < dirs; d++) {
+      ok = rnn_direction(&R, layer_k, d, x, final, &ys[d]);
+      if (ok) hs[layer_k * dirs + d] = final[0];
+      if (ok && k == CELL_LSTM) cs[layer_k * dirs + d] = final[1];
+    }
+    if (ok) x = dirs == 1 ? ys[0] : op(L, b, IR_OP_CONCAT, 2, ys, int_attr("axis", 2), NULL);
+    ok = ok && !failed(L, x);
+  }
+  ir_val outs[3] = {IR_NONE, IR_NONE, IR_NONE};
+  if (ok) {
+    outs[0] = R.batch_first ? transpose(L, b, x, swap01, 3, "y") : named(L, x, "y");
+    outs[1] = stack_states(&R, hs, n, R.h_out, "hn");
+    if (k == CELL_LSTM) outs[2] = stack_states(&R, cs, n, R.hidden, "cn");
+    ok = !failed(L, outs[0]) && !failed(L, outs[1]) && (k != CELL_LSTM || !failed(L, outs[2]));
+  }
+  free(hs);
+  free(cs);
+  return ok && define_outputs(L, k == CELL_LSTM ? 3 : 2, outs, k == CELL_LSTM ? "output, h_n, c_n" : "output, h_n");
+}
+
+static bool build_rnn(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  return build_recurrent(c, s, kind, spec, CELL_RNN_TANH);
+}
+static bool build_lstm(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  return build_recurrent(c, s, kind, spec, CELL_LSTM);
+}
+static bool build_gru(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  return build_recurrent(c, s, kind, spec, CELL_GRU);
+}
+
+/* ---- feed-forward layers ------------------------------------------------------------ */
+
+/* The input's last dim (the features a layer reads). */
+static bool features(layer *L, int32_t min_rank, ir_dim *out) {
+  ir_type t = ir_vtype(L->c->g, L->input);
+  if (t.rank < min_rank || !ir_dtype_is_float(t.dtype))
+    return fe_fail(L->c, L->loc, "%s: input is %s, expected a float tensor of rank at least %d", L->what,
+                   fe_show_type(L->c, t), min_rank);
+  *out = t.dims[t.rank - 1];
+  return true;
+}
+
+static bool build_linear(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  static const char *const keys[] = {"name", "params", "input", "out_features", "bias", "out", NULL};
+  layer L;
+  int64_t n_out;
+  bool bias;
+  ir_dim in;
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "out_features", 1, 0, true, &n_out) ||
+      !read_bool(&L, "bias", true, &bias) || !features(&L, 2, &in))
+    return false;
+  ir_dtype dt = ir_vtype(c->g, L.input).dtype;
+  ir_val w, b = IR_NONE;
+  if (!param(&L, "weight", type_of(&L, dt, 2, (ir_dim[]){lit(&L, n_out), in}), &w) ||
+      (bias && !param(&L, "bias", type_of(&L, dt, 1, (ir_dim[]){lit(&L, n_out)}), &b)))
+    return false;
+  ir_val y = affine(&L, s->block, L.input, w, b, "y");
+  return !failed(&L, y) && define_outputs(&L, 1, &y, "output");
+}
+
+static bool build_embedding(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  static const char *const keys[] = {"name", "params", "input", "num_embeddings", "embedding_dim", "padding_idx", "out", NULL};
+  layer L;
+  int64_t n, dim, pad;
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "num_embeddings", 1, 0, true, &n) ||
+      !read_int(&L, "embedding_dim", 1, 0, true, &dim))
+    return false;
+  const fe_ynode *p = fe_ymap_get(spec, "padding_idx");
+  if (p && !fe_read_int(c, p, "embedding field 'padding_idx'", -n, n - 1, &pad)) return false;
+  ir_type ids = ir_vtype(c->g, L.input);
+  if (!ir_dtype_is_int(ids.dtype))
+    return fe_fail(c, L.loc, "%s: input is %s, expected token ids (i32 or i64)", L.what, fe_show_type(c, ids));
+  ir_val w;
+  if (!param(&L, "weight", type_of(&L, IR_F32, 2, (ir_dim[]){lit(&L, n), lit(&L, dim)}), &w)) return false;
+  ir_val y = op(&L, s->block, IR_OP_GATHER, 2, (ir_val[]){w, L.input}, int_attr("axis", 0), "y");
+  return !failed(&L, y) && define_outputs(&L, 1, &y, "output");
+}
+
+static bool build_layernorm(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  static const char *const keys[] = {"name", "params", "input", "eps", "elementwise_affine", "out", NULL};
+  layer L;
+  double eps;
+  bool affine_on;
+  ir_dim d;
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_real(&L, "eps", 1e-5, &eps) ||
+      !read_bool(&L, "elementwise_affine", true, &affine_on) || !features(&L, 1, &d))
+    return false;
+  ir_dtype dt = ir_vtype(c->g, L.input).dtype;
+  ir_val in[3] = {L.input, IR_NONE, IR_NONE};
+  if (affine_on && (!param(&L, "weight", type_of(&L, dt, 1, &d), &in[1]) || !param(&L, "bias", type_of(&L, dt, 1, &d), &in[2])))
+    return false;
+  ir_type t = ir_vtype(c->g, L.input);
+  ir_opid o = ir_op_new(c->g, IR_OP_LAYERNORM, affine_on ? 3 : 1, in, 1, &t, L.loc);
+  ir_set_float(c->g, o, "eps", eps);
+  ir_op_append(c->g, s->block, o);
+  ir_val y = named(&L, ir_o(c->g, o)->out[0], "y");
+  return define_outputs(&L, 1, &y, "output");
+}
+
+/* y = x / sqrt(mean(x^2) + eps) * weight over the last dim (the RMSNorm of
+ * T5 and LLaMA; PyTorch 1.13 has none). */
+static bool build_rmsnorm(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  static const char *const keys[] = {"name", "params", "input", "eps", "out", NULL};
+  layer L;
+  double eps;
+  ir_dim d;
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_real(&L, "eps", 1e-6, &eps) || !features(&L, 1, &d))
+    return false;
+  ir_type t = ir_vtype(c->g, L.input);
+  ir_val w;
+  if (!param(&L, "weight", type_of(&L, t.dtype, 1, &d), &w)) return false;
+  ir_blockid b = s->block;
+  attrs mean = int_attr("keepdims", 1);
+  int64_t last = t.rank - 1;
+  mean.ints_name = "axes", mean.ints = &last, mean.n_ints = 1;
+  ir_val ms = op(&L, b, IR_OP_REDUCE_MEAN, 1, (ir_val[]){op2(&L, b, IR_OP_MUL, L.input, L.input, NULL)}, mean, "ms");
+  ir_val inv = op1(&L, b, IR_OP_RSQRT, op2(&L, b, IR_OP_ADD, ms, fill(&L, b, type_of(&L, t.dtype, 0, NULL), eps, NULL), NULL), NULL);
+  ir_val y = op2(&L, b, IR_OP_MUL, op2(&L, b, IR_OP_MUL, L.input, inv, NULL), w, "y");
+  return !failed(&L, y) && define_outputs(&L, 1, &y, "output");
+}
+
+/* Identity at inference; a copy, so the output is a value of its own. */
+static bool build_dropout(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  static const char *const keys[] = {"name", "input", "p", "out", NULL};
+  layer L;
+  double p;
+  if (!read_layer(&L, c, s, kind, spec, keys, false) || !read_real(&L, "p", 0.5, &p)) return false;
+  if (p < 0 || p > 1) return fe_fail(c, L.loc, "%s: p is %g, expected a probability in [0, 1]", L.what, p);
+  ir_val y = reshape(&L, s->block, L.input, ir_vtype(c->g, L.input));
+  return define_outputs(&L, 1, &y, "output");
+}
+
+const fe_block_kind fe_layer_kinds[] = {
+    {"rnn", build_rnn},         {"lstm", build_lstm},           {"gru", build_gru},
+    {"linear", build_linear},   {"embedding", build_embedding}, {"layernorm", build_layernorm},
+    {"rmsnorm", build_rmsnorm}, {"dropout", build_dropout},
+};
+const int32_t fe_n_layer_kinds = (int32_t)(sizeof fe_layer_kinds / sizeof fe_layer_kinds[0]);
