@@ -49,7 +49,9 @@ static bool read_layer(layer *L, fe_ctx *c, fe_scope *s, const fe_ynode *kind, c
   const fe_ynode *name = fe_ymap_get(spec, "name"), *params = fe_ymap_get(spec, "params");
   if (named && !name) return fe_fail(c, L->loc, "%s needs a 'name' (its scope and parameter prefix)", kind->text);
   if (name && !fe_expect_name(c, name, "a layer name")) return false;
-  if (params && !fe_expect_name(c, params, "a parameter prefix")) return false;
+  /* params: "" binds a bare module's state_dict (keys without a prefix). */
+  bool bare = params && params->kind == FE_Y_SCALAR && params->len == 0 && !params->plain;
+  if (params && !bare && !fe_expect_name(c, params, "a parameter prefix")) return false;
   L->name = name ? name->text : "";
   L->prefix = params ? params->text : L->name;
   ir_buf *w = fe_msg_buf(c);
