@@ -236,10 +236,28 @@ typedef struct rnn {
   int64_t hidden, layers, proj, gates;
   bool bidir, batch_first, bias;
   ir_val h0, c0;
+  ir_val lengths; /* [B, 1] i64 valid steps per sequence, or IR_NONE */
   ir_dtype dt;
   ir_dim T, B;
   int64_t h_out; /* proj or hidden */
 } rnn;
+
+/* Packed-sequence semantics: at steps t >= lengths[b] the carries keep
+ * their values and the output is 0, so the forward direction's final
+ * state is the one at lengths[b] and the backward direction starts at
+ * x[lengths[b] - 1] from its initial state. next[] holds the new carries
+ * and the per-step output; args the body's arguments (lengths last). */
+static bool mask_padding(rnn *R, ir_blockid body, const ir_val *args, int32_t n_in, int32_t n_carries, ir_val *next) {
+  layer *L = &R->L;
+  ir_val valid = op(L, body, IR_OP_COMPARE, 2, (ir_val[]){args[n_in], args[0]}, int_attr("predicate", IR_CMP_GT), NULL);
+  for (int32_t i = 0; i < n_carries; i++)
+    next[i] = op(L, body, IR_OP_SELECT, 3, (ir_val[]){valid, next[i], args[1 + i]}, (attrs){0}, NULL);
+  ir_val zero = fill(L, body, type_of(L, R->dt, 0, NULL), 0.0, NULL);
+  next[n_carries] = op(L, body, IR_OP_SELECT, 3, (ir_val[]){valid, next[n_carries], zero}, (attrs){0}, NULL);
+  for (int32_t i = 0; i <= n_carries; i++)
+    if (failed(L, next[i])) return false;
+  return true;
+}
 
 /* One direction's parameters: weight_ih, weight_hh, bias_ih, bias_hh, weight_hr. */
 typedef struct rnn_params {
@@ -334,13 +352,14 @@ static bool rnn_direction(rnn *R, int64_t k, int d, ir_val x, ir_val *final, ir_
   snprintf(scope, sizeof scope, "l%lld%s", (long long)k, d ? "_reverse" : "");
   int64_t idx = k * (R->bidir ? 2 : 1) + d;
   int32_t n_carries = R->kind == CELL_LSTM ? 2 : 1;
-  ir_val in[9];
+  ir_val in[10];
   int32_t n_in = 0;
   in[n_in++] = initial_state(R, R->h0, idx, R->h_out, NULL);
   if (n_carries > 1) in[n_in++] = initial_state(R, R->c0, idx, R->hidden, NULL);
   in[n_in++] = x;
   for (int i = 0; i < 5; i++)
     if (p.w[i] != IR_NONE) in[n_in++] = p.w[i];
+  if (R->lengths != IR_NONE) in[n_in++] = R->lengths;
   for (int32_t i = 0; i < n_in; i++)
     if (failed(L, in[i])) return false;
   ir_type placeholder[3] = {{0}};
@@ -350,7 +369,7 @@ static bool rnn_direction(rnn *R, int64_t k, int d, ir_val x, ir_val *final, ir_
   ir_set_int(g, scan, "xs", 1);
   if (d) ir_set_int(g, scan, "reverse", 1);
   ir_blockid body = ir_o(g, scan)->regions[0];
-  ir_val args[10];
+  ir_val args[11];
   args[0] = ir_block_add_arg(g, body, type_of(L, IR_I64, 0, NULL), NULL);
   for (int32_t i = 0; i < n_in; i++) {
     ir_type t = ir_vtype(g, in[i]);
@@ -359,8 +378,9 @@ static bool rnn_direction(rnn *R, int64_t k, int d, ir_val x, ir_val *final, ir_
   }
   ir_val next[3];
   bool ok = build_cell(R, body, args, n_carries, next);
+  next[n_carries] = next[0];
+  if (ok && R->lengths != IR_NONE) ok = mask_padding(R, body, args, n_in, n_carries, next);
   if (ok) {
-    next[n_carries] = next[0];
     ir_op_append(g, body, ir_op_new(g, IR_OP_YIELD, n_carries + 1, next, 0, NULL, L->loc));
     ir_type types[3];
     int32_t n_out = 0;
@@ -405,9 +425,29 @@ static bool check_state_input(rnn *R, ir_val v, const char *key, int64_t width) 
                  key, fe_show_type(L->c, t), fe_show_type(L->c, want), key[0] == 'c' ? "hidden_size" : "hidden size");
 }
 
+/* `lengths: lens`, an integer [B] input: as [B, 1] i64, the form the
+ * scan bodies compare with the step index. */
+static bool read_lengths(rnn *R) {
+  layer *L = &R->L;
+  ir_val v;
+  if (!read_value(L, "lengths", &v)) return false;
+  R->lengths = IR_NONE;
+  if (v == IR_NONE) return true;
+  ir_type t = ir_vtype(L->c->g, v);
+  if (t.rank != 1 || !ir_dtype_is_int(t.dtype) || t.dims[0] != R->B)
+    return fe_fail(L->c, L->loc, "%s: 'lengths' is %s, expected an integer [%s] (the batch)", L->what,
+                   fe_show_type(L->c, t), fe_show_dim(L->c, R->B));
+  ir_blockid b = L->s->block;
+  ir_type i64 = type_of(L, IR_I64, 1, &R->B);
+  ir_val wide = t.dtype == IR_I64 ? v : declared(L, b, IR_OP_CAST, 1, &v, i64);
+  R->lengths = named(L, reshape(L, b, wide, type_of(L, IR_I64, 2, (ir_dim[]){R->B, lit(L, 1)})), "lengths");
+  return true;
+}
+
 static bool read_rnn(rnn *R, fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec, cell k) {
   static const char *const keys[] = {"name", "params", "input", "hidden_size", "num_layers", "bidirectional",
-                                     "batch_first", "bias", "proj_size", "nonlinearity", "h0", "c0", "out", NULL};
+                                     "batch_first", "bias", "proj_size", "nonlinearity", "h0", "c0", "lengths",
+                                     "out", NULL};
   memset(R, 0, sizeof *R);
   R->kind = k;
   layer *L = &R->L;
@@ -438,7 +478,8 @@ static bool read_rnn(rnn *R, fe_ctx *c, fe_scope *s, const fe_ynode *kind, const
   R->dt = x.dtype;
   R->T = x.dims[R->batch_first ? 1 : 0];
   R->B = x.dims[R->batch_first ? 0 : 1];
-  return check_state_input(R, R->h0, "h0", R->h_out) && check_state_input(R, R->c0, "c0", R->hidden);
+  return check_state_input(R, R->h0, "h0", R->h_out) && check_state_input(R, R->c0, "c0", R->hidden) &&
+         read_lengths(R);
 }
 
 static bool build_recurrent(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec, cell k) {
