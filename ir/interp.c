@@ -64,7 +64,8 @@
  *                                    holding Tk - Tq earlier keys)
  *      padding j < lengths[b]       (b indexes the FIRST dim of q)
  *      window  causal and (i + Tk - Tq) - j < window
- *      prefix  j < lengths[b] or causal;
+ *      prefix  j < lengths[b] or causal
+ *      causal_padding  j < lengths[b] and causal;
  *    a row with no visible key gives 0.
  *  - scan: see eval_scan; init: see eval_init.
  */
@@ -1352,6 +1353,7 @@ static bool key_visible(const attn_mask *m, int64_t i, int64_t j, double length)
   case IR_MASK_PADDING: return (double)j < length;
   case IR_MASK_WINDOW: return causal && i + m->shift - j < m->window;
   case IR_MASK_PREFIX: return (double)j < length || causal;
+  case IR_MASK_CAUSAL_PADDING: return (double)j < length && causal;
   default: return true;
   }
 }
@@ -1402,9 +1404,9 @@ static bool attention_shapes(interp *ip, ir_opid id, const ir_tensor *in, int64_
 static bool eval_attention(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *out) {
   const ir_tensor *q = &in[0], *k = &in[1], *v = &in[2];
   attn_mask mask = {ir_get_int(ip->g, id, "mask"), 0, ir_get_int(ip->g, id, "window")};
-  bool uses_lengths = mask.kind == IR_MASK_PADDING || mask.kind == IR_MASK_PREFIX;
+  bool uses_lengths = ir_mask_uses_lengths(mask.kind);
   int64_t shape[INTERP_MAX_RANK];
-  if (mask.kind < IR_MASK_NONE || mask.kind > IR_MASK_PREFIX)
+  if (mask.kind < IR_MASK_NONE || mask.kind > IR_MASK_CAUSAL_PADDING)
     return fail(ip, id, "unknown mask kind %lld", (long long)mask.kind);
   if (!attention_shapes(ip, id, in, shape)) return false;
   int32_t r = q->rank;
@@ -1412,7 +1414,7 @@ static bool eval_attention(interp *ip, ir_opid id, const ir_tensor *in, ir_tenso
   const ir_tensor *lengths = NULL;
   if (uses_lengths) {
     if (ir_o(ip->g, id)->n_in < 4 || r < 3)
-      return fail(ip, id, "padding and prefix masks need lengths over a batch dim");
+      return fail(ip, id, "padding, prefix and causal_padding masks need lengths over a batch dim");
     lengths = &in[3];
     if (lengths->numel != q->shape[0])
       return fail(ip, id, "%lld lengths for a first dim of %lld", (long long)lengths->numel,

@@ -71,7 +71,11 @@ typedef enum ir_attr_kind {
 
 /* Values of enumerated attributes (ops.def ENUM lines). */
 enum { IR_CMP_EQ, IR_CMP_NE, IR_CMP_LT, IR_CMP_LE, IR_CMP_GT, IR_CMP_GE };
-enum { IR_MASK_NONE, IR_MASK_CAUSAL, IR_MASK_PADDING, IR_MASK_WINDOW, IR_MASK_PREFIX };
+enum { IR_MASK_NONE, IR_MASK_CAUSAL, IR_MASK_PADDING, IR_MASK_WINDOW, IR_MASK_PREFIX, IR_MASK_CAUSAL_PADDING };
+/* Masks that read attention's 4th operand, lengths. */
+static inline bool ir_mask_uses_lengths(int64_t m) {
+  return m == IR_MASK_PADDING || m == IR_MASK_PREFIX || m == IR_MASK_CAUSAL_PADDING;
+}
 enum { IR_GELU_NONE, IR_GELU_TANH };
 
 /* Declared attribute of an op (from ops.def). */

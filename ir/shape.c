@@ -640,14 +640,14 @@ static bool infer_pad(infer_ctx *c) {
 /* ---- attention --------------------------------------------------------- */
 
 static bool check_attention_lengths(infer_ctx *c, ir_type q, int64_t mask) {
-  bool needs = mask == IR_MASK_PADDING || mask == IR_MASK_PREFIX;
+  bool needs = ir_mask_uses_lengths(mask);
   if (!needs) {
-    if (n_in(c) == 4) return fail(c, "a lengths operand is only allowed with padding or prefix masks");
+    if (n_in(c) == 4) return fail(c, "a lengths operand is only allowed with padding, prefix or causal_padding masks");
     return true;
   }
-  if (n_in(c) != 4) return fail(c, "padding and prefix masks need a 4th operand lengths[B]");
+  if (n_in(c) != 4) return fail(c, "padding, prefix and causal_padding masks need a 4th operand lengths[B]");
   ir_type len = in_type(c, 3);
-  if (q.rank < 3) return fail(c, "padding and prefix masks need a batch dim: q is %s", ty(c, q));
+  if (q.rank < 3) return fail(c, "padding, prefix and causal_padding masks need a batch dim: q is %s", ty(c, q));
   if (!require_class(c, "lengths", len, DT_INT)) return false;
   if (len.rank != 1 || dims_differ(c, len.dims[0], q.dims[0]))
     return fail(c, "lengths must be rank 1 of q's first dim %s, got %s", dm(c, q.dims[0]),

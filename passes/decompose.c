@@ -19,7 +19,8 @@
  *   causal   j <= i + (Tk - Tq)
  *   padding  j < lengths[b]            (b indexes the first dim of q)
  *   window   causal and (i + Tk - Tq) - j < window
- *   prefix   j < lengths[b] or causal.
+ *   prefix   j < lengths[b] or causal
+ *   causal_padding  j < lengths[b] and causal.
  * Tk - Tq may be symbolic, and no op turns a dim into a value, so the causal
  * and window tests are written with positions counted from the end instead:
  * with i' = Tq-1-i and j' = Tk-1-j (an iota reversed along its axis),
@@ -243,6 +244,11 @@ static ir_val visibility_mask(expander *x, const attention *a) {
     ir_val near = compare(x, IR_CMP_LT, lag, width, "near");
     return op2(x, IR_OP_AND, causal, near, "mask");
   }
+  case IR_MASK_CAUSAL_PADDING: {
+    ir_val valid = padding_mask(x, a, "valid");
+    ir_val causal = causal_mask(x, a, NULL, "causal");
+    return op2(x, IR_OP_AND, valid, causal, "mask");
+  }
   default: { /* IR_MASK_PREFIX (expand never asks for a mask under none) */
     ir_val valid = padding_mask(x, a, "valid");
     ir_val causal = causal_mask(x, a, NULL, "causal");
@@ -255,7 +261,7 @@ static ir_val visibility_mask(expander *x, const attention *a) {
  * and must be replaced by zeros. */
 static bool may_have_blind_rows(const ir_graph *g, const attention *a) {
   if (a->mask == IR_MASK_NONE) return false;
-  if (a->mask == IR_MASK_PADDING) return true;
+  if (a->mask == IR_MASK_PADDING || a->mask == IR_MASK_CAUSAL_PADDING) return true;
   int64_t shift;
   ir_dim d = ir_dim_sub(g->dims, a->tk, a->tq);
   return !(d != IR_DIM_INVALID && ir_dim_is_const(g->dims, d, &shift) && shift >= 0);

@@ -124,10 +124,10 @@ static ir_graph *check_decomposition(const char *text, const run_shapes *s, doub
 }
 
 /* A graph with one attention over q[B, 2, TQ, 4], k[B, 2, TK, 4],
- * v[B, 2, TK, 3], with lengths[B] for padding and prefix masks. */
+ * v[B, 2, TK, 3], with lengths[B] for the padding, prefix and causal_padding masks. */
 static char *attention_text(const char *mask, const char *tq, const char *tk, int window,
                             const char *dtype, const char *len_dtype) {
-  bool lengths = !strcmp(mask, "padding") || !strcmp(mask, "prefix");
+  bool lengths = !strcmp(mask, "padding") || !strcmp(mask, "prefix") || !strcmp(mask, "causal_padding");
   ir_buf b = {0};
   ir_buf_printf(&b,
                 "graph @att(%%q: %s[B, 2, %s, 4], %%k: %s[B, 2, %s, 4], %%v: %s[B, 2, %s, 3]",
@@ -152,12 +152,12 @@ static run_shapes attention_shapes(int64_t tq, int64_t tk, bool lengths) {
   return s;
 }
 
-static const char *const all_masks[] = {"none", "causal", "padding", "window", "prefix"};
+static const char *const all_masks[] = {"none", "causal", "padding", "window", "prefix", "causal_padding"};
 
 static void check_every_mask(const char *tq_name, const char *tk_name, int64_t tq, int64_t tk) {
   for (size_t m = 0; m < sizeof all_masks / sizeof all_masks[0]; m++) {
     const char *mask = all_masks[m];
-    bool lengths = !strcmp(mask, "padding") || !strcmp(mask, "prefix");
+    bool lengths = !strcmp(mask, "padding") || !strcmp(mask, "prefix") || !strcmp(mask, "causal_padding");
     int window = !strcmp(mask, "window") ? 2 : 0;
     char *text = attention_text(mask, tq_name, tk_name, window, "f32", m % 2 ? "i32" : "i64");
     run_shapes s = attention_shapes(tq, tk, lengths);
@@ -249,7 +249,7 @@ static void test_f64_is_tight(void **state) {
   (void)state;
   for (size_t m = 0; m < sizeof all_masks / sizeof all_masks[0]; m++) {
     const char *mask = all_masks[m];
-    bool lengths = !strcmp(mask, "padding") || !strcmp(mask, "prefix");
+    bool lengths = !strcmp(mask, "padding") || !strcmp(mask, "prefix") || !strcmp(mask, "causal_padding");
     char *text = attention_text(mask, "Tq", "Tk", !strcmp(mask, "window") ? 3 : 0, "f64", "i64");
     run_shapes s = attention_shapes(4, 6, lengths);
     ir_graph *g = check_decomposition(text, &s, 1e-12, 1e-14);

@@ -721,7 +721,7 @@ static single attention_case(int64_t mask, int64_t window, double length) {
   const double ln3 = 1.0986122886681098;
   ir_tensor q = T(IR_F64, SHAPE(1, 2, 1), DATA(1, 1)), k = T(IR_F64, SHAPE(1, 2, 1), DATA(0, ln3));
   ir_tensor v = T(IR_F64, SHAPE(1, 2, 1), DATA(1, 5));
-  bool lengths = mask == IR_MASK_PADDING || mask == IR_MASK_PREFIX;
+  bool lengths = ir_mask_uses_lengths(mask);
   single s = lengths ? SINGLE(IR_OP_ATTENTION, IR_F64, "1, 2, 1", q, k, v, T(IR_I32, SHAPE(1), DATA(length)))
                      : SINGLE(IR_OP_ATTENTION, IR_F64, "1, 2, 1", q, k, v);
   ir_set_int(s.g, s.op, "mask", mask);
@@ -748,6 +748,12 @@ static void test_attention_masks(void **state) {
   CHECK_NEAR(s, SHAPE(1, 2, 1), DATA(4, 4));
   s = attention_case(IR_MASK_PREFIX, 0, 0); /* an empty prefix is causal */
   CHECK_NEAR(s, SHAPE(1, 2, 1), DATA(1, 4));
+  s = attention_case(IR_MASK_CAUSAL_PADDING, 0, 2); /* both keys valid: causal */
+  CHECK_NEAR(s, SHAPE(1, 2, 1), DATA(1, 4));
+  s = attention_case(IR_MASK_CAUSAL_PADDING, 0, 1); /* the padded key is never seen */
+  CHECK_NEAR(s, SHAPE(1, 2, 1), DATA(1, 1));
+  s = attention_case(IR_MASK_CAUSAL_PADDING, 0, 0);
+  CHECK_NEAR(s, SHAPE(1, 2, 1), DATA(0, 0));
 }
 
 static void test_attention_shapes(void **state) {

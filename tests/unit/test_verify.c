@@ -455,7 +455,7 @@ static void test_attention(void **state) {
   ir_set_float(g, a, "scale", 0.125);
   expect_infer(g, a, "f32[B, H, T, 32]");
   ir_set_int(g, a, "mask", IR_MASK_PADDING);
-  expect_infer_error(g, a, "padding and prefix masks need a 4th operand lengths[B]");
+  expect_infer_error(g, a, "padding, prefix and causal_padding masks need a 4th operand lengths[B]");
   ir_set_int(g, a, "mask", IR_MASK_WINDOW);
   expect_infer_error(g, a, "window mask needs window >= 1, got 0");
   ir_set_int(g, a, "window", 16);
@@ -465,7 +465,7 @@ static void test_attention(void **state) {
   ir_set_float(g, p, "scale", 1);
   expect_infer(g, p, "f32[B, H, T, 32]");
   ir_set_int(g, p, "mask", IR_MASK_NONE);
-  expect_infer_error(g, p, "lengths operand is only allowed with padding or prefix masks");
+  expect_infer_error(g, p, "lengths operand is only allowed with padding, prefix or causal_padding masks");
   ir_opid bad = lone(g, IR_OP_ATTENTION, 3, (ir_val[]){q, kbad, v}, any);
   ir_set_int(g, bad, "mask", IR_MASK_NONE);
   ir_set_float(g, bad, "scale", 1);
