@@ -22,6 +22,7 @@
 #include "fe.h"
 #include "layers.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -487,8 +488,8 @@ static bool build_recurrent(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const 
   if (!read_rnn(&R, c, s, kind, spec, k)) return false;
   layer *L = &R.L;
   ir_blockid b = s->block;
-  static const int64_t swap01[] = {1, 0, 2};
-  ir_val x = R.batch_first ? transpose(L, b, L->input, swap01, 3, "x_tb") : L->input;
+  static const int64_t time_major[] = {1, 0, 2};
+  ir_val x = R.batch_first ? transpose(L, b, L->input, time_major, 3, "x_tb") : L->input;
   int32_t dirs = R.bidir ? 2 : 1, n = (int32_t)(R.layers * dirs);
   ir_val *hs = ir_xcalloc((size_t)n + 1, sizeof(ir_val)), *cs = ir_xcalloc((size_t)n + 1, sizeof(ir_val));
   bool ok = !failed(L, x);
@@ -504,7 +505,7 @@ static bool build_recurrent(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const 
   }
   ir_val outs[3] = {IR_NONE, IR_NONE, IR_NONE};
   if (ok) {
-    outs[0] = R.batch_first ? transpose(L, b, x, swap01, 3, "y") : named(L, x, "y");
+    outs[0] = R.batch_first ? transpose(L, b, x, time_major, 3, "y") : named(L, x, "y");
     outs[1] = stack_states(&R, hs, n, R.h_out, "hn");
     if (k == CELL_LSTM) outs[2] = stack_states(&R, cs, n, R.hidden, "cn");
     ok = !failed(L, outs[0]) && !failed(L, outs[1]) && (k != CELL_LSTM || !failed(L, outs[2]));
@@ -536,6 +537,42 @@ static bool features(layer *L, int32_t min_rank, ir_dim *out) {
   return true;
 }
 
+/* A parameter SUB.name (name alone when sub is empty). */
+static bool sub_param(layer *L, const char *sub, const char *name, ir_type t, ir_val *out) {
+  ir_buf *full = fe_msg_buf(L->c);
+  ir_buf_printf(full, "%s%s%s", sub, *sub ? "." : "", name);
+  char *suffix = strdup(full->s);
+  bool ok = param(L, suffix, t, out);
+  free(suffix);
+  return ok;
+}
+
+/* nn.Linear `sub`: x W^T + b over x's last dim. */
+static ir_val linear_of(layer *L, const char *sub, ir_val x, int64_t n_out, bool bias, const char *suffix) {
+  if (x == IR_NONE) return IR_NONE;
+  ir_type t = ir_vtype(L->c->g, x);
+  ir_val w, b = IR_NONE;
+  if (!sub_param(L, sub, "weight", type_of(L, t.dtype, 2, (ir_dim[]){lit(L, n_out), t.dims[t.rank - 1]}), &w) ||
+      (bias && !sub_param(L, sub, "bias", type_of(L, t.dtype, 1, (ir_dim[]){lit(L, n_out)}), &b)))
+    return IR_NONE;
+  return affine(L, L->s->block, x, w, b, suffix);
+}
+
+/* nn.LayerNorm `sub` over x's last dim. */
+static ir_val layernorm_of(layer *L, const char *sub, ir_val x, double eps, bool affine_on, const char *suffix) {
+  if (x == IR_NONE) return IR_NONE;
+  ir_type t = ir_vtype(L->c->g, x);
+  ir_dim d = t.dims[t.rank - 1];
+  ir_val in[3] = {x, IR_NONE, IR_NONE};
+  if (affine_on && (!sub_param(L, sub, "weight", type_of(L, t.dtype, 1, &d), &in[1]) ||
+                    !sub_param(L, sub, "bias", type_of(L, t.dtype, 1, &d), &in[2])))
+    return IR_NONE;
+  ir_opid o = ir_op_new(L->c->g, IR_OP_LAYERNORM, affine_on ? 3 : 1, in, 1, &t, L->loc);
+  ir_set_float(L->c->g, o, "eps", eps);
+  ir_op_append(L->c->g, L->s->block, o);
+  return named(L, ir_o(L->c->g, o)->out[0], suffix);
+}
+
 static bool build_linear(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
   static const char *const keys[] = {"name", "params", "input", "out_features", "bias", "out", NULL};
   layer L;
@@ -545,12 +582,7 @@ static bool build_linear(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_
   if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "out_features", 1, 0, true, &n_out) ||
       !read_bool(&L, "bias", true, &bias) || !features(&L, 2, &in))
     return false;
-  ir_dtype dt = ir_vtype(c->g, L.input).dtype;
-  ir_val w, b = IR_NONE;
-  if (!param(&L, "weight", type_of(&L, dt, 2, (ir_dim[]){lit(&L, n_out), in}), &w) ||
-      (bias && !param(&L, "bias", type_of(&L, dt, 1, (ir_dim[]){lit(&L, n_out)}), &b)))
-    return false;
-  ir_val y = affine(&L, s->block, L.input, w, b, "y");
+  ir_val y = linear_of(&L, "", L.input, n_out, bias, "y");
   return !failed(&L, y) && define_outputs(&L, 1, &y, "output");
 }
 
@@ -581,16 +613,8 @@ static bool build_layernorm(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const 
   if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_real(&L, "eps", 1e-5, &eps) ||
       !read_bool(&L, "elementwise_affine", true, &affine_on) || !features(&L, 1, &d))
     return false;
-  ir_dtype dt = ir_vtype(c->g, L.input).dtype;
-  ir_val in[3] = {L.input, IR_NONE, IR_NONE};
-  if (affine_on && (!param(&L, "weight", type_of(&L, dt, 1, &d), &in[1]) || !param(&L, "bias", type_of(&L, dt, 1, &d), &in[2])))
-    return false;
-  ir_type t = ir_vtype(c->g, L.input);
-  ir_opid o = ir_op_new(c->g, IR_OP_LAYERNORM, affine_on ? 3 : 1, in, 1, &t, L.loc);
-  ir_set_float(c->g, o, "eps", eps);
-  ir_op_append(c->g, s->block, o);
-  ir_val y = named(&L, ir_o(c->g, o)->out[0], "y");
-  return define_outputs(&L, 1, &y, "output");
+  ir_val y = layernorm_of(&L, "", L.input, eps, affine_on, "y");
+  return !failed(&L, y) && define_outputs(&L, 1, &y, "output");
 }
 
 /* y = x / sqrt(mean(x^2) + eps) * weight over the last dim (the RMSNorm of
@@ -626,9 +650,182 @@ static bool build_dropout(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe
   return define_outputs(&L, 1, &y, "output");
 }
 
+/* ---- attention layers ----------------------------------------------------------------- */
+
+typedef struct mha {
+  int64_t heads;
+  bool bias, batch_first;
+  int64_t mask, window; /* IR_MASK_NONE, CAUSAL or WINDOW */
+  ir_val lengths;       /* [B] key lengths, or IR_NONE */
+} mha;
+
+/* x [B, L, E] -> [B, heads, L, E/heads]. */
+static ir_val split_heads(layer *L, ir_val x, int64_t heads, const char *suffix) {
+  if (x == IR_NONE) return IR_NONE;
+  ir_type t = ir_vtype(L->c->g, x);
+  int64_t e;
+  IR_ASSERT(ir_dim_is_const(L->c->g->dims, t.dims[2], &e));
+  ir_val r = reshape(L, L->s->block, x, type_of(L, t.dtype, 4, (ir_dim[]){t.dims[0], t.dims[1], lit(L, heads), lit(L, e / heads)}));
+  static const int64_t perm[] = {0, 2, 1, 3};
+  return transpose(L, L->s->block, r, perm, 4, suffix);
+}
+
+/* A projection of x with rows [first, first + n) of a packed weight and
+ * bias (in_proj_weight, in_proj_bias), or with a weight of its own. */
+static ir_val project(layer *L, ir_val x, ir_val w, ir_val b, int64_t first, int64_t n, const char *suffix) {
+  ir_blockid blk = L->s->block;
+  attrs rows = int_attr("axis", 0);
+  rows.start = lit(L, first), rows.end = lit(L, first + n);
+  if (ir_vtype(L->c->g, w).dims[0] != lit(L, n)) w = op(L, blk, IR_OP_SLICE, 1, &w, rows, NULL);
+  if (b != IR_NONE) b = op(L, blk, IR_OP_SLICE, 1, &b, rows, NULL);
+  return affine(L, blk, x, w, b, suffix);
+}
+
+/* nn.MultiheadAttention `sub` on batch-major q [B, T, E], k [B, S, kdim],
+ * v [B, S, vdim]: the result [B, T, E]. */
+static ir_val mha_of(layer *L, const char *sub, ir_val q, ir_val k, ir_val v, const mha *o) {
+  ir_graph *g = L->c->g;
+  ir_blockid blk = L->s->block;
+  ir_type qt = ir_vtype(g, q), kt = ir_vtype(g, k), vt = ir_vtype(g, v);
+  int64_t e;
+  if (!ir_dim_is_const(g->dims, qt.dims[2], &e) || e % o->heads)
+    return fe_fail(L->c, L->loc, "%s: embed_dim %s is not a multiple of num_heads %lld", L->what,
+                   fe_show_dim(L->c, qt.dims[2]), (long long)o->heads), IR_NONE;
+  ir_dim ed = lit(L, e), e3 = lit(L, 3 * e);
+  bool packed = kt.dims[2] == ed && vt.dims[2] == ed; /* PyTorch's _qkv_same_embed_dim */
+  ir_val wq, wk, wv, bias = IR_NONE;
+  if (packed) {
+    if (!sub_param(L, sub, "in_proj_weight", type_of(L, qt.dtype, 2, (ir_dim[]){e3, ed}), &wq)) return IR_NONE;
+    wk = wv = wq;
+  } else if (!sub_param(L, sub, "q_proj_weight", type_of(L, qt.dtype, 2, (ir_dim[]){ed, ed}), &wq) ||
+             !sub_param(L, sub, "k_proj_weight", type_of(L, qt.dtype, 2, (ir_dim[]){ed, kt.dims[2]}), &wk) ||
+             !sub_param(L, sub, "v_proj_weight", type_of(L, qt.dtype, 2, (ir_dim[]){ed, vt.dims[2]}), &wv)) {
+    return IR_NONE;
+  }
+  if (o->bias && !sub_param(L, sub, "in_proj_bias", type_of(L, qt.dtype, 1, &e3), &bias)) return IR_NONE;
+  ir_val qh = split_heads(L, project(L, q, wq, bias, 0, e, NULL), o->heads, "q");
+  ir_val kh = split_heads(L, project(L, k, wk, bias, e, e, NULL), o->heads, "k");
+  ir_val vh = split_heads(L, project(L, v, wv, bias, 2 * e, e, NULL), o->heads, "v");
+  int64_t mask = o->mask;
+  if (o->lengths != IR_NONE) mask = mask == IR_MASK_CAUSAL ? IR_MASK_CAUSAL_PADDING : IR_MASK_PADDING;
+  ir_val in[4] = {qh, kh, vh, o->lengths};
+  for (int i = 0; i < 3; i++)
+    if (in[i] == IR_NONE) return IR_NONE;
+  ir_type at = type_of(L, qt.dtype, 4, ir_vtype(g, qh).dims);
+  ir_opid a = ir_op_new(g, IR_OP_ATTENTION, o->lengths != IR_NONE ? 4 : 3, in, 1, &at, L->loc);
+  ir_set_int(g, a, "mask", mask);
+  ir_set_float(g, a, "scale", 1.0 / sqrt((double)(e / o->heads)));
+  if (o->mask == IR_MASK_WINDOW) ir_set_int(g, a, "window", o->window);
+  ir_op_append(g, blk, a);
+  static const int64_t perm[] = {0, 2, 1, 3};
+  ir_val merged = transpose(L, blk, named(L, ir_o(g, a)->out[0], "heads"), perm, 4, NULL);
+  merged = reshape(L, blk, merged, type_of(L, qt.dtype, 3, qt.dims));
+  ir_buf *out_sub = fe_msg_buf(L->c);
+  ir_buf_printf(out_sub, "%s%sout_proj", sub, *sub ? "." : "");
+  char *os = strdup(out_sub->s);
+  ir_val y = linear_of(L, os, merged, e, o->bias, NULL);
+  free(os);
+  return y;
+}
+
+/* mask: none | causal | window (with window: N), and lengths. */
+static bool read_mha_options(layer *L, mha *o) {
+  const fe_ynode *m = fe_ymap_get(L->spec, "mask");
+  o->mask = IR_MASK_NONE;
+  if (m && !strcmp(m->text, "causal")) o->mask = IR_MASK_CAUSAL;
+  else if (m && !strcmp(m->text, "window")) o->mask = IR_MASK_WINDOW;
+  else if (m && strcmp(m->text, "none"))
+    return fe_fail(L->c, fe_loc(L->c, m), "%s: mask is none, causal or window, got '%s'", L->what,
+                   fe_show(L->c, m->text, m->len));
+  if (!read_int(L, "window", 1, 0, o->mask == IR_MASK_WINDOW, &o->window) || !read_value(L, "lengths", &o->lengths))
+    return false;
+  if (o->window && o->mask != IR_MASK_WINDOW)
+    return fe_fail(L->c, L->loc, "%s: 'window' goes with mask: window", L->what);
+  if (o->lengths != IR_NONE && o->mask == IR_MASK_WINDOW)
+    return fe_fail(L->c, L->loc, "%s: a window mask with lengths is not supported", L->what);
+  ir_type lt = o->lengths != IR_NONE ? ir_vtype(L->c->g, o->lengths) : (ir_type){0};
+  if (o->lengths != IR_NONE && (lt.rank != 1 || !ir_dtype_is_int(lt.dtype)))
+    return fe_fail(L->c, L->loc, "%s: 'lengths' is %s, expected an integer [B]", L->what, fe_show_type(L->c, lt));
+  return true;
+}
+
+static const int64_t swap01[] = {1, 0, 2};
+
+/* x as [B, L, E] (transposed unless batch_first). */
+static ir_val batch_major(layer *L, ir_val x, bool batch_first) {
+  return batch_first || x == IR_NONE ? x : transpose(L, L->s->block, x, swap01, 3, NULL);
+}
+
+static bool attention_input(layer *L, ir_val x, const char *what) {
+  ir_type t = ir_vtype(L->c->g, x);
+  int64_t e;
+  if (t.rank == 3 && ir_dtype_is_float(t.dtype) && ir_dim_is_const(L->c->g->dims, t.dims[2], &e)) return true;
+  return fe_fail(L->c, L->loc, "%s: %s is %s, expected a float [T, B, E] (or [B, T, E] with batch_first) "
+                 "with a numeric E", L->what, what, fe_show_type(L->c, t));
+}
+
+static bool build_multihead_attention(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  static const char *const keys[] = {"name", "params", "input", "key", "value", "num_heads", "bias", "batch_first",
+                                     "mask", "window", "lengths", "out", NULL};
+  layer L;
+  mha o = {0};
+  ir_val k, v;
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "num_heads", 1, 0, true, &o.heads) ||
+      !read_bool(&L, "bias", true, &o.bias) || !read_bool(&L, "batch_first", false, &o.batch_first) ||
+      !read_mha_options(&L, &o) || !read_value(&L, "key", &k) || !read_value(&L, "value", &v))
+    return false;
+  if (k == IR_NONE) k = L.input;
+  if (v == IR_NONE) v = k;
+  if (!attention_input(&L, L.input, "the query") || !attention_input(&L, k, "the key") || !attention_input(&L, v, "the value"))
+    return false;
+  ir_val y = mha_of(&L, "", batch_major(&L, L.input, o.batch_first), batch_major(&L, k, o.batch_first),
+                    batch_major(&L, v, o.batch_first), &o);
+  y = o.batch_first || y == IR_NONE ? y : transpose(&L, s->block, y, swap01, 3, NULL);
+  return !failed(&L, named(&L, y, "y")) && define_outputs(&L, 1, &y, "output");
+}
+
+/* nn.TransformerEncoderLayer: self-attention and a feed-forward block, each
+ * with a residual, normalized after (default) or before (norm_first). */
+static bool build_encoder_layer(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  static const char *const keys[] = {"name", "params", "input", "nhead", "dim_feedforward", "activation",
+                                     "layer_norm_eps", "batch_first", "norm_first", "bias", "mask", "window",
+                                     "lengths", "out", NULL};
+  layer L;
+  mha o = {0};
+  int64_t ff;
+  double eps;
+  bool norm_first;
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "nhead", 1, 0, true, &o.heads) ||
+      !read_int(&L, "dim_feedforward", 1, 2048, false, &ff) || !read_real(&L, "layer_norm_eps", 1e-5, &eps) ||
+      !read_bool(&L, "batch_first", false, &o.batch_first) || !read_bool(&L, "norm_first", false, &norm_first) ||
+      !read_bool(&L, "bias", true, &o.bias) || !read_mha_options(&L, &o) || !attention_input(&L, L.input, "the input"))
+    return false;
+  const fe_ynode *act = fe_ymap_get(spec, "activation");
+  bool gelu = act && !strcmp(act->text, "gelu");
+  if (act && !gelu && strcmp(act->text, "relu"))
+    return fe_fail(c, fe_loc(c, act), "%s: activation is relu or gelu, got '%s'", L.what, fe_show(c, act->text, act->len));
+  ir_blockid b = s->block;
+  int64_t d;
+  ir_dim_is_const(c->g->dims, ir_vtype(c->g, L.input).dims[2], &d);
+  ir_val x = batch_major(&L, L.input, o.batch_first);
+  ir_val a_in = norm_first ? layernorm_of(&L, "norm1", x, eps, true, "norm1") : x;
+  ir_val sa = mha_of(&L, "self_attn", a_in, a_in, a_in, &o);
+  x = op2(&L, b, IR_OP_ADD, x, sa, "attn_res");
+  if (!norm_first) x = layernorm_of(&L, "norm1", x, eps, true, "norm1");
+  ir_val f_in = norm_first ? layernorm_of(&L, "norm2", x, eps, true, "norm2") : x;
+  ir_val h = linear_of(&L, "linear1", f_in, ff, o.bias, "ff1");
+  h = h == IR_NONE ? h : gelu ? op(&L, b, IR_OP_GELU, 1, &h, (attrs){0}, "act") : op1(&L, b, IR_OP_RELU, h, "act");
+  x = op2(&L, b, IR_OP_ADD, x, linear_of(&L, "linear2", h, d, o.bias, "ff2"), "ff_res");
+  if (!norm_first) x = layernorm_of(&L, "norm2", x, eps, true, "norm2");
+  ir_val y = o.batch_first || x == IR_NONE ? x : transpose(&L, b, x, swap01, 3, NULL);
+  return !failed(&L, y) && define_outputs(&L, 1, &y, "output");
+}
+
 const fe_block_kind fe_layer_kinds[] = {
     {"rnn", build_rnn},         {"lstm", build_lstm},           {"gru", build_gru},
     {"linear", build_linear},   {"embedding", build_embedding}, {"layernorm", build_layernorm},
     {"rmsnorm", build_rmsnorm}, {"dropout", build_dropout},
+    {"multihead_attention", build_multihead_attention},
+    {"transformer_encoder_layer", build_encoder_layer},
 };
 const int32_t fe_n_layer_kinds = (int32_t)(sizeof fe_layer_kinds / sizeof fe_layer_kinds[0]);
