@@ -70,7 +70,7 @@ typedef struct cg_options {
   const char *triple;   /* NULL: the host */
   const char *cpu;      /* NULL: the host CPU (or "generic" for another triple) */
   const char *features; /* NULL: the host's features (or none for another triple) */
-  int opt_level;        /* 0..3: LLVM's pipeline; contract only at >= 2 */
+  int opt_level;        /* 0..3: LLVM's pipeline; fmuladd in dot products only at >= 2 */
 } cg_options;
 
 typedef struct cg_program cg_program;

@@ -418,10 +418,19 @@ void cg_check_dim_eq(cg_lower *c, ir_dim a, ir_dim b) {
   cg_check(c, LLVMBuildICmp(c->b, LLVMIntEQ, cg_dim(c, a), cg_dim(c, b), ""), CG_DIM_MISMATCH);
 }
 
+/* No fast-math flags at all: an implicit `contract` lets LLVM fuse a
+ * multiply-add in one loop shape and not in another (a vectorized body and
+ * its scalar remainder), so the same element could round differently in
+ * forward and in step. Fusion is explicit instead (cg_fmuladd). */
 LLVMValueRef cg_fp(cg_lower *c, LLVMValueRef inst) {
-  if (c->contract && LLVMCanValueUseFastMathFlags(inst))
-    LLVMSetFastMathFlags(inst, LLVMFastMathAllowContract);
+  (void)c;
   return inst;
+}
+
+LLVMValueRef cg_fmuladd(cg_lower *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
+  if (!c->contract) return cg_fadd(c, acc, cg_fmul(c, a, b));
+  LLVMValueRef args[3] = {a, b, acc};
+  return cg_intrinsic(c, "llvm.fmuladd", LLVMTypeOf(a), 3, args);
 }
 
 LLVMValueRef cg_intrinsic(cg_lower *c, const char *name, LLVMTypeRef overload, int n,

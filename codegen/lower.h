@@ -50,7 +50,7 @@ typedef struct cg_lower {
   cg_buf *bufs;             /* by value id */
   const char **symbols;     /* sorted */
   int32_t n_symbols;
-  bool contract;            /* allow FMA contraction (opt level >= 2) */
+  bool contract;            /* dot products use llvm.fmuladd (opt level >= 2) */
   bool measuring;           /* building NAME_scratch_bytes: allocate, emit no computation */
   const char *prefix;       /* C identifier for the graph's functions */
   ir_opid current;          /* the op being lowered: run-time checks name it */
@@ -117,9 +117,13 @@ void cg_check(cg_lower *c, LLVMValueRef ok, cg_status code);
 /* Check a == b at run time unless they are the same dim. */
 void cg_check_dim_eq(cg_lower *c, ir_dim a, ir_dim b);
 
-/* Floating-point instructions: apply the fast-math flags seqc allows
- * (contract at -O2 and above; never nnan/ninf/nsz/reassoc). */
+/* Floating-point instructions: seqc sets no fast-math flags (never
+ * nnan/ninf/nsz/reassoc, and no implicit contract: see cg_fmuladd). */
 LLVMValueRef cg_fp(cg_lower *c, LLVMValueRef inst);
+/* acc + a*b: at -O2 and above llvm.fmuladd, which the target fuses into one
+ * FMA wherever it has one, the same way in vector and scalar code; below,
+ * a multiply then an add. For dot products and matmul accumulation. */
+LLVMValueRef cg_fmuladd(cg_lower *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
 
 /* Floating arithmetic with the flags of cg_fp; compares carry none. */
 static inline LLVMValueRef cg_fadd(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {

@@ -244,16 +244,15 @@ static LLVMValueRef lane_sum(cg_lower *c, ir_dtype dt, LLVMValueRef a, LLVMValue
   LLVMValueRef chunks = LLVMBuildSDiv(c->b, n, cg_i64(c, SUM_LANES), "");
   cg_loop ch = cg_for_begin(c, chunks, "chunk");
   LLVMValueRef at = LLVMBuildMul(c->b, ch.iv, cg_i64(c, SUM_LANES), "");
-  LLVMValueRef v = load_lanes(c, t, a, at);
-  if (b) v = cg_fmul(c, v, load_lanes(c, t, b, at));
-  LLVMBuildStore(c->b, cg_fadd(c, LLVMBuildLoad2(c->b, vt, lanes, ""), v), lanes);
+  LLVMValueRef v = load_lanes(c, t, a, at), sum = LLVMBuildLoad2(c->b, vt, lanes, "");
+  LLVMBuildStore(c->b, b ? cg_fmuladd(c, v, load_lanes(c, t, b, at), sum) : cg_fadd(c, sum, v), lanes);
   cg_for_end(c, &ch);
   LLVMValueRef done = LLVMBuildMul(c->b, chunks, cg_i64(c, SUM_LANES), "");
   cg_loop r = cg_for_begin(c, LLVMBuildSub(c->b, n, done, ""), "rest");
   LLVMValueRef i = LLVMBuildAdd(c->b, done, r.iv, "");
-  LLVMValueRef x = LLVMBuildLoad2(c->b, t, element_at(c, t, a, i), "");
-  if (b) x = cg_fmul(c, x, LLVMBuildLoad2(c->b, t, element_at(c, t, b, i), ""));
-  LLVMBuildStore(c->b, cg_fadd(c, LLVMBuildLoad2(c->b, t, rest, ""), x), rest);
+  LLVMValueRef x = LLVMBuildLoad2(c->b, t, element_at(c, t, a, i), ""), part_sum = LLVMBuildLoad2(c->b, t, rest, "");
+  LLVMBuildStore(c->b, b ? cg_fmuladd(c, x, LLVMBuildLoad2(c->b, t, element_at(c, t, b, i), ""), part_sum)
+                         : cg_fadd(c, part_sum, x), rest);
   cg_for_end(c, &r);
   LLVMValueRef acc = LLVMBuildLoad2(c->b, vt, lanes, ""), part[SUM_LANES];
   for (int l = 0; l < SUM_LANES; l++) part[l] = LLVMBuildExtractElement(c->b, acc, cg_i32(c, l), "");
@@ -333,7 +332,7 @@ static void matmul_rows(cg_lower *c, const matrix_view *a, const matrix_view *b,
   LLVMValueRef aik = view_load(c, a, i.iv, kk.iv);
   cg_loop j = cg_for_begin(c, n, "j");
   LLVMValueRef at = LLVMBuildAdd(c->b, row, j.iv, "");
-  LLVMValueRef sum = cg_fadd(c, cg_load(c, out, at), cg_fmul(c, aik, view_load(c, b, kk.iv, j.iv)));
+  LLVMValueRef sum = cg_fmuladd(c, aik, view_load(c, b, kk.iv, j.iv), cg_load(c, out, at));
   cg_store(c, out, at, sum);
   cg_for_end(c, &j);
   cg_for_end(c, &kk);
@@ -365,8 +364,9 @@ static void matmul_dots(cg_lower *c, const matrix_view *a, const matrix_view *b,
   cg_loop j = cg_for_begin(c, n, "j");
   LLVMBuildStore(c->b, identity(c, COMBINE_SUM, acc_dt), slot);
   cg_loop kk = cg_for_begin(c, k, "k");
-  LLVMValueRef term = product(c, acc_dt, view_load(c, a, i.iv, kk.iv), view_load(c, b, kk.iv, j.iv));
-  LLVMBuildStore(c->b, combine(c, COMBINE_SUM, acc_dt, load_slot(c, slot, acc_dt), term), slot);
+  LLVMValueRef x = view_load(c, a, i.iv, kk.iv), y = view_load(c, b, kk.iv, j.iv), acc = load_slot(c, slot, acc_dt);
+  LLVMBuildStore(c->b, ir_dtype_is_float(acc_dt) ? cg_fmuladd(c, x, y, acc)
+                                                 : combine(c, COMBINE_SUM, acc_dt, acc, product(c, acc_dt, x, y)), slot);
   cg_for_end(c, &kk);
   LLVMValueRef at = LLVMBuildAdd(c->b, cbase, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, i.iv, n, ""), j.iv, ""), "");
   store_acc(c, out, at, load_slot(c, slot, acc_dt));

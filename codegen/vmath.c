@@ -510,13 +510,9 @@ static LLVMValueRef libm_formula(cg_lower *c, cg_vm_fn f, LLVMValueRef x) {
   return NULL;
 }
 
-/* Not contracted even at -O2: with the same libm calls and the same
+/* Never fused (no cg_fmuladd here): with the same libm calls and the same
  * operations the result has the interpreter's bits, which an FMA would
  * change. */
 LLVMValueRef cg_vm_f64(cg_lower *c, cg_vm_fn f, LLVMValueRef x) {
-  bool contract = c->contract;
-  c->contract = false;
-  LLVMValueRef r = libm_formula(c, f, x);
-  c->contract = contract;
-  return r;
+  return libm_formula(c, f, x);
 }

@@ -489,7 +489,8 @@ static void test_unknown_keys(void **state) {
   expect_error(HEAD "graph:\n  - scan:\n      out: []\n      carries: {}\n", "10:7",
                "unknown key 'carries' in scan; allowed keys: out, carry, over, with, index, axis, "
                "reverse, length, body, next, emit");
-  expect_error(HEAD "graph:\n  - lstm: {}\n", "8:5", "unknown node kind 'lstm'; known kinds: scan");
+  expect_error(HEAD "graph:\n  - lsmt: {}\n", "8:5", "unknown node kind 'lsmt'; known kinds: scan, rnn, lstm, gru, "
+               "linear, embedding, layernorm, rmsnorm, dropout, multihead_attention, transformer_encoder_layer");
   expect_error(HEAD "graph:\n  - y = f(x, a: 1)\n", "8:5", "unknown node kind 'y = f(x, a'");
 }
 
