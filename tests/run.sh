@@ -2,7 +2,8 @@
 # Runs every test suite and ends with one line "N passed, N failed, N skipped":
 #   1. cmocka unit tests (build/tests/test_*),
 #   2. the same unit tests built with ASan+UBSan (build/asan/tests/test_*),
-#   3. lit + FileCheck IR tests (tests/ir) against the sanitized compiler.
+#   3. lit + FileCheck IR tests (tests/ir) against the sanitized compiler,
+#   4. PyTorch parity of the layers (tests/torch), or one skip without torch.
 # Exit status 0 only when nothing failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -55,6 +56,32 @@ if [ "$f" -ne 0 ]; then
   echo "(lit log: $out)"
 else
   echo "ok:   lit tests/ir ($p passed)"
+fi
+
+# PyTorch parity of the layers (tests/torch/parity.py): needs Debian's
+# python3-torch, which imports only from /usr/bin/python3 (`make deps`).
+# Its work directory is kept when a case fails, for a look at the models.
+torch_py=/usr/bin/python3
+if "$torch_py" -c 'import torch' >/dev/null 2>&1; then
+  out="$log/torch-parity.log"
+  work=$(mktemp -d "${TMPDIR:-/tmp}/seqc-parity.XXXXXX")
+  "$torch_py" tests/torch/parity.py --seqc build/seqc --work "$work" >"$out" 2>&1
+  rc=$?
+  p=$(sed -n 's/^torch parity: \([0-9]*\) passed.*/\1/p' "$out" | tail -1)
+  f=$(sed -n 's/^torch parity: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$out" | tail -1)
+  p=${p:-0} f=${f:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)) failed=$((failed + f))
+  if [ "$f" -ne 0 ]; then
+    grep -E '^FAIL' "$out" || tail -n 20 "$out"
+    echo "(torch parity log: $out, models and outputs: $work)"
+  else
+    echo "ok:   torch parity ($p passed)"
+    rm -rf "$work"
+  fi
+else
+  echo "skip: torch parity tests (python3-torch not importable from /usr/bin/python3)"
+  skipped=$((skipped + 1))
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
