@@ -784,6 +784,53 @@ static bool build_multihead_attention(fe_ctx *c, fe_scope *s, const fe_ynode *ki
   return !failed(&L, named(&L, y, "y")) && define_outputs(&L, 1, &y, "output");
 }
 
+/* The fields the transformer layers share. */
+typedef struct block_opts {
+  mha self;          /* self-attention: heads, bias, batch_first, mask, lengths */
+  int64_t ff, d;     /* dim_feedforward, d_model */
+  double eps;
+  bool norm_first, gelu;
+} block_opts;
+
+static bool read_block(layer *L, block_opts *o) {
+  if (!read_int(L, "nhead", 1, 0, true, &o->self.heads) || !read_int(L, "dim_feedforward", 1, 2048, false, &o->ff) ||
+      !read_real(L, "layer_norm_eps", 1e-5, &o->eps) || !read_bool(L, "batch_first", false, &o->self.batch_first) ||
+      !read_bool(L, "norm_first", false, &o->norm_first) || !read_bool(L, "bias", true, &o->self.bias) ||
+      !read_mha_options(L, &o->self) || !attention_input(L, L->input, "the input"))
+    return false;
+  const fe_ynode *act = fe_ymap_get(L->spec, "activation");
+  o->gelu = act && !strcmp(act->text, "gelu");
+  if (act && !o->gelu && strcmp(act->text, "relu"))
+    return fe_fail(L->c, fe_loc(L->c, act), "%s: activation is relu or gelu, got '%s'", L->what,
+                   fe_show(L->c, act->text, act->len));
+  ir_dim_is_const(L->c->g->dims, ir_vtype(L->c->g, L->input).dims[2], &o->d);
+  return true;
+}
+
+/* A sublayer's input: norm(x) with norm_first, else x. */
+static ir_val sublayer_in(layer *L, const block_opts *o, ir_val x, const char *norm) {
+  return o->norm_first ? layernorm_of(L, norm, x, o->eps, true, norm) : x;
+}
+
+/* x + y, normalized after unless norm_first. */
+static ir_val sublayer_out(layer *L, const block_opts *o, ir_val x, ir_val y, const char *norm, const char *suffix) {
+  ir_val sum = op2(L, L->s->block, IR_OP_ADD, x, y, suffix);
+  return o->norm_first ? sum : layernorm_of(L, norm, sum, o->eps, true, norm);
+}
+
+/* linear2(act(linear1(x))). */
+static ir_val feed_forward(layer *L, const block_opts *o, ir_val x) {
+  ir_val h = linear_of(L, "linear1", x, o->ff, o->self.bias, "ff1");
+  h = h == IR_NONE ? h : o->gelu ? op(L, L->s->block, IR_OP_GELU, 1, &h, (attrs){0}, "act")
+                                 : op1(L, L->s->block, IR_OP_RELU, h, "act");
+  return linear_of(L, "linear2", h, o->d, o->self.bias, "ff2");
+}
+
+static bool block_output(layer *L, const block_opts *o, ir_val x) {
+  ir_val y = o->self.batch_first || x == IR_NONE ? x : transpose(L, L->s->block, x, swap01, 3, NULL);
+  return !failed(L, y) && define_outputs(L, 1, &y, "output");
+}
+
 /* nn.TransformerEncoderLayer: self-attention and a feed-forward block, each
  * with a residual, normalized after (default) or before (norm_first). */
 static bool build_encoder_layer(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
@@ -791,34 +838,39 @@ static bool build_encoder_layer(fe_ctx *c, fe_scope *s, const fe_ynode *kind, co
                                      "layer_norm_eps", "batch_first", "norm_first", "bias", "mask", "window",
                                      "lengths", "out", NULL};
   layer L;
-  mha o = {0};
-  int64_t ff;
-  double eps;
-  bool norm_first;
-  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "nhead", 1, 0, true, &o.heads) ||
-      !read_int(&L, "dim_feedforward", 1, 2048, false, &ff) || !read_real(&L, "layer_norm_eps", 1e-5, &eps) ||
-      !read_bool(&L, "batch_first", false, &o.batch_first) || !read_bool(&L, "norm_first", false, &norm_first) ||
-      !read_bool(&L, "bias", true, &o.bias) || !read_mha_options(&L, &o) || !attention_input(&L, L.input, "the input"))
+  block_opts o = {0};
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_block(&L, &o)) return false;
+  ir_val x = batch_major(&L, L.input, o.self.batch_first);
+  ir_val a = sublayer_in(&L, &o, x, "norm1");
+  x = sublayer_out(&L, &o, x, mha_of(&L, "self_attn", a, a, a, &o.self), "norm1", "attn_res");
+  x = sublayer_out(&L, &o, x, feed_forward(&L, &o, sublayer_in(&L, &o, x, "norm2")), "norm2", "ff_res");
+  return block_output(&L, &o, x);
+}
+
+/* nn.TransformerDecoderLayer: self-attention, attention over `memory`
+ * (cross-attention), a feed-forward block; residuals and norms as in the
+ * encoder layer, with norm1..norm3. */
+static bool build_decoder_layer(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  static const char *const keys[] = {"name", "params", "input", "memory", "nhead", "dim_feedforward", "activation",
+                                     "layer_norm_eps", "batch_first", "norm_first", "bias", "mask", "window",
+                                     "lengths", "memory_lengths", "out", NULL};
+  layer L;
+  block_opts o = {0};
+  ir_val memory;
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_block(&L, &o) || !read_value(&L, "memory", &memory))
     return false;
-  const fe_ynode *act = fe_ymap_get(spec, "activation");
-  bool gelu = act && !strcmp(act->text, "gelu");
-  if (act && !gelu && strcmp(act->text, "relu"))
-    return fe_fail(c, fe_loc(c, act), "%s: activation is relu or gelu, got '%s'", L.what, fe_show(c, act->text, act->len));
-  ir_blockid b = s->block;
-  int64_t d;
-  ir_dim_is_const(c->g->dims, ir_vtype(c->g, L.input).dims[2], &d);
-  ir_val x = batch_major(&L, L.input, o.batch_first);
-  ir_val a_in = norm_first ? layernorm_of(&L, "norm1", x, eps, true, "norm1") : x;
-  ir_val sa = mha_of(&L, "self_attn", a_in, a_in, a_in, &o);
-  x = op2(&L, b, IR_OP_ADD, x, sa, "attn_res");
-  if (!norm_first) x = layernorm_of(&L, "norm1", x, eps, true, "norm1");
-  ir_val f_in = norm_first ? layernorm_of(&L, "norm2", x, eps, true, "norm2") : x;
-  ir_val h = linear_of(&L, "linear1", f_in, ff, o.bias, "ff1");
-  h = h == IR_NONE ? h : gelu ? op(&L, b, IR_OP_GELU, 1, &h, (attrs){0}, "act") : op1(&L, b, IR_OP_RELU, h, "act");
-  x = op2(&L, b, IR_OP_ADD, x, linear_of(&L, "linear2", h, d, o.bias, "ff2"), "ff_res");
-  if (!norm_first) x = layernorm_of(&L, "norm2", x, eps, true, "norm2");
-  ir_val y = o.batch_first || x == IR_NONE ? x : transpose(&L, b, x, swap01, 3, NULL);
-  return !failed(&L, y) && define_outputs(&L, 1, &y, "output");
+  if (memory == IR_NONE) return fe_fail(c, L.loc, "%s needs 'memory' (the encoder's output)", L.what);
+  mha cross = o.self;
+  cross.mask = IR_MASK_NONE;
+  cross.window = 0;
+  if (!attention_input(&L, memory, "the memory") || !read_value(&L, "memory_lengths", &cross.lengths)) return false;
+  ir_val x = batch_major(&L, L.input, o.self.batch_first), mem = batch_major(&L, memory, o.self.batch_first);
+  ir_val a = sublayer_in(&L, &o, x, "norm1");
+  x = sublayer_out(&L, &o, x, mha_of(&L, "self_attn", a, a, a, &o.self), "norm1", "self_res");
+  ir_val q = sublayer_in(&L, &o, x, "norm2");
+  x = sublayer_out(&L, &o, x, mha_of(&L, "multihead_attn", q, mem, mem, &cross), "norm2", "cross_res");
+  x = sublayer_out(&L, &o, x, feed_forward(&L, &o, sublayer_in(&L, &o, x, "norm3")), "norm3", "ff_res");
+  return block_output(&L, &o, x);
 }
 
 const fe_block_kind fe_layer_kinds[] = {
@@ -827,5 +879,6 @@ const fe_block_kind fe_layer_kinds[] = {
     {"rmsnorm", build_rmsnorm}, {"dropout", build_dropout},
     {"multihead_attention", build_multihead_attention},
     {"transformer_encoder_layer", build_encoder_layer},
+    {"transformer_decoder_layer", build_decoder_layer},
 };
 const int32_t fe_n_layer_kinds = (int32_t)(sizeof fe_layer_kinds / sizeof fe_layer_kinds[0]);

@@ -540,6 +540,45 @@ def encoder_case(T, B, norm_first=False, activation="relu", bf=False, lengths=Fa
     return case
 
 
+def decoder_case(T, S, B, norm_first=False, activation="relu", bf=False, causal=True, lengths=False, seed=0):
+    """nn.TransformerDecoderLayer named dec over a memory of S steps."""
+    torch.manual_seed(seed)
+    E, heads, ff = 16, 4, 32
+    mod = nn.TransformerDecoderLayer(E, heads, ff, dropout=0.0, activation=activation, batch_first=bf,
+                                     norm_first=norm_first).eval()
+    for n, p in mod.named_parameters():
+        with torch.no_grad():
+            p.uniform_(0.5, 1.5) if n.startswith("norm") and n.endswith("weight") else p.uniform_(-0.5, 0.5)
+    x = randn(B, T, E) if bf else randn(T, B, E)
+    mem = randn(B, S, E) if bf else randn(S, B, E)
+    typ = (lambda n: "f32[B, %s, %d]" % (n, E)) if bf else (lambda n: "f32[%s, B, %d]" % (n, E))
+    inputs, types = [("x", x), ("mem", mem)], [("x", typ("T")), ("mem", typ("S"))]
+    fields = {"name": "dec", "input": "x", "memory": "mem", "nhead": heads, "dim_feedforward": ff,
+              "activation": activation}
+    if bf:
+        fields["batch_first"] = True
+    if norm_first:
+        fields["norm_first"] = True
+    mask = mkpm = None
+    if causal:
+        fields["mask"] = "causal"
+        mask = torch.triu(torch.full((T, T), float("-inf")), 1)
+    if lengths:
+        ml = torch.randint(1, S + 1, (B,), generator=torch.Generator().manual_seed(seed + 9))
+        inputs.append(("mlens", ml))
+        types.append(("mlens", "i64[B]"))
+        fields["memory_lengths"] = "mlens"
+        mkpm = key_padding(ml, S)
+    fields["out"] = ["y"]
+    with torch.no_grad():
+        y = mod(x, mem, tgt_mask=mask, memory_key_padding_mask=mkpm)
+    name = "decoder%s-%s%s%s%s" % ("-normfirst" if norm_first else "", activation, "-bf" if bf else "",
+                                   "-causal" if causal else "", "-memlengths" if lengths else "")
+    text = yaml_model(types, [yaml_node("transformer_decoder_layer", fields)], [("y", "y")])
+    return Case(name, "attention", text, prefixed(mod.state_dict(), "dec"), inputs, [("y", y)],
+                {"T": T, "S": S, "B": B})
+
+
 def layer_cases():
     """The table of layer cases, in the order they are printed."""
     c = [
@@ -580,6 +619,8 @@ def layer_cases():
         attention_case(512, 2, causal=True),
         encoder_case(7, 3), encoder_case(7, 3, norm_first=True, activation="gelu", bf=True),
         encoder_case(7, 3, lengths=True), encoder_case(256, 1, norm_first=True),
+        decoder_case(7, 5, 3), decoder_case(7, 5, 3, norm_first=True, activation="gelu", bf=True),
+        decoder_case(6, 9, 3, causal=False, lengths=True), decoder_case(64, 33, 2, norm_first=True),
     ]
     return c
 
