@@ -650,6 +650,129 @@ static bool build_dropout(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe
   return define_outputs(&L, 1, &y, "output");
 }
 
+/* [T, B, E] <-> [B, T, E] */
+static const int64_t swap01[] = {1, 0, 2};
+
+/* ---- pooling over time ------------------------------------------------------------------ */
+
+typedef enum pool_mode { POOL_MEAN, POOL_MAX, POOL_FIRST, POOL_LAST } pool_mode;
+
+typedef struct pool {
+  layer L;
+  ir_val x;                 /* time-major [T, B, E] */
+  ir_type t;
+  ir_val len_t;             /* lengths as i64 [1, B, 1] (IR_NONE without lengths) */
+  ir_val len_b;             /* lengths as i64 [B, 1] */
+} pool;
+
+static ir_val pool_fill(pool *P, double v) { return fill(&P->L, P->L.s->block, type_of(&P->L, P->t.dtype, 0, NULL), v, NULL); }
+static ir_val i64_scalar(pool *P, int64_t v) { return fill(&P->L, P->L.s->block, type_of(&P->L, IR_I64, 0, NULL), (double)v, NULL); }
+
+static ir_val select3(layer *L, ir_val cond, ir_val a, ir_val b) {
+  return op(L, L->s->block, IR_OP_SELECT, 3, (ir_val[]){cond, a, b}, (attrs){0}, NULL);
+}
+
+static ir_val reduce_time(layer *L, ir_opkind k, ir_val x) {
+  static const int64_t axis0 = 0;
+  attrs a = {0};
+  a.ints_name = "axes", a.ints = &axis0, a.n_ints = 1;
+  return op(L, L->s->block, k, 1, &x, a, NULL);
+}
+
+/* t <pred> lengths[b] - shift, as bool [T, B, 1]. */
+static ir_val steps_where(pool *P, int64_t pred, int64_t shift) {
+  layer *L = &P->L;
+  ir_type idx = type_of(L, IR_I64, 3, (ir_dim[]){P->t.dims[0], lit(L, 1), lit(L, 1)});
+  ir_val t = declared(L, L->s->block, IR_OP_IOTA, 0, NULL, idx);
+  ir_set_int(L->c->g, ir_v(L->c->g, t)->def, "axis", 0);
+  ir_val bound = shift ? op2(L, L->s->block, IR_OP_SUB, P->len_t, i64_scalar(P, shift), NULL) : P->len_t;
+  return op(L, L->s->block, IR_OP_COMPARE, 2, (ir_val[]){t, bound}, int_attr("predicate", pred), NULL);
+}
+
+/* x at one fixed step: [B, E]. */
+static ir_val step_at(pool *P, ir_dim start) {
+  layer *L = &P->L;
+  attrs a = int_attr("axis", 0);
+  a.start = start, a.end = ir_dim_add(L->c->g->dims, start, lit(L, 1));
+  return reshape(L, L->s->block, op(L, L->s->block, IR_OP_SLICE, 1, &P->x, a, NULL),
+                 type_of(L, P->t.dtype, 2, P->t.dims + 1));
+}
+
+static ir_val pool_with_lengths(pool *P, pool_mode mode) {
+  layer *L = &P->L;
+  ir_val zero = pool_fill(P, 0.0);
+  ir_val any = op(L, L->s->block, IR_OP_COMPARE, 2, (ir_val[]){P->len_b, i64_scalar(P, 0)}, int_attr("predicate", IR_CMP_GT), NULL);
+  switch (mode) {
+  case POOL_FIRST: return select3(L, any, step_at(P, lit(L, 0)), zero);
+  case POOL_LAST: /* the one step at length - 1; a sum of it and zeros */
+    return reduce_time(L, IR_OP_REDUCE_SUM, select3(L, steps_where(P, IR_CMP_EQ, 1), P->x, zero));
+  case POOL_MAX:
+    return select3(L, any, reduce_time(L, IR_OP_REDUCE_MAX, select3(L, steps_where(P, IR_CMP_LT, 0), P->x, pool_fill(P, -INFINITY))), zero);
+  default: { /* masked sum / max(length, 1) */
+    ir_val sum = reduce_time(L, IR_OP_REDUCE_SUM, select3(L, steps_where(P, IR_CMP_LT, 0), P->x, zero));
+    ir_val n = op2(L, L->s->block, IR_OP_MAX, P->len_b, i64_scalar(P, 1), NULL);
+    ir_type nt = ir_vtype(L->c->g, n);
+    return op2(L, L->s->block, IR_OP_DIV, sum, declared(L, L->s->block, IR_OP_CAST, 1, &n, type_of(L, P->t.dtype, nt.rank, nt.dims)), NULL);
+  }
+  }
+}
+
+static ir_val pool_whole(pool *P, pool_mode mode) {
+  layer *L = &P->L;
+  switch (mode) {
+  case POOL_FIRST: return step_at(P, lit(L, 0));
+  case POOL_LAST: return step_at(P, ir_dim_sub(L->c->g->dims, P->t.dims[0], lit(L, 1)));
+  case POOL_MAX: return reduce_time(L, IR_OP_REDUCE_MAX, P->x);
+  default: return reduce_time(L, IR_OP_REDUCE_MEAN, P->x);
+  }
+}
+
+/* Lengths as i64 [1, B, 1] and [B, 1]. */
+static bool pool_lengths(pool *P, ir_val lengths) {
+  layer *L = &P->L;
+  P->len_t = P->len_b = IR_NONE;
+  if (lengths == IR_NONE) return true;
+  ir_type lt = ir_vtype(L->c->g, lengths);
+  if (lt.rank != 1 || !ir_dtype_is_int(lt.dtype) || lt.dims[0] != P->t.dims[1])
+    return fe_fail(L->c, L->loc, "%s: 'lengths' is %s, expected an integer [%s] (the batch)", L->what,
+                   fe_show_type(L->c, lt), fe_show_dim(L->c, P->t.dims[1]));
+  ir_blockid b = L->s->block;
+  ir_val wide = lt.dtype == IR_I64 ? lengths : declared(L, b, IR_OP_CAST, 1, &lengths, type_of(L, IR_I64, 1, lt.dims));
+  P->len_t = reshape(L, b, wide, type_of(L, IR_I64, 3, (ir_dim[]){lit(L, 1), P->t.dims[1], lit(L, 1)}));
+  P->len_b = reshape(L, b, wide, type_of(L, IR_I64, 2, (ir_dim[]){P->t.dims[1], lit(L, 1)}));
+  return true;
+}
+
+/* `pool: {input, mode: mean | max | first | last, lengths, batch_first}`:
+ * [T, B, E] (or [B, T, E]) to [B, E] over each sequence's valid steps; a
+ * sequence of length 0 pools to 0. */
+static bool build_pool(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  static const char *const keys[] = {"name", "input", "mode", "lengths", "batch_first", "out", NULL};
+  static const char *const modes[] = {"mean", "max", "first", "last", NULL};
+  pool P;
+  layer *L = &P.L;
+  bool bf;
+  ir_val lengths;
+  if (!read_layer(L, c, s, kind, spec, keys, false) || !read_bool(L, "batch_first", false, &bf) ||
+      !read_value(L, "lengths", &lengths))
+    return false;
+  const fe_ynode *m = fe_require(c, spec, "mode", L->what);
+  if (!m) return false;
+  int mode = 0;
+  while (modes[mode] && strcmp(m->text, modes[mode])) mode++;
+  if (!modes[mode])
+    return fe_fail(c, fe_loc(c, m), "%s: mode is mean, max, first or last, got '%s'", L->what, fe_show(c, m->text, m->len));
+  ir_type t0 = ir_vtype(c->g, L->input);
+  if (t0.rank != 3 || !ir_dtype_is_float(t0.dtype))
+    return fe_fail(c, L->loc, "%s: input is %s, expected a float [T, B, E] (or [B, T, E] with batch_first)", L->what,
+                   fe_show_type(c, t0));
+  P.x = bf ? transpose(L, s->block, L->input, swap01, 3, NULL) : L->input;
+  P.t = ir_vtype(c->g, P.x);
+  if (!pool_lengths(&P, lengths)) return false;
+  ir_val y = lengths == IR_NONE ? pool_whole(&P, (pool_mode)mode) : pool_with_lengths(&P, (pool_mode)mode);
+  return !failed(L, y) && define_outputs(L, 1, &y, "output");
+}
+
 /* ---- attention layers ----------------------------------------------------------------- */
 
 typedef struct mha {
@@ -748,8 +871,6 @@ static bool read_mha_options(layer *L, mha *o) {
     return fe_fail(L->c, L->loc, "%s: 'lengths' is %s, expected an integer [B]", L->what, fe_show_type(L->c, lt));
   return true;
 }
-
-static const int64_t swap01[] = {1, 0, 2};
 
 /* x as [B, L, E] (transposed unless batch_first). */
 static ir_val batch_major(layer *L, ir_val x, bool batch_first) {
@@ -880,5 +1001,6 @@ const fe_block_kind fe_layer_kinds[] = {
     {"multihead_attention", build_multihead_attention},
     {"transformer_encoder_layer", build_encoder_layer},
     {"transformer_decoder_layer", build_decoder_layer},
+    {"pool", build_pool},
 };
 const int32_t fe_n_layer_kinds = (int32_t)(sizeof fe_layer_kinds / sizeof fe_layer_kinds[0]);

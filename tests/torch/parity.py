@@ -579,6 +579,36 @@ def decoder_case(T, S, B, norm_first=False, activation="relu", bf=False, causal=
                 {"T": T, "S": S, "B": B})
 
 
+def pool_case(mode, lengths, bf=False, T=6, B=4, E=5, seed=0):
+    """Pooling over time, against torch written by hand (torch.nn has no
+    masked pooling): mean, max, first, last over each sequence's valid steps."""
+    torch.manual_seed(seed)
+    x = randn(T, B, E)
+    lens = torch.tensor(([T, 3, 0, 1] + [T] * B)[:B], dtype=torch.int64)
+    if not lengths:
+        lens = torch.full((B,), T, dtype=torch.int64)
+    valid = (torch.arange(T)[:, None] < lens[None, :])[..., None]
+    some = (lens > 0)[:, None]
+    zero = torch.zeros(())
+    y = {"mean": (x * valid).sum(0) / lens.clamp(min=1)[:, None].float() if lengths else x.mean(0),
+         "max": torch.where(some, torch.where(valid, x, torch.tensor(float("-inf"))).max(0).values, zero),
+         "first": torch.where(some, x[0], zero),
+         "last": torch.stack([x[n - 1, b] if n > 0 else torch.zeros(E) for b, n in enumerate(lens.tolist())])}[mode]
+    xin = x.transpose(0, 1).contiguous() if bf else x
+    inputs, types = [("x", xin)], [("x", "f32[B, T, %d]" % E if bf else "f32[T, B, %d]" % E)]
+    fields = {"input": "x", "mode": mode}
+    if lengths:
+        inputs.append(("lens", lens))
+        types.append(("lens", "i64[B]"))
+        fields["lengths"] = "lens"
+    if bf:
+        fields["batch_first"] = True
+    fields["out"] = ["y"]
+    name = "pool-%s%s%s" % (mode, "-lengths" if lengths else "", "-bf" if bf else "")
+    text = yaml_model(types, [yaml_node("pool", fields)], [("y", "y")])
+    return Case(name, "norm" if mode == "mean" else "exact", text, {}, inputs, [("y", y)], {"T": T, "B": B})
+
+
 def layer_cases():
     """The table of layer cases, in the order they are printed."""
     c = [
@@ -622,6 +652,8 @@ def layer_cases():
         decoder_case(7, 5, 3), decoder_case(7, 5, 3, norm_first=True, activation="gelu", bf=True),
         decoder_case(6, 9, 3, causal=False, lengths=True), decoder_case(64, 33, 2, norm_first=True),
     ]
+    for mode in ("mean", "max", "first", "last"):
+        c += [pool_case(mode, False), pool_case(mode, True), pool_case(mode, True, bf=True)]
     return c
 
 
