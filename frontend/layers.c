@@ -650,6 +650,148 @@ static bool build_dropout(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe
   return define_outputs(&L, 1, &y, "output");
 }
 
+/* ---- convolution ------------------------------------------------------------------------ */
+
+typedef struct conv {
+  layer L;
+  int64_t out, k, stride, dilation, groups, pad_lo, pad_hi;
+  bool bias, channels_last, same;
+} conv;
+
+/* padding: N (both sides), same (stride 1; PyTorch puts the odd one on the
+ * right), causal (all on the left: y[t] sees x up to t). */
+static bool read_padding(conv *C) {
+  layer *L = &C->L;
+  const fe_ynode *p = fe_ymap_get(L->spec, "padding");
+  int64_t span = C->dilation * (C->k - 1);
+  C->pad_lo = C->pad_hi = 0;
+  if (!p) return true;
+  if (!strcmp(p->text, "same")) {
+    if (C->stride != 1) return fe_fail(L->c, fe_loc(L->c, p), "%s: padding 'same' needs stride 1", L->what);
+    C->pad_lo = span / 2, C->pad_hi = span - span / 2;
+  } else if (!strcmp(p->text, "causal")) {
+    C->pad_lo = span;
+  } else {
+    ir_buf *what = fe_msg_buf(L->c);
+    ir_buf_printf(what, "%s field 'padding' (a number, same or causal)", L->what);
+    if (!fe_read_int(L->c, p, what->s, 0, INT32_MAX, &C->pad_lo)) return false;
+    C->pad_hi = C->pad_lo;
+  }
+  return true;
+}
+
+static bool read_conv(conv *C, fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  static const char *const keys[] = {"name", "params", "input", "out_channels", "kernel_size", "stride", "padding",
+                                     "dilation", "groups", "bias", "channels_last", "out", NULL};
+  memset(C, 0, sizeof *C);
+  layer *L = &C->L;
+  return read_layer(L, c, s, kind, spec, keys, true) && read_int(L, "out_channels", 1, 0, true, &C->out) &&
+         read_int(L, "kernel_size", 1, 0, true, &C->k) && read_int(L, "stride", 1, 1, false, &C->stride) &&
+         read_int(L, "dilation", 1, 1, false, &C->dilation) && read_int(L, "groups", 1, 1, false, &C->groups) &&
+         read_bool(L, "bias", true, &C->bias) && read_bool(L, "channels_last", false, &C->channels_last) &&
+         read_padding(C);
+}
+
+static void set_pad(ir_graph *g, ir_opid op, void *ud) {
+  const conv *C = ud;
+  ir_set_int(g, op, "axis", 1);
+  ir_set_dim(g, op, "low", ir_dim_const(g->dims, C->pad_lo));
+  ir_set_dim(g, op, "high", ir_dim_const(g->dims, C->pad_hi));
+}
+
+/* x [B, T, C] with zeros before and after T. */
+static ir_val pad_time(conv *C, ir_val x) {
+  layer *L = &C->L;
+  ir_opid o = ir_build(L->c->g, L->s->block, IR_OP_PAD, 1, &x, set_pad, C, L->c->d, L->loc);
+  return o == IR_NONE ? IR_NONE : ir_o(L->c->g, o)->out[0];
+}
+
+/* v cut into `groups` equal pieces along axis; the first piece (the split
+ * op holds them all). */
+static ir_val split_even(conv *C, ir_val v, int32_t axis) {
+  layer *L = &C->L;
+  ir_type t = ir_vtype(L->c->g, v);
+  int64_t n;
+  IR_ASSERT(ir_dim_is_const(L->c->g->dims, t.dims[axis], &n));
+  ir_dim *sizes = ir_xcalloc((size_t)C->groups, sizeof(ir_dim));
+  for (int64_t i = 0; i < C->groups; i++) sizes[i] = lit(L, n / C->groups);
+  attrs a = int_attr("axis", axis);
+  a.dims = sizes, a.n_dims = (int32_t)C->groups;
+  ir_val first = op(L, L->s->block, IR_OP_SPLIT, 1, &v, a, NULL);
+  free(sizes);
+  return first;
+}
+
+/* One group: x [B, T', C_in/g] (padded), w [C_out/g, C_in/g, k] -> the sum
+ * over taps j of x[:, j*d :: stride][:L_out] w[:, :, j]^T, [B, L_out, C_out/g]. */
+static ir_val conv_group(conv *C, ir_val x, ir_val w, ir_dim l_out) {
+  layer *L = &C->L;
+  ir_blockid b = L->s->block;
+  ir_graph *g = L->c->g;
+  ir_type wt = ir_vtype(g, w);
+  ir_val y = IR_NONE;
+  for (int64_t j = 0; j < C->k; j++) {
+    attrs tap = int_attr("axis", 2);
+    tap.start = lit(L, j), tap.end = lit(L, j + 1);
+    ir_val wj = reshape(L, b, op(L, b, IR_OP_SLICE, 1, &w, tap, NULL), type_of(L, wt.dtype, 2, wt.dims));
+    attrs steps = C->stride == 1 ? int_attr("axis", 1) : (attrs){.name = {"axis", "step"}, .value = {1, C->stride}};
+    steps.start = lit(L, j * C->dilation);
+    /* the last step read is start + (L_out - 1) * stride */
+    steps.end = ir_dim_add(g->dims, ir_dim_add(g->dims, steps.start, ir_dim_mul(g->dims, ir_dim_sub(g->dims, l_out, lit(L, 1)), lit(L, C->stride))), lit(L, 1));
+    ir_val xj = op(L, b, IR_OP_SLICE, 1, &x, steps, NULL);
+    ir_val term = op(L, b, IR_OP_MATMUL, 2, (ir_val[]){xj, wj}, int_attr("transpose_b", 1), NULL);
+    y = y == IR_NONE ? term : op2(L, b, IR_OP_ADD, y, term, NULL);
+    if (failed(L, y)) return IR_NONE;
+  }
+  return y;
+}
+
+/* nn.Conv1d over [B, C_in, T] ([B, T, C_in] with channels_last), zero
+ * padding. */
+static bool build_conv1d(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
+  conv C;
+  layer *L = &C.L;
+  if (!read_conv(&C, c, s, kind, spec)) return false;
+  ir_type t = ir_vtype(c->g, L->input);
+  int64_t cin;
+  if (t.rank != 3 || !ir_dtype_is_float(t.dtype) || !ir_dim_is_const(c->g->dims, t.dims[C.channels_last ? 2 : 1], &cin))
+    return fe_fail(c, L->loc, "%s: input is %s, expected a float [B, C_in, T] (or [B, T, C_in] with channels_last) "
+                   "with a numeric C_in", L->what, fe_show_type(c, t));
+  if (cin % C.groups || C.out % C.groups)
+    return fe_fail(c, L->loc, "%s: groups %lld must divide in_channels %lld and out_channels %lld", L->what,
+                   (long long)C.groups, (long long)cin, (long long)C.out);
+  ir_blockid b = s->block;
+  ir_graph *g = c->g;
+  ir_val w, bias = IR_NONE;
+  if (!param(L, "weight", type_of(L, t.dtype, 3, (ir_dim[]){lit(L, C.out), lit(L, cin / C.groups), lit(L, C.k)}), &w) ||
+      (C.bias && !param(L, "bias", type_of(L, t.dtype, 1, (ir_dim[]){lit(L, C.out)}), &bias)))
+    return false;
+  static const int64_t swap12[] = {0, 2, 1};
+  ir_val x = C.channels_last ? L->input : transpose(L, b, L->input, swap12, 3, NULL);
+  if (C.pad_lo || C.pad_hi) x = pad_time(&C, x);
+  if (failed(L, x)) return false;
+  ir_dim span = lit(L, C.dilation * (C.k - 1)), one = lit(L, 1);
+  ir_dim reach = ir_dim_sub(g->dims, ir_dim_sub(g->dims, ir_vtype(g, x).dims[1], span), one);
+  ir_dim l_out = ir_dim_add(g->dims, ir_dim_floordiv(g->dims, reach, lit(L, C.stride)), one);
+  ir_val y;
+  if (C.groups == 1) {
+    y = conv_group(&C, x, w, l_out);
+  } else { /* each group of channels on its own, joined along the channels */
+    ir_val *ys = ir_xcalloc((size_t)C.groups + 1, sizeof(ir_val));
+    ir_val xs = split_even(&C, x, 2), wsplit = split_even(&C, w, 0);
+    bool ok = !failed(L, xs) && !failed(L, wsplit);
+    for (int64_t i = 0; ok && i < C.groups; i++) {
+      ys[i] = conv_group(&C, ir_o(g, ir_v(g, xs)->def)->out[i], ir_o(g, ir_v(g, wsplit)->def)->out[i], l_out);
+      ok = !failed(L, ys[i]);
+    }
+    y = ok ? op(L, b, IR_OP_CONCAT, (int32_t)C.groups, ys, int_attr("axis", 2), NULL) : IR_NONE;
+    free(ys);
+  }
+  if (!failed(L, y) && bias != IR_NONE) y = op2(L, b, IR_OP_ADD, y, bias, NULL);
+  if (!failed(L, y) && !C.channels_last) y = transpose(L, b, y, swap12, 3, NULL);
+  return !failed(L, named(L, y, "y")) && define_outputs(L, 1, &y, "output");
+}
+
 /* [T, B, E] <-> [B, T, E] */
 static const int64_t swap01[] = {1, 0, 2};
 
@@ -1002,5 +1144,6 @@ const fe_block_kind fe_layer_kinds[] = {
     {"transformer_encoder_layer", build_encoder_layer},
     {"transformer_decoder_layer", build_decoder_layer},
     {"pool", build_pool},
+    {"conv1d", build_conv1d},
 };
 const int32_t fe_n_layer_kinds = (int32_t)(sizeof fe_layer_kinds / sizeof fe_layer_kinds[0]);

@@ -609,6 +609,31 @@ def pool_case(mode, lengths, bf=False, T=6, B=4, E=5, seed=0):
     return Case(name, "norm" if mode == "mean" else "exact", text, {}, inputs, [("y", y)], {"T": T, "B": B})
 
 
+def conv1d_case(O, k, stride=1, padding=0, dilation=1, groups=1, channels_last=False, T=11, B=2, C=6, seed=0):
+    """nn.Conv1d named cv; padding `causal` is F.pad on the left, then the conv."""
+    torch.manual_seed(seed)
+    mod = nn.Conv1d(C, O, k, stride=stride, padding=0 if padding == "causal" else padding, dilation=dilation,
+                    groups=groups).eval()
+    x = randn(B, C, T)
+    with torch.no_grad():
+        y = mod(nn.functional.pad(x, (dilation * (k - 1), 0))) if padding == "causal" else mod(x)
+    if channels_last:
+        x, y = x.transpose(1, 2).contiguous(), y.transpose(1, 2).contiguous()
+    fields = {"name": "cv", "input": "x", "out_channels": O, "kernel_size": k}
+    for key, v, dflt in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1), ("groups", groups, 1)):
+        if v != dflt:
+            fields[key] = v
+    if channels_last:
+        fields["channels_last"] = True
+    fields["out"] = ["y"]
+    xtype = "f32[B, T, %d]" % C if channels_last else "f32[B, %d, T]" % C
+    name = "conv1d-k%d%s%s%s%s%s" % (k, "-s%d" % stride if stride != 1 else "", "-p%s" % padding if padding else "",
+                                     "-d%d" % dilation if dilation != 1 else "", "-g%d" % groups if groups != 1 else "",
+                                     "-cl" if channels_last else "")
+    text = yaml_model([("x", xtype)], [yaml_node("conv1d", fields)], [("y", "y")])
+    return Case(name, "linear", text, prefixed(mod.state_dict(), "cv"), [("x", x)], [("y", y)], {"T": T, "B": B})
+
+
 def layer_cases():
     """The table of layer cases, in the order they are printed."""
     c = [
@@ -654,6 +679,10 @@ def layer_cases():
     ]
     for mode in ("mean", "max", "first", "last"):
         c += [pool_case(mode, False), pool_case(mode, True), pool_case(mode, True, bf=True)]
+    c += [conv1d_case(4, 3), conv1d_case(4, 3, padding=1), conv1d_case(8, 5, stride=2, padding=2, groups=2),
+          conv1d_case(4, 3, padding="same", dilation=2, channels_last=True),
+          conv1d_case(6, 4, padding="causal", dilation=2, groups=3), conv1d_case(6, 1, groups=6, channels_last=True),
+          conv1d_case(8, 3, padding="causal", T=1024, B=1)]
     return c
 
 

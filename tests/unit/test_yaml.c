@@ -491,7 +491,7 @@ static void test_unknown_keys(void **state) {
                "reverse, length, body, next, emit");
   expect_error(HEAD "graph:\n  - lsmt: {}\n", "8:5", "unknown node kind 'lsmt'; known kinds: scan, rnn, lstm, gru, "
                "linear, embedding, layernorm, rmsnorm, dropout, multihead_attention, transformer_encoder_layer, "
-               "transformer_decoder_layer, pool");
+               "transformer_decoder_layer, pool, conv1d");
   expect_error(HEAD "graph:\n  - y = f(x, a: 1)\n", "8:5", "unknown node kind 'y = f(x, a'");
 }
 
