@@ -461,7 +461,7 @@ def key_padding(lens, T):
     return torch.arange(T)[None, :] >= lens[:, None]
 
 
-def attention_case(T, B, E=16, heads=4, bf=False, causal=False, lengths=False, kv=False, seed=0):
+def attention_case(T, B, E=16, heads=4, bf=False, causal=False, lengths=False, kv=False, window=0, seed=0):
     """nn.MultiheadAttention named att (self-attention, or with a key and
     value of other widths: separate q/k/v weights)."""
     torch.manual_seed(seed)
@@ -486,6 +486,11 @@ def attention_case(T, B, E=16, heads=4, bf=False, causal=False, lengths=False, k
     if causal:
         fields["mask"] = "causal"
         mask = torch.triu(torch.full((T, T), float("-inf")), 1)
+    if window:  # the `window` most recent keys: j <= i and i - j < window
+        fields["mask"] = "window"
+        fields["window"] = window
+        i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+        mask = torch.where((j > i) | (i - j >= window), torch.tensor(float("-inf")), torch.tensor(0.0))
     if lengths:
         lens = torch.randint(1, T + 1, (B,), generator=torch.Generator().manual_seed(seed + 3))
         inputs.append(("lens", lens))
@@ -495,8 +500,8 @@ def attention_case(T, B, E=16, heads=4, bf=False, causal=False, lengths=False, k
     fields["out"] = ["y"]
     with torch.no_grad():
         y = mod(x, k, v, key_padding_mask=kpm, attn_mask=mask, need_weights=False)[0]
-    name = "mha%s%s%s%s" % ("-bf" if bf else "", "-causal" if causal else "", "-lengths" if lengths else "",
-                            "-kv" if kv else "")
+    name = "mha%s%s%s%s%s" % ("-bf" if bf else "", "-causal" if causal else "", "-lengths" if lengths else "",
+                              "-kv" if kv else "", "-window%d" % window if window else "")
     text = yaml_model(types, [yaml_node("multihead_attention", fields)], [("y", "y")])
     return Case(name, "attention", text, prefixed(mod.state_dict(), "att"), inputs, [("y", y)],
                 {"T": T, "B": B})
@@ -671,7 +676,7 @@ def layer_cases():
         attention_case(7, 3), attention_case(1, 1), attention_case(7, 3, bf=True),
         attention_case(7, 3, causal=True), attention_case(7, 3, lengths=True),
         attention_case(7, 3, causal=True, lengths=True), attention_case(7, 3, kv=True),
-        attention_case(512, 2, causal=True),
+        attention_case(512, 2, causal=True), attention_case(9, 3, window=3), attention_case(300, 1, window=32),
         encoder_case(7, 3), encoder_case(7, 3, norm_first=True, activation="gelu", bf=True),
         encoder_case(7, 3, lengths=True), encoder_case(256, 1, norm_first=True),
         decoder_case(7, 5, 3), decoder_case(7, 5, 3, norm_first=True, activation="gelu", bf=True),
