@@ -432,9 +432,7 @@ def lengths_case(kind, T, B, layers=1, bi=False, bf=False, seed=0):
     init_recurrent(mod)
     mod.eval()
     x = randn(B, T, I) if bf else randn(T, B, I)
-    g = torch.Generator().manual_seed(seed + 7)
-    lens = torch.randint(1, T + 1, (B,), generator=g)
-    lens[0] = T  # pad_packed_sequence pads to the longest
+    lens = random_lengths(B, T, seed + 7, full_first=True)
     with torch.no_grad():
         packed = nn.utils.rnn.pack_padded_sequence(x, lens, batch_first=bf, enforce_sorted=False)
         out, hn = mod(packed)
@@ -454,6 +452,22 @@ def lengths_case(kind, T, B, layers=1, bi=False, bf=False, seed=0):
     name = "%s-%dl%s%s-lengths" % (kind, layers, "-bi" if bi else "", "-bf" if bf else "")
     return Case(name, "recurrent", text, prefixed(mod.state_dict(), "enc"),
                 [("x", x), ("lens", lens.to(torch.int64))], expected, {"T": T, "B": B})
+
+
+def random_lengths(B, T, seed, full_first=False):
+    """Lengths in [1, T] (the first T when full_first: pad_packed_sequence
+    pads to the longest)."""
+    lens = torch.randint(1, T + 1, (B,), generator=torch.Generator().manual_seed(seed))
+    if full_first:
+        lens[0] = T
+    return lens
+
+
+def add_lengths(inputs, types, fields, key, name, lens):
+    """A lengths input `name` (i64[B]) given to the layer's field `key`."""
+    inputs.append((name, lens))
+    types.append((name, "i64[B]"))
+    fields[key] = name
 
 
 def key_padding(lens, T):
@@ -492,10 +506,8 @@ def attention_case(T, B, E=16, heads=4, bf=False, causal=False, lengths=False, k
         i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
         mask = torch.where((j > i) | (i - j >= window), torch.tensor(float("-inf")), torch.tensor(0.0))
     if lengths:
-        lens = torch.randint(1, T + 1, (B,), generator=torch.Generator().manual_seed(seed + 3))
-        inputs.append(("lens", lens))
-        types.append(("lens", "i64[B]"))
-        fields["lengths"] = "lens"
+        lens = random_lengths(B, T, seed + 3)
+        add_lengths(inputs, types, fields, "lengths", "lens", lens)
         kpm = key_padding(lens, T)
     fields["out"] = ["y"]
     with torch.no_grad():
@@ -525,11 +537,8 @@ def encoder_case(T, B, norm_first=False, activation="relu", bf=False, lengths=Fa
     if norm_first:
         fields["norm_first"] = True
     if lengths:
-        lens = torch.randint(1, T + 1, (B,), generator=torch.Generator().manual_seed(seed + 5))
-        lens[0] = T
-        inputs.append(("lens", lens))
-        types.append(("lens", "i64[B]"))
-        fields["lengths"] = "lens"
+        lens = random_lengths(B, T, seed + 5, full_first=True)
+        add_lengths(inputs, types, fields, "lengths", "lens", lens)
         kpm = key_padding(lens, T)
     fields["out"] = ["y"]
     with torch.no_grad():
@@ -569,10 +578,8 @@ def decoder_case(T, S, B, norm_first=False, activation="relu", bf=False, causal=
         fields["mask"] = "causal"
         mask = torch.triu(torch.full((T, T), float("-inf")), 1)
     if lengths:
-        ml = torch.randint(1, S + 1, (B,), generator=torch.Generator().manual_seed(seed + 9))
-        inputs.append(("mlens", ml))
-        types.append(("mlens", "i64[B]"))
-        fields["memory_lengths"] = "mlens"
+        ml = random_lengths(B, S, seed + 9)
+        add_lengths(inputs, types, fields, "memory_lengths", "mlens", ml)
         mkpm = key_padding(ml, S)
     fields["out"] = ["y"]
     with torch.no_grad():
