@@ -39,6 +39,24 @@ typedef struct layer {
 
 /* ---- fields ------------------------------------------------------------------- */
 
+/* A state_dict key prefix: parts separated by '.', each a name or a number
+ * (nn.Sequential numbers its children: "0.weight", "encoder.layers.1.bias"). */
+static bool is_param_prefix(const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    size_t start = i;
+    bool number = s[i] >= '0' && s[i] <= '9';
+    for (; i < n && s[i] != '.'; i++) {
+      char ch = s[i];
+      bool digit = ch >= '0' && ch <= '9';
+      bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+      if (!digit && (number || !alpha)) return false;
+    }
+    if (i == start || (i < n && ++i == n)) return false; /* an empty part */
+  }
+  return n > 0;
+}
+
 static bool read_layer(layer *L, fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec,
                        const char *const *keys, bool named) {
   memset(L, 0, sizeof *L);
@@ -52,7 +70,9 @@ static bool read_layer(layer *L, fe_ctx *c, fe_scope *s, const fe_ynode *kind, c
   if (name && !fe_expect_name(c, name, "a layer name")) return false;
   /* params: "" binds a bare module's state_dict (keys without a prefix). */
   bool bare = params && params->kind == FE_Y_SCALAR && params->len == 0 && !params->plain;
-  if (params && !bare && !fe_expect_name(c, params, "a parameter prefix")) return false;
+  if (params && !bare && !(params->kind == FE_Y_SCALAR && is_param_prefix(params->text, params->len)))
+    return fe_fail(c, fe_loc(c, params), "'params' is a state_dict key prefix: names and numbers joined by '.' "
+                   "(encoder.rnn, 0, layers.1), or \"\" for none");
   L->name = name ? name->text : "";
   L->prefix = params ? params->text : L->name;
   ir_buf *w = fe_msg_buf(c);

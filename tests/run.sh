@@ -3,7 +3,8 @@
 #   1. cmocka unit tests (build/tests/test_*),
 #   2. the same unit tests built with ASan+UBSan (build/asan/tests/test_*),
 #   3. lit + FileCheck IR tests (tests/ir) against the sanitized compiler,
-#   4. PyTorch parity of the layers (tests/torch), or one skip without torch.
+#   4. PyTorch parity of the layers and the PyTorch bridge (tests/torch), or
+#      two skips without torch.
 # Exit status 0 only when nothing failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -79,9 +80,27 @@ if "$torch_py" -c 'import torch' >/dev/null 2>&1; then
     echo "ok:   torch parity ($p passed)"
     rm -rf "$work"
   fi
+  # The PyTorch bridge (tools/export_torch.py): export, run, compare.
+  out="$log/torch-export.log"
+  work=$(mktemp -d "${TMPDIR:-/tmp}/seqc-export.XXXXXX")
+  "$torch_py" tests/torch/test_export.py --seqc build/seqc --work "$work" >"$out" 2>&1
+  rc=$?
+  p=$(sed -n 's/^torch export: \([0-9]*\) passed.*/\1/p' "$out" | tail -1)
+  f=$(sed -n 's/^torch export: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$out" | tail -1)
+  p=${p:-0} f=${f:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)) failed=$((failed + f))
+  if [ "$f" -ne 0 ]; then
+    grep -E '^FAIL' "$out" || tail -n 20 "$out"
+    echo "(torch export log: $out, models and outputs: $work)"
+  else
+    echo "ok:   torch export ($p passed)"
+    rm -rf "$work"
+  fi
 else
   echo "skip: torch parity tests (python3-torch not importable from /usr/bin/python3)"
-  skipped=$((skipped + 1))
+  echo "skip: torch export tests (python3-torch not importable from /usr/bin/python3)"
+  skipped=$((skipped + 2))
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
