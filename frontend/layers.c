@@ -9,11 +9,11 @@
  *            bidirectional: true, batch_first: false, bias: true,
  *            proj_size: 0, h0: h0, c0: c0, params: encoder.rnn, out: [y, hn, cn]}
  *   - gru / rnn (nonlinearity: tanh | relu): the same, out: [y, hn]
- *   - linear: {name, input, out_features, bias, out: [y]}
- *   - embedding: {name, input, num_embeddings, embedding_dim, padding_idx, out: [y]}
- *   - layernorm: {name, input, eps, elementwise_affine, out: [y]}
- *   - rmsnorm: {name, input, eps, out: [y]}
- *   - dropout: {input, p, out: [y]}
+ *   - linear, embedding, layernorm, rmsnorm, dropout
+ *   - multihead_attention, transformer_encoder_layer, transformer_decoder_layer
+ *   - pool (over time), conv1d
+ * docs/layers.md gives every field. Sizes are bounded (MAX_* below), so a
+ * hostile file cannot make an expansion huge.
  *
  * Values a layer makes are named under its scope (enc.l0.h, enc.y), which
  * is how kernels are named in profiles; only its `out` names enter the
@@ -83,13 +83,60 @@ static bool read_layer(layer *L, fe_ctx *c, fe_scope *s, const fe_ynode *kind, c
          fe_use(c, s, input->text, input->len, fe_loc(c, input), &L->input);
 }
 
-static bool read_int(layer *L, const char *key, int64_t lo, int64_t dflt, bool required, int64_t *out) {
+static bool read_real(layer *L, const char *key, double dflt, double *out) {
+  const fe_ynode *n = fe_ymap_get(L->spec, key);
+  *out = dflt;
+  if (!n) return true;
+  fe_text t = fe_text_of(L->c, n);
+  return fe_text_real(&t, t.n, out) &&
+         (fe_text_at_end(&t) || fe_text_fail(&t, t.pos, "expected a number for '%s'", key));
+}
+
+/* Bounds on layer sizes: far above real models, low enough that an
+ * expansion stays small (one scan per layer, one matmul per tap). */
+enum {
+  MAX_WIDTH = 1 << 24,   /* features, hidden units, channels, vocabulary */
+  MAX_LAYERS = 64,       /* num_layers of a recurrent layer */
+  MAX_KERNEL = 1024,     /* conv1d taps */
+  MAX_HEADS = 4096,
+  MAX_STEP = 1 << 20,    /* stride, dilation, groups, window */
+};
+
+static bool read_int(layer *L, const char *key, int64_t lo, int64_t hi, int64_t dflt, bool required, int64_t *out) {
   const fe_ynode *n = fe_ymap_get(L->spec, key);
   *out = dflt;
   if (!n) return !required || fe_fail(L->c, L->loc, "%s needs '%s'", L->what, key);
   ir_buf *what = fe_msg_buf(L->c);
   ir_buf_printf(what, "%s field '%s'", L->what, key);
-  return fe_read_int(L->c, n, what->s, lo, INT32_MAX, out);
+  return fe_read_int(L->c, n, what->s, lo, hi, out);
+}
+
+/* An optional field naming one of `names` (NULL-terminated): its index, or
+ * dflt when absent. */
+static bool read_enum(layer *L, const char *key, const char *const *names, int dflt, int *out) {
+  const fe_ynode *n = fe_ymap_get(L->spec, key);
+  *out = dflt;
+  if (!n) return true;
+  ir_buf *what = fe_msg_buf(L->c);
+  ir_buf_printf(what, "%s field '%s'", L->what, key);
+  if (!fe_expect(L->c, n, FE_Y_SCALAR, what->s, "a word")) return false;
+  for (int i = 0; names[i]; i++)
+    if (strlen(names[i]) == n->len && !strcmp(names[i], n->text)) {
+      *out = i;
+      return true;
+    }
+  ir_buf *list = fe_msg_buf(L->c);
+  for (int i = 0; names[i]; i++) ir_buf_printf(list, "%s%s", i ? ", " : "", names[i]);
+  return fe_fail(L->c, fe_loc(L->c, n), "%s: %s is one of %s, got '%s'", L->what, key, list->s,
+                 fe_show(L->c, n->text, n->len));
+}
+
+/* A positive, finite epsilon or probability in [lo, hi]. */
+static bool read_bounded_real(layer *L, const char *key, double lo, double hi, double dflt, double *out) {
+  if (!read_real(L, key, dflt, out)) return false;
+  if (*out >= lo && *out <= hi) return true;
+  return fe_fail(L->c, fe_loc(L->c, fe_ymap_get(L->spec, key)), "%s: %s is %g, expected a number in [%g, %g]",
+                 L->what, key, *out, lo, hi);
 }
 
 static bool read_bool(layer *L, const char *key, bool dflt, bool *out) {
@@ -101,14 +148,6 @@ static bool read_bool(layer *L, const char *key, bool dflt, bool *out) {
   return fe_read_bool(L->c, n, what->s, out);
 }
 
-static bool read_real(layer *L, const char *key, double dflt, double *out) {
-  const fe_ynode *n = fe_ymap_get(L->spec, key);
-  *out = dflt;
-  if (!n) return true;
-  fe_text t = fe_text_of(L->c, n);
-  return fe_text_real(&t, t.n, out) &&
-         (fe_text_at_end(&t) || fe_text_fail(&t, t.pos, "expected a number for '%s'", key));
-}
 
 /* An optional input named by `key` (an initial state), or IR_NONE. */
 static bool read_value(layer *L, const char *key, ir_val *out) {
@@ -128,6 +167,14 @@ static bool define_outputs(layer *L, int32_t n, const ir_val *vals, const char *
         !fe_define(L->c, L->s, out->items[i]->text, out->items[i]->len, vals[i], fe_loc(L->c, out->items[i])))
       return false;
   return true;
+}
+
+/* `field` (an input of lengths per sequence) must be an integer [batch]. */
+static bool check_lengths(layer *L, ir_val v, ir_dim batch, const char *field) {
+  ir_type t = ir_vtype(L->c->g, v);
+  if (t.rank == 1 && ir_dtype_is_int(t.dtype) && t.dims[0] == batch) return true;
+  return fe_fail(L->c, L->loc, "%s: '%s' is %s, expected an integer [%s] (the batch)", L->what, field,
+                 fe_show_type(L->c, t), fe_show_dim(L->c, batch));
 }
 
 /* ---- building ----------------------------------------------------------------- */
@@ -242,8 +289,8 @@ static ir_val transpose(layer *L, ir_blockid b, ir_val x, const int64_t *perm, i
 }
 
 /* An op could not be built (its error is reported). */
-static bool failed(layer *L, ir_val v) {
-  (void)L;
+static bool failed(const layer *L, ir_val v) {
+  (void)L; /* kept for a uniform call shape at every build step */
   return v == IR_NONE;
 }
 
@@ -454,10 +501,8 @@ static bool read_lengths(rnn *R) {
   if (!read_value(L, "lengths", &v)) return false;
   R->lengths = IR_NONE;
   if (v == IR_NONE) return true;
+  if (!check_lengths(L, v, R->B, "lengths")) return false;
   ir_type t = ir_vtype(L->c->g, v);
-  if (t.rank != 1 || !ir_dtype_is_int(t.dtype) || t.dims[0] != R->B)
-    return fe_fail(L->c, L->loc, "%s: 'lengths' is %s, expected an integer [%s] (the batch)", L->what,
-                   fe_show_type(L->c, t), fe_show_dim(L->c, R->B));
   ir_blockid b = L->s->block;
   ir_type i64 = type_of(L, IR_I64, 1, &R->B);
   ir_val wide = t.dtype == IR_I64 ? v : declared(L, b, IR_OP_CAST, 1, &v, i64);
@@ -473,18 +518,19 @@ static bool read_rnn(rnn *R, fe_ctx *c, fe_scope *s, const fe_ynode *kind, const
   R->kind = k;
   layer *L = &R->L;
   if (!read_layer(L, c, s, kind, spec, keys, true)) return false;
-  const fe_ynode *act = fe_ymap_get(spec, "nonlinearity");
-  if (act && k != CELL_RNN_TANH) return fe_fail(c, fe_loc(c, act), "%s has no 'nonlinearity' (only rnn has)", L->what);
-  if (act && !(act->len == 4 && !strcmp(act->text, "tanh")) && !(act->len == 4 && !strcmp(act->text, "relu")))
-    return fe_fail(c, fe_loc(c, act), "%s: nonlinearity is tanh or relu, got '%s'", L->what, fe_show(c, act->text, act->len));
-  if (act && !strcmp(act->text, "relu")) R->kind = CELL_RNN_RELU;
+  static const char *const acts[] = {"tanh", "relu", NULL};
+  int act = 0;
+  if (fe_ymap_get(spec, "nonlinearity") && k != CELL_RNN_TANH)
+    return fe_fail(c, fe_loc(c, fe_ymap_get(spec, "nonlinearity")), "%s has no 'nonlinearity' (only rnn has)", L->what);
+  if (!read_enum(L, "nonlinearity", acts, 0, &act)) return false;
+  if (act == 1) R->kind = CELL_RNN_RELU;
   if (fe_ymap_get(spec, "proj_size") && k != CELL_LSTM)
     return fe_fail(c, fe_loc(c, fe_ymap_get(spec, "proj_size")), "%s has no 'proj_size' (only lstm has)", L->what);
   if (fe_ymap_get(spec, "c0") && k != CELL_LSTM)
     return fe_fail(c, fe_loc(c, fe_ymap_get(spec, "c0")), "%s has no 'c0' (only lstm has)", L->what);
   R->gates = k == CELL_LSTM ? 4 : k == CELL_GRU ? 3 : 1;
-  if (!read_int(L, "hidden_size", 1, 0, true, &R->hidden) || !read_int(L, "num_layers", 1, 1, false, &R->layers) ||
-      !read_int(L, "proj_size", 0, 0, false, &R->proj) || !read_bool(L, "bidirectional", false, &R->bidir) ||
+  if (!read_int(L, "hidden_size", 1, MAX_WIDTH, 0, true, &R->hidden) || !read_int(L, "num_layers", 1, MAX_LAYERS, 1, false, &R->layers) ||
+      !read_int(L, "proj_size", 0, MAX_WIDTH, 0, false, &R->proj) || !read_bool(L, "bidirectional", false, &R->bidir) ||
       !read_bool(L, "batch_first", false, &R->batch_first) || !read_bool(L, "bias", true, &R->bias) ||
       !read_value(L, "h0", &R->h0) || !read_value(L, "c0", &R->c0))
     return false;
@@ -599,7 +645,7 @@ static bool build_linear(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_
   int64_t n_out;
   bool bias;
   ir_dim in;
-  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "out_features", 1, 0, true, &n_out) ||
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "out_features", 1, MAX_WIDTH, 0, true, &n_out) ||
       !read_bool(&L, "bias", true, &bias) || !features(&L, 2, &in))
     return false;
   ir_val y = linear_of(&L, "", L.input, n_out, bias, "y");
@@ -610,8 +656,8 @@ static bool build_embedding(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const 
   static const char *const keys[] = {"name", "params", "input", "num_embeddings", "embedding_dim", "padding_idx", "out", NULL};
   layer L;
   int64_t n, dim, pad;
-  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "num_embeddings", 1, 0, true, &n) ||
-      !read_int(&L, "embedding_dim", 1, 0, true, &dim))
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "num_embeddings", 1, MAX_WIDTH, 0, true, &n) ||
+      !read_int(&L, "embedding_dim", 1, MAX_WIDTH, 0, true, &dim))
     return false;
   const fe_ynode *p = fe_ymap_get(spec, "padding_idx");
   if (p && !fe_read_int(c, p, "embedding field 'padding_idx'", -n, n - 1, &pad)) return false;
@@ -630,7 +676,7 @@ static bool build_layernorm(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const 
   double eps;
   bool affine_on;
   ir_dim d;
-  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_real(&L, "eps", 1e-5, &eps) ||
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_bounded_real(&L, "eps", 1e-30, 1.0, 1e-5, &eps) ||
       !read_bool(&L, "elementwise_affine", true, &affine_on) || !features(&L, 1, &d))
     return false;
   ir_val y = layernorm_of(&L, "", L.input, eps, affine_on, "y");
@@ -644,7 +690,7 @@ static bool build_rmsnorm(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe
   layer L;
   double eps;
   ir_dim d;
-  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_real(&L, "eps", 1e-6, &eps) || !features(&L, 1, &d))
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_bounded_real(&L, "eps", 1e-30, 1.0, 1e-6, &eps) || !features(&L, 1, &d))
     return false;
   ir_type t = ir_vtype(c->g, L.input);
   ir_val w;
@@ -664,8 +710,7 @@ static bool build_dropout(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe
   static const char *const keys[] = {"name", "input", "p", "out", NULL};
   layer L;
   double p;
-  if (!read_layer(&L, c, s, kind, spec, keys, false) || !read_real(&L, "p", 0.5, &p)) return false;
-  if (p < 0 || p > 1) return fe_fail(c, L.loc, "%s: p is %g, expected a probability in [0, 1]", L.what, p);
+  if (!read_layer(&L, c, s, kind, spec, keys, false) || !read_bounded_real(&L, "p", 0.0, 1.0, 0.5, &p)) return false;
   ir_val y = reshape(&L, s->block, L.input, ir_vtype(c->g, L.input));
   return define_outputs(&L, 1, &y, "output");
 }
@@ -686,6 +731,7 @@ static bool read_padding(conv *C) {
   int64_t span = C->dilation * (C->k - 1);
   C->pad_lo = C->pad_hi = 0;
   if (!p) return true;
+  if (!fe_expect(L->c, p, FE_Y_SCALAR, "conv1d field 'padding'", "a number, same or causal")) return false;
   if (!strcmp(p->text, "same")) {
     if (C->stride != 1) return fe_fail(L->c, fe_loc(L->c, p), "%s: padding 'same' needs stride 1", L->what);
     C->pad_lo = span / 2, C->pad_hi = span - span / 2;
@@ -705,9 +751,9 @@ static bool read_conv(conv *C, fe_ctx *c, fe_scope *s, const fe_ynode *kind, con
                                      "dilation", "groups", "bias", "channels_last", "out", NULL};
   memset(C, 0, sizeof *C);
   layer *L = &C->L;
-  return read_layer(L, c, s, kind, spec, keys, true) && read_int(L, "out_channels", 1, 0, true, &C->out) &&
-         read_int(L, "kernel_size", 1, 0, true, &C->k) && read_int(L, "stride", 1, 1, false, &C->stride) &&
-         read_int(L, "dilation", 1, 1, false, &C->dilation) && read_int(L, "groups", 1, 1, false, &C->groups) &&
+  return read_layer(L, c, s, kind, spec, keys, true) && read_int(L, "out_channels", 1, MAX_WIDTH, 0, true, &C->out) &&
+         read_int(L, "kernel_size", 1, MAX_KERNEL, 0, true, &C->k) && read_int(L, "stride", 1, MAX_STEP, 1, false, &C->stride) &&
+         read_int(L, "dilation", 1, MAX_STEP, 1, false, &C->dilation) && read_int(L, "groups", 1, MAX_STEP, 1, false, &C->groups) &&
          read_bool(L, "bias", true, &C->bias) && read_bool(L, "channels_last", false, &C->channels_last) &&
          read_padding(C);
 }
@@ -841,14 +887,17 @@ static ir_val reduce_time(layer *L, ir_opkind k, ir_val x) {
   return op(L, L->s->block, k, 1, &x, a, NULL);
 }
 
-/* t <pred> lengths[b] - shift, as bool [T, B, 1]. */
-static ir_val steps_where(pool *P, int64_t pred, int64_t shift) {
+/* The step index t as i64 [T, 1, 1]. */
+static ir_val time_iota(pool *P) {
   layer *L = &P->L;
   ir_type idx = type_of(L, IR_I64, 3, (ir_dim[]){P->t.dims[0], lit(L, 1), lit(L, 1)});
   ir_val t = declared(L, L->s->block, IR_OP_IOTA, 0, NULL, idx);
   ir_set_int(L->c->g, ir_v(L->c->g, t)->def, "axis", 0);
-  ir_val bound = shift ? op2(L, L->s->block, IR_OP_SUB, P->len_t, i64_scalar(P, shift), NULL) : P->len_t;
-  return op(L, L->s->block, IR_OP_COMPARE, 2, (ir_val[]){t, bound}, int_attr("predicate", pred), NULL);
+  return t;
+}
+
+static ir_val compare_to(layer *L, ir_val a, ir_val b, int64_t pred) {
+  return op(L, L->s->block, IR_OP_COMPARE, 2, (ir_val[]){a, b}, int_attr("predicate", pred), NULL);
 }
 
 /* x at one fixed step: [B, E]. */
@@ -860,21 +909,28 @@ static ir_val step_at(pool *P, ir_dim start) {
                  type_of(L, P->t.dtype, 2, P->t.dims + 1));
 }
 
+/* With lengths, every mode is a masked reduction over T, so it is defined
+ * for any T (0 too) and any length (above T counts as T, 0 gives 0). */
 static ir_val pool_with_lengths(pool *P, pool_mode mode) {
   layer *L = &P->L;
-  ir_val zero = pool_fill(P, 0.0);
-  ir_val any = op(L, L->s->block, IR_OP_COMPARE, 2, (ir_val[]){P->len_b, i64_scalar(P, 0)}, int_attr("predicate", IR_CMP_GT), NULL);
+  ir_blockid b = L->s->block;
+  ir_val zero = pool_fill(P, 0.0), t = time_iota(P);
+  ir_val valid = compare_to(L, t, P->len_t, IR_CMP_LT);
+  ir_val any = compare_to(L, P->len_b, i64_scalar(P, 0), IR_CMP_GT);
   switch (mode) {
-  case POOL_FIRST: return select3(L, any, step_at(P, lit(L, 0)), zero);
-  case POOL_LAST: /* the one step at length - 1; a sum of it and zeros */
-    return reduce_time(L, IR_OP_REDUCE_SUM, select3(L, steps_where(P, IR_CMP_EQ, 1), P->x, zero));
+  case POOL_FIRST: /* the step at 0, if valid; a sum of it and zeros */
+  case POOL_LAST: { /* the step at length - 1 (the last valid one) */
+    ir_val at = mode == POOL_FIRST ? i64_scalar(P, 0) : op2(L, b, IR_OP_SUB, P->len_t, i64_scalar(P, 1), NULL);
+    ir_val pick = op2(L, b, IR_OP_AND, compare_to(L, t, at, IR_CMP_EQ), valid, NULL);
+    return reduce_time(L, IR_OP_REDUCE_SUM, select3(L, pick, P->x, zero));
+  }
   case POOL_MAX:
-    return select3(L, any, reduce_time(L, IR_OP_REDUCE_MAX, select3(L, steps_where(P, IR_CMP_LT, 0), P->x, pool_fill(P, -INFINITY))), zero);
-  default: { /* masked sum / max(length, 1) */
-    ir_val sum = reduce_time(L, IR_OP_REDUCE_SUM, select3(L, steps_where(P, IR_CMP_LT, 0), P->x, zero));
-    ir_val n = op2(L, L->s->block, IR_OP_MAX, P->len_b, i64_scalar(P, 1), NULL);
-    ir_type nt = ir_vtype(L->c->g, n);
-    return op2(L, L->s->block, IR_OP_DIV, sum, declared(L, L->s->block, IR_OP_CAST, 1, &n, type_of(L, P->t.dtype, nt.rank, nt.dims)), NULL);
+    return select3(L, any, reduce_time(L, IR_OP_REDUCE_MAX, select3(L, valid, P->x, pool_fill(P, -INFINITY))), zero);
+  default: { /* masked sum / max(valid steps, 1) */
+    ir_val sum = reduce_time(L, IR_OP_REDUCE_SUM, select3(L, valid, P->x, zero));
+    ir_type vt = ir_vtype(L->c->g, valid);
+    ir_val count = reduce_time(L, IR_OP_REDUCE_SUM, declared(L, b, IR_OP_CAST, 1, &valid, type_of(L, P->t.dtype, vt.rank, vt.dims)));
+    return op2(L, b, IR_OP_DIV, sum, op2(L, b, IR_OP_MAX, count, pool_fill(P, 1.0), NULL), NULL);
   }
   }
 }
@@ -894,10 +950,8 @@ static bool pool_lengths(pool *P, ir_val lengths) {
   layer *L = &P->L;
   P->len_t = P->len_b = IR_NONE;
   if (lengths == IR_NONE) return true;
+  if (!check_lengths(L, lengths, P->t.dims[1], "lengths")) return false;
   ir_type lt = ir_vtype(L->c->g, lengths);
-  if (lt.rank != 1 || !ir_dtype_is_int(lt.dtype) || lt.dims[0] != P->t.dims[1])
-    return fe_fail(L->c, L->loc, "%s: 'lengths' is %s, expected an integer [%s] (the batch)", L->what,
-                   fe_show_type(L->c, lt), fe_show_dim(L->c, P->t.dims[1]));
   ir_blockid b = L->s->block;
   ir_val wide = lt.dtype == IR_I64 ? lengths : declared(L, b, IR_OP_CAST, 1, &lengths, type_of(L, IR_I64, 1, lt.dims));
   P->len_t = reshape(L, b, wide, type_of(L, IR_I64, 3, (ir_dim[]){lit(L, 1), P->t.dims[1], lit(L, 1)}));
@@ -918,12 +972,9 @@ static bool build_pool(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_yn
   if (!read_layer(L, c, s, kind, spec, keys, false) || !read_bool(L, "batch_first", false, &bf) ||
       !read_value(L, "lengths", &lengths))
     return false;
-  const fe_ynode *m = fe_require(c, spec, "mode", L->what);
-  if (!m) return false;
-  int mode = 0;
-  while (modes[mode] && strcmp(m->text, modes[mode])) mode++;
-  if (!modes[mode])
-    return fe_fail(c, fe_loc(c, m), "%s: mode is mean, max, first or last, got '%s'", L->what, fe_show(c, m->text, m->len));
+  int mode = -1;
+  if (!read_enum(L, "mode", modes, -1, &mode)) return false;
+  if (mode < 0) return fe_fail(c, L->loc, "%s needs 'mode' (mean, max, first or last)", L->what);
   ir_type t0 = ir_vtype(c->g, L->input);
   if (t0.rank != 3 || !ir_dtype_is_float(t0.dtype))
     return fe_fail(c, L->loc, "%s: input is %s, expected a float [T, B, E] (or [B, T, E] with batch_first)", L->what,
@@ -942,6 +993,7 @@ typedef struct mha {
   bool bias, batch_first;
   int64_t mask, window; /* IR_MASK_NONE, CAUSAL or WINDOW */
   ir_val lengths;       /* [B] key lengths, or IR_NONE */
+  const char *lengths_field; /* its field, for messages */
 } mha;
 
 /* x [B, L, E] -> [B, heads, L, E/heads]. */
@@ -976,6 +1028,10 @@ static ir_val mha_of(layer *L, const char *sub, ir_val q, ir_val k, ir_val v, co
   if (!ir_dim_is_const(g->dims, qt.dims[2], &e) || e % o->heads)
     return fe_fail(L->c, L->loc, "%s: embed_dim %s is not a multiple of num_heads %lld", L->what,
                    fe_show_dim(L->c, qt.dims[2]), (long long)o->heads), IR_NONE;
+  if (kt.dims[0] != qt.dims[0] || vt.dims[0] != qt.dims[0] || kt.dims[1] != vt.dims[1])
+    return fe_fail(L->c, L->loc, "%s: query %s, key %s and value %s need one batch, and the key and value one "
+                   "length", L->what, fe_show_type(L->c, qt), fe_show_type(L->c, kt), fe_show_type(L->c, vt)), IR_NONE;
+  if (o->lengths != IR_NONE && !check_lengths(L, o->lengths, qt.dims[0], o->lengths_field)) return IR_NONE;
   ir_dim ed = lit(L, e), e3 = lit(L, 3 * e);
   bool packed = kt.dims[2] == ed && vt.dims[2] == ed; /* PyTorch's _qkv_same_embed_dim */
   ir_val wq, wk, wv, bias = IR_NONE;
@@ -1015,22 +1071,18 @@ static ir_val mha_of(layer *L, const char *sub, ir_val q, ir_val k, ir_val v, co
 
 /* mask: none | causal | window (with window: N), and lengths. */
 static bool read_mha_options(layer *L, mha *o) {
-  const fe_ynode *m = fe_ymap_get(L->spec, "mask");
-  o->mask = IR_MASK_NONE;
-  if (m && !strcmp(m->text, "causal")) o->mask = IR_MASK_CAUSAL;
-  else if (m && !strcmp(m->text, "window")) o->mask = IR_MASK_WINDOW;
-  else if (m && strcmp(m->text, "none"))
-    return fe_fail(L->c, fe_loc(L->c, m), "%s: mask is none, causal or window, got '%s'", L->what,
-                   fe_show(L->c, m->text, m->len));
-  if (!read_int(L, "window", 1, 0, o->mask == IR_MASK_WINDOW, &o->window) || !read_value(L, "lengths", &o->lengths))
+  static const char *const masks[] = {"none", "causal", "window", NULL};
+  static const int64_t kinds[] = {IR_MASK_NONE, IR_MASK_CAUSAL, IR_MASK_WINDOW};
+  int mask;
+  if (!read_enum(L, "mask", masks, 0, &mask)) return false;
+  o->mask = kinds[mask];
+  o->lengths_field = "lengths";
+  if (!read_int(L, "window", 1, MAX_STEP, 0, o->mask == IR_MASK_WINDOW, &o->window) || !read_value(L, "lengths", &o->lengths))
     return false;
   if (o->window && o->mask != IR_MASK_WINDOW)
     return fe_fail(L->c, L->loc, "%s: 'window' goes with mask: window", L->what);
   if (o->lengths != IR_NONE && o->mask == IR_MASK_WINDOW)
     return fe_fail(L->c, L->loc, "%s: a window mask with lengths is not supported", L->what);
-  ir_type lt = o->lengths != IR_NONE ? ir_vtype(L->c->g, o->lengths) : (ir_type){0};
-  if (o->lengths != IR_NONE && (lt.rank != 1 || !ir_dtype_is_int(lt.dtype)))
-    return fe_fail(L->c, L->loc, "%s: 'lengths' is %s, expected an integer [B]", L->what, fe_show_type(L->c, lt));
   return true;
 }
 
@@ -1053,10 +1105,16 @@ static bool build_multihead_attention(fe_ctx *c, fe_scope *s, const fe_ynode *ki
   layer L;
   mha o = {0};
   ir_val k, v;
-  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "num_heads", 1, 0, true, &o.heads) ||
+  if (!read_layer(&L, c, s, kind, spec, keys, true) || !read_int(&L, "num_heads", 1, MAX_HEADS, 0, true, &o.heads) ||
       !read_bool(&L, "bias", true, &o.bias) || !read_bool(&L, "batch_first", false, &o.batch_first) ||
       !read_mha_options(&L, &o) || !read_value(&L, "key", &k) || !read_value(&L, "value", &v))
     return false;
+  /* PyTorch's causal attn_mask aligns query i with key i; the attention
+   * op aligns the last query with the last key. They agree when the keys
+   * are the queries. */
+  if (k != IR_NONE && o.mask != IR_MASK_NONE)
+    return fe_fail(c, L.loc, "%s: mask %s needs self-attention (no 'key'): with other keys its alignment "
+                   "would differ from PyTorch's", L.what, o.mask == IR_MASK_CAUSAL ? "causal" : "window");
   if (k == IR_NONE) k = L.input;
   if (v == IR_NONE) v = k;
   if (!attention_input(&L, L.input, "the query") || !attention_input(&L, k, "the key") || !attention_input(&L, v, "the value"))
@@ -1076,16 +1134,15 @@ typedef struct block_opts {
 } block_opts;
 
 static bool read_block(layer *L, block_opts *o) {
-  if (!read_int(L, "nhead", 1, 0, true, &o->self.heads) || !read_int(L, "dim_feedforward", 1, 2048, false, &o->ff) ||
-      !read_real(L, "layer_norm_eps", 1e-5, &o->eps) || !read_bool(L, "batch_first", false, &o->self.batch_first) ||
+  if (!read_int(L, "nhead", 1, MAX_HEADS, 0, true, &o->self.heads) || !read_int(L, "dim_feedforward", 1, MAX_WIDTH, 2048, false, &o->ff) ||
+      !read_bounded_real(L, "layer_norm_eps", 1e-30, 1.0, 1e-5, &o->eps) || !read_bool(L, "batch_first", false, &o->self.batch_first) ||
       !read_bool(L, "norm_first", false, &o->norm_first) || !read_bool(L, "bias", true, &o->self.bias) ||
       !read_mha_options(L, &o->self) || !attention_input(L, L->input, "the input"))
     return false;
-  const fe_ynode *act = fe_ymap_get(L->spec, "activation");
-  o->gelu = act && !strcmp(act->text, "gelu");
-  if (act && !o->gelu && strcmp(act->text, "relu"))
-    return fe_fail(L->c, fe_loc(L->c, act), "%s: activation is relu or gelu, got '%s'", L->what,
-                   fe_show(L->c, act->text, act->len));
+  static const char *const acts[] = {"relu", "gelu", NULL};
+  int act;
+  if (!read_enum(L, "activation", acts, 0, &act)) return false;
+  o->gelu = act == 1;
   ir_dim_is_const(L->c->g->dims, ir_vtype(L->c->g, L->input).dims[2], &o->d);
   return true;
 }
@@ -1146,6 +1203,7 @@ static bool build_decoder_layer(fe_ctx *c, fe_scope *s, const fe_ynode *kind, co
   mha cross = o.self;
   cross.mask = IR_MASK_NONE;
   cross.window = 0;
+  cross.lengths_field = "memory_lengths";
   if (!attention_input(&L, memory, "the memory") || !read_value(&L, "memory_lengths", &cross.lengths)) return false;
   ir_val x = batch_major(&L, L.input, o.self.batch_first), mem = batch_major(&L, memory, o.self.batch_first);
   ir_val a = sublayer_in(&L, &o, x, "norm1");
