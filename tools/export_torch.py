@@ -29,7 +29,8 @@ forward: dropout is the identity):
     nn.RNN, nn.GRU, nn.LSTM    every option seqc has (num_layers, bidirectional,
                                batch_first, bias, proj_size, nonlinearity);
                                inputs x [, h0 [, c0]]; outputs y, hn [, cn]
-    nn.Linear, nn.Embedding, nn.LayerNorm (over the last dim only)
+    nn.Linear, nn.Conv1d (zero padding; [N, C, L] as PyTorch), nn.Embedding,
+    nn.LayerNorm (over the last dim only)
     nn.MultiheadAttention      inputs: x (self-attention) or query, key, value;
                                output y (the attention weights are not exported)
     nn.TransformerEncoderLayer, nn.TransformerEncoder (a stack, with its final
@@ -280,6 +281,27 @@ def linear(model, mod, path, x, out):
     return model.node(mod, path, "linear", f, {out or model.fresh(name): model.dtype[x]})
 
 
+def conv1d(model, mod, path, x, out):
+    """nn.Conv1d over [N, C, L] (channels first, as PyTorch), zero padding."""
+    model.want(mod, path, x, FLOATS, "input")
+    if mod.padding_mode != "zeros":
+        refuse(mod, path, "padding_mode %r: seqc pads with zeros only" % mod.padding_mode)
+    padding = mod.padding if isinstance(mod.padding, str) else mod.padding[0]
+    if padding == "valid":
+        padding = 0
+    name = layer_name(model, path, "conv")
+    f = {"name": name, "params": path, "input": x, "out_channels": mod.out_channels,
+         "kernel_size": mod.kernel_size[0]}
+    for key, v, dflt in (("stride", mod.stride[0], 1), ("padding", padding, 0), ("dilation", mod.dilation[0], 1),
+                         ("groups", mod.groups, 1)):
+        if v != dflt:
+            f[key] = v
+    if mod.bias is None:
+        f["bias"] = False
+    model.claim(path, ["weight"] + (["bias"] if mod.bias is not None else []))
+    return model.node(mod, path, "conv1d", f, {out or model.fresh(name): model.dtype[x]})
+
+
 def embedding(model, mod, path, x, out):
     model.want(mod, path, x, INTS, "input (token ids)")
     if mod.max_norm is not None:
@@ -468,7 +490,8 @@ def sequential(model, mod, path, x, out):
 
 
 # Modules with one input and one output, which nn.Sequential composes.
-COMPOSABLE = {nn.Linear: linear, nn.Embedding: embedding, nn.LayerNorm: layernorm, nn.Dropout: dropout,
+COMPOSABLE = {nn.Linear: linear, nn.Conv1d: conv1d, nn.Embedding: embedding, nn.LayerNorm: layernorm,
+              nn.Dropout: dropout,
               nn.TransformerEncoderLayer: encoder_layer, nn.TransformerEncoder: encoder,
               nn.Sequential: sequential}
 COMPOSABLE.update({cls: activation for cls in ACTIVATIONS})

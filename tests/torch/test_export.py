@@ -157,6 +157,10 @@ def cases():
                   randomize(nn.Sequential(nn.Linear(8, 16), nn.Sequential(nn.Sigmoid(), nn.Linear(16, 16)), nn.SiLU(),
                                           nn.Tanh(), nn.Linear(16, 16), nn.GELU(approximate="tanh"))),
                   {"x": ("f32[T, B, 8]", parity.randn(7, 3, 8))}, {"T": 7, "B": 3}))
+    c.append(Case("Sequential(Conv1d(padding=same, groups=2), ReLU, Conv1d(stride=2))", "linear",
+                  randomize(nn.Sequential(nn.Conv1d(6, 8, 3, padding="same", groups=2), nn.ReLU(),
+                                          nn.Conv1d(8, 4, 5, stride=2, padding=1))),
+                  {"x": ("f32[B, 6, T]", parity.randn(3, 6, 11))}, {"T": 11, "B": 3}))
     c.append(Case("TransformerEncoder(2 layers, norm)", "attention",
                   randomize(nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 4, 32, dropout=0.1), 2,
                                                   norm=nn.LayerNorm(16))),
@@ -328,7 +332,9 @@ def refusals(work):
                 ["nn.Embedding", "'0'", "f32"], work),
         batch_first_refusal(work),
         refused("a bad input type", nn.Linear(8, 8), {"x": "float[B, 8]"}, ["'x'", "float[B, 8]"], work),
-        refused_cli("Conv1d by the command line", nn.Conv1d(8, 8, 3), ["nn.Conv1d", "top level"], work),
+        refused_cli("Conv2d by the command line", nn.Conv2d(8, 8, 3), ["nn.Conv2d", "top level"], work),
+        refused("Conv1d with circular padding", nn.Conv1d(8, 8, 3, padding=1, padding_mode="circular"),
+                {"x": "f32[B, 8, T]"}, ["nn.Conv1d", "circular"], work),
         refused_cli("a state_dict by the command line", nn.Linear(8, 8).state_dict(),
                     ["OrderedDict", "torch.save(module"], work),
     ]
