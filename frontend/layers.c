@@ -203,6 +203,9 @@ static ir_type type_of(layer *L, ir_dtype dt, int32_t rank, const ir_dim *dims) 
 
 static ir_dim lit(layer *L, int64_t v) { return ir_dim_const(L->c->g->dims, v); }
 
+/* [T, B, E] <-> [B, T, E] */
+static const int64_t swap01[] = {1, 0, 2};
+
 /* Attributes of an op built here: integers by name, plus slice bounds. */
 typedef struct attrs {
   const char *name[3];
@@ -554,8 +557,7 @@ static bool build_recurrent(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const 
   if (!read_rnn(&R, c, s, kind, spec, k)) return false;
   layer *L = &R.L;
   ir_blockid b = s->block;
-  static const int64_t time_major[] = {1, 0, 2};
-  ir_val x = R.batch_first ? transpose(L, b, L->input, time_major, 3, "x_tb") : L->input;
+  ir_val x = R.batch_first ? transpose(L, b, L->input, swap01, 3, "x_tb") : L->input;
   int32_t dirs = R.bidir ? 2 : 1, n = (int32_t)(R.layers * dirs);
   ir_val *hs = ir_xcalloc((size_t)n + 1, sizeof(ir_val)), *cs = ir_xcalloc((size_t)n + 1, sizeof(ir_val));
   bool ok = !failed(L, x);
@@ -571,7 +573,7 @@ static bool build_recurrent(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const 
   }
   ir_val outs[3] = {IR_NONE, IR_NONE, IR_NONE};
   if (ok) {
-    outs[0] = R.batch_first ? transpose(L, b, x, time_major, 3, "y") : named(L, x, "y");
+    outs[0] = R.batch_first ? transpose(L, b, x, swap01, 3, "y") : named(L, x, "y");
     outs[1] = stack_states(&R, hs, n, R.h_out, "hn");
     if (k == CELL_LSTM) outs[2] = stack_states(&R, cs, n, R.hidden, "cn");
     ok = !failed(L, outs[0]) && !failed(L, outs[1]) && (k != CELL_LSTM || !failed(L, outs[2]));
@@ -858,9 +860,6 @@ static bool build_conv1d(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_
   return !failed(L, named(L, y, "y")) && define_outputs(L, 1, &y, "output");
 }
 
-/* [T, B, E] <-> [B, T, E] */
-static const int64_t swap01[] = {1, 0, 2};
-
 /* ---- pooling over time ------------------------------------------------------------------ */
 
 typedef enum pool_mode { POOL_MEAN, POOL_MAX, POOL_FIRST, POOL_LAST } pool_mode;
@@ -1007,13 +1006,14 @@ static ir_val split_heads(layer *L, ir_val x, int64_t heads, const char *suffix)
   return transpose(L, L->s->block, r, perm, 4, suffix);
 }
 
-/* A projection of x with rows [first, first + n) of a packed weight and
- * bias (in_proj_weight, in_proj_bias), or with a weight of its own. */
-static ir_val project(layer *L, ir_val x, ir_val w, ir_val b, int64_t first, int64_t n, const char *suffix) {
+/* A projection of x with rows [first, first + n) of the packed bias
+ * (in_proj_bias) and of the packed weight (in_proj_weight) or a weight of
+ * its own (q/k/v_proj_weight). */
+static ir_val project(layer *L, ir_val x, ir_val w, bool packed, ir_val b, int64_t first, int64_t n, const char *suffix) {
   ir_blockid blk = L->s->block;
   attrs rows = int_attr("axis", 0);
   rows.start = lit(L, first), rows.end = lit(L, first + n);
-  if (ir_vtype(L->c->g, w).dims[0] != lit(L, n)) w = op(L, blk, IR_OP_SLICE, 1, &w, rows, NULL);
+  if (packed) w = op(L, blk, IR_OP_SLICE, 1, &w, rows, NULL);
   if (b != IR_NONE) b = op(L, blk, IR_OP_SLICE, 1, &b, rows, NULL);
   return affine(L, blk, x, w, b, suffix);
 }
@@ -1044,9 +1044,9 @@ static ir_val mha_of(layer *L, const char *sub, ir_val q, ir_val k, ir_val v, co
     return IR_NONE;
   }
   if (o->bias && !sub_param(L, sub, "in_proj_bias", type_of(L, qt.dtype, 1, &e3), &bias)) return IR_NONE;
-  ir_val qh = split_heads(L, project(L, q, wq, bias, 0, e, NULL), o->heads, "q");
-  ir_val kh = split_heads(L, project(L, k, wk, bias, e, e, NULL), o->heads, "k");
-  ir_val vh = split_heads(L, project(L, v, wv, bias, 2 * e, e, NULL), o->heads, "v");
+  ir_val qh = split_heads(L, project(L, q, wq, packed, bias, 0, e, NULL), o->heads, "q");
+  ir_val kh = split_heads(L, project(L, k, wk, packed, bias, e, e, NULL), o->heads, "k");
+  ir_val vh = split_heads(L, project(L, v, wv, packed, bias, 2 * e, e, NULL), o->heads, "v");
   int64_t mask = o->mask;
   if (o->lengths != IR_NONE) mask = mask == IR_MASK_CAUSAL ? IR_MASK_CAUSAL_PADDING : IR_MASK_PADDING;
   ir_val in[4] = {qh, kh, vh, o->lengths};
