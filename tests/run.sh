@@ -63,40 +63,33 @@ fi
 # python3-torch, which imports only from /usr/bin/python3 (`make deps`).
 # Its work directory is kept when a case fails, for a look at the models.
 torch_py=/usr/bin/python3
+
+# run_torch LABEL SCRIPT: runs a torch suite whose last line is
+# "LABEL: N passed, M failed" and adds its counts.
+run_torch() {
+  label=$1 script=$2
+  out="$log/$(echo "$label" | tr ' ' -).log"
+  work=$(mktemp -d "${TMPDIR:-/tmp}/seqc-torch.XXXXXX")
+  "$torch_py" "$script" --seqc build/seqc --work "$work" >"$out" 2>&1
+  rc=$?
+  p=$(sed -n "s/^$label: \([0-9]*\) passed.*/\1/p" "$out" | tail -1)
+  f=$(sed -n "s/^$label: [0-9]* passed, \([0-9]*\) failed.*/\1/p" "$out" | tail -1)
+  p=${p:-0} f=${f:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)) failed=$((failed + f))
+  if [ "$f" -ne 0 ]; then
+    grep -E '^FAIL' "$out" || tail -n 20 "$out"
+    echo "($label log: $out, models and outputs: $work)"
+  else
+    echo "ok:   $label ($p passed)"
+    rm -rf "$work"
+  fi
+}
+
 if "$torch_py" -c 'import torch' >/dev/null 2>&1; then
-  out="$log/torch-parity.log"
-  work=$(mktemp -d "${TMPDIR:-/tmp}/seqc-parity.XXXXXX")
-  "$torch_py" tests/torch/parity.py --seqc build/seqc --work "$work" >"$out" 2>&1
-  rc=$?
-  p=$(sed -n 's/^torch parity: \([0-9]*\) passed.*/\1/p' "$out" | tail -1)
-  f=$(sed -n 's/^torch parity: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$out" | tail -1)
-  p=${p:-0} f=${f:-0}
-  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-  passed=$((passed + p)) failed=$((failed + f))
-  if [ "$f" -ne 0 ]; then
-    grep -E '^FAIL' "$out" || tail -n 20 "$out"
-    echo "(torch parity log: $out, models and outputs: $work)"
-  else
-    echo "ok:   torch parity ($p passed)"
-    rm -rf "$work"
-  fi
+  run_torch "torch parity" tests/torch/parity.py
   # The PyTorch bridge (tools/export_torch.py): export, run, compare.
-  out="$log/torch-export.log"
-  work=$(mktemp -d "${TMPDIR:-/tmp}/seqc-export.XXXXXX")
-  "$torch_py" tests/torch/test_export.py --seqc build/seqc --work "$work" >"$out" 2>&1
-  rc=$?
-  p=$(sed -n 's/^torch export: \([0-9]*\) passed.*/\1/p' "$out" | tail -1)
-  f=$(sed -n 's/^torch export: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$out" | tail -1)
-  p=${p:-0} f=${f:-0}
-  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-  passed=$((passed + p)) failed=$((failed + f))
-  if [ "$f" -ne 0 ]; then
-    grep -E '^FAIL' "$out" || tail -n 20 "$out"
-    echo "(torch export log: $out, models and outputs: $work)"
-  else
-    echo "ok:   torch export ($p passed)"
-    rm -rf "$work"
-  fi
+  run_torch "torch export" tests/torch/test_export.py
 else
   echo "skip: torch parity tests (python3-torch not importable from /usr/bin/python3)"
   echo "skip: torch export tests (python3-torch not importable from /usr/bin/python3)"
