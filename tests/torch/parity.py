@@ -51,6 +51,8 @@ import torch.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import export_torch  # noqa: E402  (its safetensors writer: one implementation)
 
 # Tolerances per layer family: (atol, rtol) in |got - exp| <= atol + rtol*|exp|.
 # The largest errors measured (x86-64, -O2, JIT and .so alike) are in the
@@ -83,25 +85,6 @@ REL_FLOOR = 1e-3
 def torch_dtype_name(t):
     """(safetensors dtype, seqc dtype) of a tensor."""
     return {torch.float32: ("F32", "f32"), torch.int64: ("I64", "i64"), torch.int32: ("I32", "i32")}[t.dtype]
-
-
-def write_safetensors(path, tensors):
-    """Writes {name: tensor} in the safetensors format (docs/weights.md)."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        data = t.numpy().tobytes()
-        header[name] = {"dtype": torch_dtype_name(t)[0], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # trailing whitespace is padding; keeps data 8-aligned
-    with open(path, "wb") as f:
-        f.write(len(text).to_bytes(8, "little"))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
 
 
 def read_raw(path, like):
@@ -519,15 +502,20 @@ def attention_case(T, B, E=16, heads=4, bf=False, causal=False, lengths=False, k
                 {"T": T, "B": B})
 
 
+def randomize_transformer(mod):
+    """Weights U(-0.5, 0.5), norm scales U(0.5, 1.5): every sublayer matters."""
+    with torch.no_grad():
+        for n, p in mod.named_parameters():
+            p.uniform_(0.5, 1.5) if n.startswith("norm") and n.endswith("weight") else p.uniform_(-0.5, 0.5)
+
+
 def encoder_case(T, B, norm_first=False, activation="relu", bf=False, lengths=False, seed=0):
     """nn.TransformerEncoderLayer named enc, dropout 0."""
     torch.manual_seed(seed)
     E, heads, ff = 16, 4, 32
     mod = nn.TransformerEncoderLayer(E, heads, ff, dropout=0.0, activation=activation, batch_first=bf,
                                      norm_first=norm_first).eval()
-    for n, p in mod.named_parameters():
-        with torch.no_grad():
-            p.uniform_(0.5, 1.5) if n.startswith("norm") and n.endswith("weight") else p.uniform_(-0.5, 0.5)
+    randomize_transformer(mod)
     x = randn(B, T, E) if bf else randn(T, B, E)
     inputs, types = [("x", x)], [("x", "f32[B, T, %d]" % E if bf else "f32[T, B, %d]" % E)]
     fields = {"name": "enc", "input": "x", "nhead": heads, "dim_feedforward": ff, "activation": activation}
@@ -560,9 +548,7 @@ def decoder_case(T, S, B, norm_first=False, activation="relu", bf=False, causal=
     E, heads, ff = 16, 4, 32
     mod = nn.TransformerDecoderLayer(E, heads, ff, dropout=0.0, activation=activation, batch_first=bf,
                                      norm_first=norm_first).eval()
-    for n, p in mod.named_parameters():
-        with torch.no_grad():
-            p.uniform_(0.5, 1.5) if n.startswith("norm") and n.endswith("weight") else p.uniform_(-0.5, 0.5)
+    randomize_transformer(mod)
     x = randn(B, T, E) if bf else randn(T, B, E)
     mem = randn(B, S, E) if bf else randn(S, B, E)
     typ = (lambda n: "f32[B, %s, %d]" % (n, E)) if bf else (lambda n: "f32[%s, B, %d]" % (n, E))
@@ -935,7 +921,7 @@ def write_case(case, work):
     with open(case.model, "w") as f:
         f.write(case.yaml)
     case.weights_path = os.path.join(case.dir, "weights.safetensors")
-    write_safetensors(case.weights_path, case.weights)
+    export_torch.write_safetensors(case.weights_path, case.weights, {"generator": "tests/torch/parity.py"})
     for name, t in case.inputs:
         t.contiguous().numpy().tofile(os.path.join(case.dir, name + ".bin"))
     for name, _ in case.expected:  # never compare a previous run's results
