@@ -723,6 +723,7 @@ typedef struct conv {
   layer L;
   int64_t out, k, stride, dilation, groups, pad_lo, pad_hi;
   bool bias, channels_last, same;
+  int32_t len_axis; /* the convolved axis once channels are last: rank - 2 */
 } conv;
 
 /* padding: N (both sides), same (stride 1; PyTorch puts the odd one on the
@@ -762,12 +763,12 @@ static bool read_conv(conv *C, fe_ctx *c, fe_scope *s, const fe_ynode *kind, con
 
 static void set_pad(ir_graph *g, ir_opid op, void *ud) {
   const conv *C = ud;
-  ir_set_int(g, op, "axis", 1);
+  ir_set_int(g, op, "axis", C->len_axis);
   ir_set_dim(g, op, "low", ir_dim_const(g->dims, C->pad_lo));
   ir_set_dim(g, op, "high", ir_dim_const(g->dims, C->pad_hi));
 }
 
-/* x [B, T, C] with zeros before and after T. */
+/* x [..., L, C] with zeros before and after L. */
 static ir_val pad_time(conv *C, ir_val x) {
   layer *L = &C->L;
   ir_opid o = ir_build(L->c->g, L->s->block, IR_OP_PAD, 1, &x, set_pad, C, L->c->d, L->loc);
@@ -790,8 +791,8 @@ static ir_val split_even(conv *C, ir_val v, int32_t axis) {
   return first;
 }
 
-/* One group: x [B, T', C_in/g] (padded), w [C_out/g, C_in/g, k] -> the sum
- * over taps j of x[:, j*d :: stride][:L_out] w[:, :, j]^T, [B, L_out, C_out/g]. */
+/* One group: x [..., L', C_in/g] (padded), w [C_out/g, C_in/g, k] -> the sum
+ * over taps j of x[..., j*d :: stride, :][:L_out] w[:, :, j]^T, [..., L_out, C_out/g]. */
 static ir_val conv_group(conv *C, ir_val x, ir_val w, ir_dim l_out) {
   layer *L = &C->L;
   ir_blockid b = L->s->block;
@@ -802,7 +803,8 @@ static ir_val conv_group(conv *C, ir_val x, ir_val w, ir_dim l_out) {
     attrs tap = int_attr("axis", 2);
     tap.start = lit(L, j), tap.end = lit(L, j + 1);
     ir_val wj = reshape(L, b, op(L, b, IR_OP_SLICE, 1, &w, tap, NULL), type_of(L, wt.dtype, 2, wt.dims));
-    attrs steps = C->stride == 1 ? int_attr("axis", 1) : (attrs){.name = {"axis", "step"}, .value = {1, C->stride}};
+    attrs steps = C->stride == 1 ? int_attr("axis", C->len_axis)
+                                 : (attrs){.name = {"axis", "step"}, .value = {C->len_axis, C->stride}};
     steps.start = lit(L, j * C->dilation);
     /* the last step read is start + (L_out - 1) * stride */
     steps.end = ir_dim_add(g->dims, ir_dim_add(g->dims, steps.start, ir_dim_mul(g->dims, ir_dim_sub(g->dims, l_out, lit(L, 1)), lit(L, C->stride))), lit(L, 1));
@@ -814,17 +816,22 @@ static ir_val conv_group(conv *C, ir_val x, ir_val w, ir_dim l_out) {
   return y;
 }
 
-/* nn.Conv1d over [B, C_in, T] ([B, T, C_in] with channels_last), zero
- * padding. */
+/* nn.Conv1d over [..., C_in, L] ([..., L, C_in] with channels_last), zero
+ * padding; the leading dims (one or more) are batch dims, as nn.Conv1d on
+ * x.reshape(-1, C_in, L): [B, T, C_in, L] convolves each frame of a sequence
+ * on its own, and T stays an axis of its own (it streams). */
 static bool build_conv1d(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_ynode *spec) {
   conv C;
   layer *L = &C.L;
   if (!read_conv(&C, c, s, kind, spec)) return false;
   ir_type t = ir_vtype(c->g, L->input);
   int64_t cin;
-  if (t.rank != 3 || !ir_dtype_is_float(t.dtype) || !ir_dim_is_const(c->g->dims, t.dims[C.channels_last ? 2 : 1], &cin))
-    return fe_fail(c, L->loc, "%s: input is %s, expected a float [B, C_in, T] (or [B, T, C_in] with channels_last) "
-                   "with a numeric C_in", L->what, fe_show_type(c, t));
+  int32_t r = t.rank;
+  C.len_axis = r - 2;
+  if (r < 3 || r > FE_MAX_RANK || !ir_dtype_is_float(t.dtype) ||
+      !ir_dim_is_const(c->g->dims, t.dims[C.channels_last ? r - 1 : r - 2], &cin))
+    return fe_fail(c, L->loc, "%s: input is %s, expected a float [B, C_in, T] (or [B, T, C_in] with channels_last; "
+                   "more leading batch dims allowed) with a numeric C_in", L->what, fe_show_type(c, t));
   if (cin % C.groups || C.out % C.groups)
     return fe_fail(c, L->loc, "%s: groups %lld must divide in_channels %lld and out_channels %lld", L->what,
                    (long long)C.groups, (long long)cin, (long long)C.out);
@@ -834,29 +841,31 @@ static bool build_conv1d(fe_ctx *c, fe_scope *s, const fe_ynode *kind, const fe_
   if (!param(L, "weight", type_of(L, t.dtype, 3, (ir_dim[]){lit(L, C.out), lit(L, cin / C.groups), lit(L, C.k)}), &w) ||
       (C.bias && !param(L, "bias", type_of(L, t.dtype, 1, (ir_dim[]){lit(L, C.out)}), &bias)))
     return false;
-  static const int64_t swap12[] = {0, 2, 1};
-  ir_val x = C.channels_last ? L->input : transpose(L, b, L->input, swap12, 3, NULL);
+  int64_t swap_last[FE_MAX_RANK]; /* the last two axes exchanged */
+  for (int32_t a = 0; a < r; a++) swap_last[a] = a;
+  swap_last[r - 2] = r - 1, swap_last[r - 1] = r - 2;
+  ir_val x = C.channels_last ? L->input : transpose(L, b, L->input, swap_last, r, NULL);
   if (C.pad_lo || C.pad_hi) x = pad_time(&C, x);
   if (failed(L, x)) return false;
   ir_dim span = lit(L, C.dilation * (C.k - 1)), one = lit(L, 1);
-  ir_dim reach = ir_dim_sub(g->dims, ir_dim_sub(g->dims, ir_vtype(g, x).dims[1], span), one);
+  ir_dim reach = ir_dim_sub(g->dims, ir_dim_sub(g->dims, ir_vtype(g, x).dims[r - 2], span), one);
   ir_dim l_out = ir_dim_add(g->dims, ir_dim_floordiv(g->dims, reach, lit(L, C.stride)), one);
   ir_val y;
   if (C.groups == 1) {
     y = conv_group(&C, x, w, l_out);
   } else { /* each group of channels on its own, joined along the channels */
     ir_val *ys = ir_xcalloc((size_t)C.groups + 1, sizeof(ir_val));
-    ir_val xs = split_even(&C, x, 2), wsplit = split_even(&C, w, 0);
+    ir_val xs = split_even(&C, x, r - 1), wsplit = split_even(&C, w, 0);
     bool ok = !failed(L, xs) && !failed(L, wsplit);
     for (int64_t i = 0; ok && i < C.groups; i++) {
       ys[i] = conv_group(&C, ir_o(g, ir_v(g, xs)->def)->out[i], ir_o(g, ir_v(g, wsplit)->def)->out[i], l_out);
       ok = !failed(L, ys[i]);
     }
-    y = ok ? op(L, b, IR_OP_CONCAT, (int32_t)C.groups, ys, int_attr("axis", 2), NULL) : IR_NONE;
+    y = ok ? op(L, b, IR_OP_CONCAT, (int32_t)C.groups, ys, int_attr("axis", r - 1), NULL) : IR_NONE;
     free(ys);
   }
   if (!failed(L, y) && bias != IR_NONE) y = op2(L, b, IR_OP_ADD, y, bias, NULL);
-  if (!failed(L, y) && !C.channels_last) y = transpose(L, b, y, swap12, 3, NULL);
+  if (!failed(L, y) && !C.channels_last) y = transpose(L, b, y, swap_last, r, NULL);
   return !failed(L, named(L, y, "y")) && define_outputs(L, 1, &y, "output");
 }
 

@@ -3,8 +3,8 @@
 #   1. cmocka unit tests (build/tests/test_*),
 #   2. the same unit tests built with ASan+UBSan (build/asan/tests/test_*),
 #   3. lit + FileCheck IR tests (tests/ir) against the sanitized compiler,
-#   4. PyTorch parity of the layers and the PyTorch bridge (tests/torch), or
-#      two skips without torch.
+#   4. PyTorch parity of the layers, the PyTorch bridge and the model zoo
+#      (tests/torch), or three skips without torch.
 # Exit status 0 only when nothing failed.
 set -u
 cd "$(dirname "$0")/.."
@@ -90,10 +90,13 @@ if "$torch_py" -c 'import torch' >/dev/null 2>&1; then
   run_torch "torch parity" tests/torch/parity.py
   # The PyTorch bridge (tools/export_torch.py): export, run, compare.
   run_torch "torch export" tests/torch/test_export.py
+  # The model zoo (models/*.yaml against tests/torch_ref/*.py, docs/models.md).
+  run_torch "model zoo" tests/torch/zoo.py
 else
   echo "skip: torch parity tests (python3-torch not importable from /usr/bin/python3)"
   echo "skip: torch export tests (python3-torch not importable from /usr/bin/python3)"
-  skipped=$((skipped + 2))
+  echo "skip: model zoo (python3-torch not importable from /usr/bin/python3)"
+  skipped=$((skipped + 3))
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
