@@ -374,6 +374,16 @@ static void matmul_dots(cg_lower *c, const matrix_view *a, const matrix_view *b,
   cg_for_end(c, &i);
 }
 
+/* One batch matrix as a GEMM: B packed into the op's scratch, then the
+ * product (lower_gemm.c). */
+static void gemm_batch(cg_lower *c, LLVMValueRef a, LLVMValueRef a_row, LLVMValueRef a_k, const matrix_view *vb,
+                       LLVMValueRef out, LLVMValueRef m, LLVMValueRef k, LLVMValueRef n, ir_opid op) {
+  LLVMValueRef packed = c->op_temp[op];
+  cg_gemm_pack(c, element_at(c, c->f32, vb->buf->ptr, vb->base), vb->row_stride, vb->col_stride, k, n, packed);
+  cg_gemm g = {a, a_row, a_k, packed, out, m, n, k};
+  cg_gemm_run(c, &g);
+}
+
 bool lower_matmul(cg_lower *c, ir_opid op) {
   const cg_buf *a = cg_operand(c, op, 0), *b = cg_operand(c, op, 1), *out = cg_result(c, op, 0);
   bool ta = ir_get_int(c->g, op, "transpose_a") != 0, tb = ir_get_int(c->g, op, "transpose_b") != 0;
@@ -382,6 +392,12 @@ bool lower_matmul(cg_lower *c, ir_opid op) {
   check_batch_dims(c, a, out);
   check_batch_dims(c, b, out);
   LLVMValueRef m = a->dims[ra - 2 + ta], k = a->dims[ra - 1 - ta], n = b->dims[rb - 1 - tb];
+  if (cg_gemm_applies(c->g, op) && rb == 2 && !ta) { /* the rows of every batch of a as one matrix */
+    matrix_view vb = view_at(c, b, out, NULL, tb);
+    for (int32_t d = 0; d < ra - 2; d++) m = LLVMBuildMul(c->b, m, out->dims[d], "");
+    gemm_batch(c, a->ptr, k, cg_i64(c, 1), &vb, out->ptr, m, k, n, op);
+    return true;
+  }
   cg_nest batch = cg_nest_begin(c, ro - 2, out->dims);
   matrix_view va = view_at(c, a, out, batch.ivs, ta), vb = view_at(c, b, out, batch.ivs, tb);
   LLVMValueRef *cidx = ir_xcalloc((size_t)ro, sizeof(LLVMValueRef));
@@ -390,7 +406,10 @@ bool lower_matmul(cg_lower *c, ir_opid op) {
   LLVMValueRef cbase = cg_linear(c, out, cidx);
   free(cidx);
   bool same = a->type.dtype == out->type.dtype && b->type.dtype == out->type.dtype;
-  if (stores_accumulator(out->type.dtype) && !tb)
+  if (cg_gemm_applies(c->g, op))
+    gemm_batch(c, element_at(c, c->f32, a->ptr, va.base), va.row_stride, va.col_stride, &vb,
+               element_at(c, c->f32, out->ptr, cbase), m, k, n, op);
+  else if (stores_accumulator(out->type.dtype) && !tb)
     matmul_rows(c, &va, &vb, out, cbase, m, k, n);
   else if (lane_summable(out->type.dtype) && same && !ta && tb)
     matmul_row_dots(c, &va, &vb, out, cbase, m, k, n);
