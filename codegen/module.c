@@ -303,7 +303,7 @@ static void set_gemm_params(cg_lower *c, const cg_program *p, const cg_options *
   bool host = !o->triple && !o->cpu && !o->features;
   c->f32_lanes = target_f32_lanes(p);
   int32_t vectors = IR_PACK_WIDTH / c->f32_lanes;
-  c->gemm_mr = c->f32_lanes == 16 ? 12 : 12 / vectors > 0 ? 12 / vectors : 1;
+  c->gemm_mr = c->f32_lanes == 16 ? 8 : 12 / vectors > 0 ? 12 / vectors : 1;
   int64_t l1 = cache_bytes(host, _SC_LEVEL1_DCACHE_SIZE, 32 << 10), l2 = cache_bytes(host, _SC_LEVEL2_CACHE_SIZE, 1 << 20);
   int64_t kc = l1 / 2 / (IR_PACK_WIDTH * 4);
   c->gemm_kc = (int32_t)(kc < 64 ? 64 : kc > 512 ? 512 : kc / 16 * 16);
