@@ -34,7 +34,7 @@ LIBSEQC   := $(BUILD)/libseqc.a
 LIBSEQRT  := $(BUILD)/libseqrt.a
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit demo clean
+.PHONY: all deps test unit demo clean bench
 .SECONDARY:
 all: $(SEQC) $(LIBSEQRT)
 
@@ -106,6 +106,22 @@ demo: deps
 	$(CC) -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L examples/generic_run.c -ldl \
 	  -o $(BUILD)/demo/generic_run
 	$(BUILD)/demo/generic_run $(BUILD)/demo/elman.so models/elman.safetensors B=2 T=6
+
+# seqc against PyTorch and OpenBLAS (docs/performance.md; not part of
+# `make test`): installs the bench-only packages (tools/bench/deps.sh), builds
+# seqc, the timers and probes, and runs tools/bench/bench.py, which prints
+# the report and writes it to $(BUILD)/bench/results.md. Options, e.g.
+# make bench BENCH_ARGS='--reps 3 --only B1,G1' (bench.py --help).
+bench: deps
+	@sh tools/bench/deps.sh
+	@$(MAKE) --no-print-directory all
+	@mkdir -p $(BUILD)/bench
+	$(CC) $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L tools/bench/so_timer.c -ldl -o $(BUILD)/bench/so_timer
+	$(CC) $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -I/usr/include/$(shell $(CC) -print-multiarch)/openblas-pthread \
+	  tools/bench/gemm_openblas.c -lopenblas -lm -o $(BUILD)/bench/gemm_openblas
+	$(CC) $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -march=native tools/bench/probes.c -pthread \
+	  -o $(BUILD)/bench/probes
+	/usr/bin/python3 tools/bench/bench.py --build $(BUILD) $(BENCH_ARGS)
 
 clean:
 	rm -rf build
