@@ -457,6 +457,7 @@ bool cg_lower_block(cg_lower *c, ir_blockid b) {
     if (ir_opinfo_of(o->kind)->flags & IR_TERMINATOR) continue; /* the block's owner copies */
     /* init's results live in the caller's buffers (lower_init), not in scratch. */
     if (o->kind != IR_OP_INIT) cg_alloc_results(c, op);
+    cg_alloc_temps(c, op);
     if (c->measuring && o->n_regions == 0) continue;
     ir_opid outer = c->current;
     c->current = op;

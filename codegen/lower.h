@@ -25,6 +25,8 @@ typedef struct cg_buf {
   LLVMValueRef *dims; /* type.rank i64 values */
 } cg_buf;
 
+#define CG_GEMM_MAX_MR 16
+
 typedef struct cg_lower {
   ir_graph *g;
   ir_diag *diag;
@@ -54,6 +56,13 @@ typedef struct cg_lower {
   bool measuring;           /* building NAME_scratch_bytes: allocate, emit no computation */
   const char *prefix;       /* C identifier for the graph's functions */
   ir_opid current;          /* the op being lowered: run-time checks name it */
+  /* GEMM (lower_gemm.c): the target's f32 vector lanes, the tile height,
+   * the k block, the most rows and panels a task takes; the module's tile functions
+   * by [more than one panel][rows] and its task function, built on first use. */
+  int32_t f32_lanes, gemm_mr, gemm_kc, gemm_rows, gemm_panels;
+  LLVMValueRef gemm_tiles[2][CG_GEMM_MAX_MR + 1];
+  LLVMValueRef gemm_task;
+  LLVMValueRef *op_temp;    /* by op id: scratch an op uses besides its results (cg_alloc_temps) */
 } cg_lower;
 
 /* ---- dims and buffers ------------------------------------------------------ */
@@ -169,6 +178,30 @@ void cg_kernel_end(cg_lower *c, ir_opid op);
  * split (*done set); otherwise leaves it to the caller (*done false).
  * False after an error. */
 bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done);
+
+/* Run task(closure, i) for i in [0, n_tasks): on the context's pool when
+ * NAME_run's exec has one, else in a loop, in order. The tasks must not
+ * fail. */
+void cg_parallel_for(cg_lower *c, LLVMValueRef task, LLVMValueRef closure, LLVMValueRef n_tasks);
+/* The current function's target-cpu/target-features on fn. */
+void cg_copy_target_attrs(cg_lower *c, LLVMValueRef fn);
+
+/* ---- lower_gemm.c: f32 matrix products ---- */
+
+/* C[m, n] = A B with A[i, k] at a[i*a_row + k*a_k], B packed in panels
+ * at bp (pack_rhs layout) and C row-major at c. */
+typedef struct cg_gemm {
+  LLVMValueRef a, a_row, a_k, bp, c, m, n, k;
+} cg_gemm;
+void cg_gemm_run(cg_lower *c, const cg_gemm *g);
+/* out (ceildiv(n, 32) x k x 32 floats) = B[k, n] packed, B[k, j] at b[k*b_k + j*b_j]. */
+void cg_gemm_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_j, LLVMValueRef k,
+                  LLVMValueRef n, LLVMValueRef out);
+/* Whether matmul op runs as a GEMM (every operand f32). */
+bool cg_gemm_applies(const ir_graph *g, ir_opid op);
+/* Scratch op needs besides its results, into c->op_temp[op] (the walker
+ * calls it after cg_alloc_results, in both walks). */
+void cg_alloc_temps(cg_lower *c, ir_opid op);
 
 /* Lower every op of block b (used by the graph body and by scan bodies). */
 bool cg_lower_block(cg_lower *c, ir_blockid b);

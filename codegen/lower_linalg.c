@@ -261,6 +261,43 @@ static LLVMValueRef lane_sum(cg_lower *c, ir_dtype dt, LLVMValueRef a, LLVMValue
   return cg_fadd(c, part[0], LLVMBuildLoad2(c->b, t, rest, ""));
 }
 
+/* The sum (or the max, NaN if any element is NaN) of a[0..n), contiguous
+ * f32/f64: element i goes to lane i mod SUM_LANES of a vector accumulator,
+ * the last chunk padded with the identity, and the lanes are combined in a
+ * fixed tree. Unlike lane_sum there is no scalar tail, so trailing zeros
+ * never change a sum, whatever n is: a softmax row of a KV cache and the
+ * same row in forward (masked keys are exactly 0) add the same terms in
+ * the same lanes. */
+static LLVMValueRef lane_reduce_padded(cg_lower *c, ir_dtype dt, LLVMValueRef a, LLVMValueRef n, bool max) {
+  LLVMTypeRef t = cg_compute_type(c, dt), vt = LLVMVectorType(t, SUM_LANES);
+  LLVMValueRef id = LLVMConstReal(t, max ? -INFINITY : 0.0), ids[SUM_LANES], lane_ix[SUM_LANES];
+  for (int l = 0; l < SUM_LANES; l++) ids[l] = id, lane_ix[l] = cg_i64(c, l);
+  LLVMValueRef acc = cg_entry_alloca(c, vt, max ? "lanes.max" : "lanes.sum");
+  LLVMBuildStore(c->b, LLVMConstVector(ids, SUM_LANES), acc);
+  LLVMValueRef chunks = LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, n, cg_i64(c, SUM_LANES - 1), ""), cg_i64(c, SUM_LANES), "");
+  cg_loop ch = cg_for_begin(c, chunks, "chunk");
+  LLVMValueRef at = LLVMBuildMul(c->b, ch.iv, cg_i64(c, SUM_LANES), "");
+  LLVMValueRef left = LLVMBuildInsertElement(c->b, LLVMGetUndef(LLVMVectorType(c->i64, SUM_LANES)), LLVMBuildSub(c->b, n, at, ""),
+                                             cg_i32(c, 0), "");
+  left = LLVMBuildShuffleVector(c->b, left, LLVMGetUndef(LLVMTypeOf(left)), LLVMConstNull(LLVMVectorType(c->i32, SUM_LANES)), "");
+  LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane_ix, SUM_LANES), left, "");
+  unsigned iid = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+  LLVMTypeRef types[2] = {vt, c->ptr};
+  LLVMValueRef args[4] = {element_at(c, t, a, at), cg_i32(c, t == c->f64 ? 8 : 4), mask, LLVMConstVector(ids, SUM_LANES)};
+  LLVMValueRef v = LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, iid, types, 2), LLVMGetIntrinsicDeclaration(c->mod, iid, types, 2),
+                                  args, 4, "");
+  LLVMValueRef cur = LLVMBuildLoad2(c->b, vt, acc, "");
+  LLVMBuildStore(c->b, max ? cg_intrinsic(c, "llvm.maximum", vt, 2, (LLVMValueRef[]){cur, v}) : cg_fadd(c, cur, v), acc);
+  cg_for_end(c, &ch);
+  LLVMValueRef all = LLVMBuildLoad2(c->b, vt, acc, ""), part[SUM_LANES];
+  for (int l = 0; l < SUM_LANES; l++) part[l] = LLVMBuildExtractElement(c->b, all, cg_i32(c, l), "");
+  for (int width = SUM_LANES / 2; width >= 1; width /= 2)
+    for (int l = 0; l < width; l++)
+      part[l] = max ? cg_intrinsic(c, "llvm.maximum", t, 2, (LLVMValueRef[]){part[2 * l], part[2 * l + 1]})
+                    : cg_fadd(c, part[2 * l], part[2 * l + 1]);
+  return part[0];
+}
+
 /* Whether a buffer's elements are its accumulator type (f32, f64), so
  * lane_sum can load them directly. */
 static bool lane_summable(ir_dtype dt) { return dt == IR_F32 || dt == IR_F64; }
@@ -374,6 +411,16 @@ static void matmul_dots(cg_lower *c, const matrix_view *a, const matrix_view *b,
   cg_for_end(c, &i);
 }
 
+/* One batch matrix as a GEMM: B packed into the op's scratch, then the
+ * product (lower_gemm.c). */
+static void gemm_batch(cg_lower *c, LLVMValueRef a, LLVMValueRef a_row, LLVMValueRef a_k, const matrix_view *vb,
+                       LLVMValueRef out, LLVMValueRef m, LLVMValueRef k, LLVMValueRef n, ir_opid op) {
+  LLVMValueRef packed = c->op_temp[op];
+  cg_gemm_pack(c, element_at(c, c->f32, vb->buf->ptr, vb->base), vb->row_stride, vb->col_stride, k, n, packed);
+  cg_gemm g = {a, a_row, a_k, packed, out, m, n, k};
+  cg_gemm_run(c, &g);
+}
+
 bool lower_matmul(cg_lower *c, ir_opid op) {
   const cg_buf *a = cg_operand(c, op, 0), *b = cg_operand(c, op, 1), *out = cg_result(c, op, 0);
   bool ta = ir_get_int(c->g, op, "transpose_a") != 0, tb = ir_get_int(c->g, op, "transpose_b") != 0;
@@ -382,6 +429,12 @@ bool lower_matmul(cg_lower *c, ir_opid op) {
   check_batch_dims(c, a, out);
   check_batch_dims(c, b, out);
   LLVMValueRef m = a->dims[ra - 2 + ta], k = a->dims[ra - 1 - ta], n = b->dims[rb - 1 - tb];
+  if (cg_gemm_applies(c->g, op) && rb == 2 && !ta) { /* the rows of every batch of a as one matrix */
+    matrix_view vb = view_at(c, b, out, NULL, tb);
+    for (int32_t d = 0; d < ra - 2; d++) m = LLVMBuildMul(c->b, m, out->dims[d], "");
+    gemm_batch(c, a->ptr, k, cg_i64(c, 1), &vb, out->ptr, m, k, n, op);
+    return true;
+  }
   cg_nest batch = cg_nest_begin(c, ro - 2, out->dims);
   matrix_view va = view_at(c, a, out, batch.ivs, ta), vb = view_at(c, b, out, batch.ivs, tb);
   LLVMValueRef *cidx = ir_xcalloc((size_t)ro, sizeof(LLVMValueRef));
@@ -390,7 +443,10 @@ bool lower_matmul(cg_lower *c, ir_opid op) {
   LLVMValueRef cbase = cg_linear(c, out, cidx);
   free(cidx);
   bool same = a->type.dtype == out->type.dtype && b->type.dtype == out->type.dtype;
-  if (stores_accumulator(out->type.dtype) && !tb)
+  if (cg_gemm_applies(c->g, op))
+    gemm_batch(c, element_at(c, c->f32, a->ptr, va.base), va.row_stride, va.col_stride, &vb,
+               element_at(c, c->f32, out->ptr, cbase), m, k, n, op);
+  else if (stores_accumulator(out->type.dtype) && !tb)
     matmul_rows(c, &va, &vb, out, cbase, m, k, n);
   else if (lane_summable(out->type.dtype) && same && !ta && tb)
     matmul_row_dots(c, &va, &vb, out, cbase, m, k, n);
@@ -640,9 +696,38 @@ bool lower_argreduce(cg_lower *c, ir_opid op) {
  * y /= s. When y stores the accumulator type the exponentials are kept in
  * y between the passes; otherwise (f16/bf16) they are recomputed, so y is
  * rounded once. */
+/* Softmax along the last, contiguous axis of f32/f64 rows: the max and
+ * the sum in vector lanes (lane_reduce_padded), exp and the division in
+ * loops LLVM vectorizes. */
+static void softmax_rows(cg_lower *c, const cg_buf *x, const cg_buf *y) {
+  ir_dtype dt = x->type.dtype;
+  LLVMTypeRef t = cg_compute_type(c, dt);
+  int32_t rank = x->type.rank;
+  LLVMValueRef n = x->dims[rank - 1], rows = cg_i64(c, 1);
+  for (int32_t d = 0; d < rank - 1; d++) rows = LLVMBuildMul(c->b, rows, x->dims[d], "");
+  cg_loop r = cg_for_begin(c, rows, "row");
+  LLVMValueRef start = LLVMBuildMul(c->b, r.iv, n, "");
+  LLVMValueRef xr = element_at(c, t, x->ptr, start), yr = element_at(c, t, y->ptr, start);
+  LLVMValueRef m = lane_reduce_padded(c, dt, xr, n, true);
+  cg_loop i = cg_for_begin(c, n, "i");
+  LLVMValueRef e = fexp(c, cg_fsub(c, LLVMBuildLoad2(c->b, t, element_at(c, t, xr, i.iv), ""), m));
+  LLVMBuildStore(c->b, e, element_at(c, t, yr, i.iv));
+  cg_for_end(c, &i);
+  LLVMValueRef sum = lane_reduce_padded(c, dt, yr, n, false);
+  cg_loop j = cg_for_begin(c, n, "i");
+  LLVMValueRef at = element_at(c, t, yr, j.iv);
+  LLVMBuildStore(c->b, cg_fdiv(c, LLVMBuildLoad2(c->b, t, at, ""), sum), at);
+  cg_for_end(c, &j);
+  cg_for_end(c, &r);
+}
+
 bool lower_softmax(cg_lower *c, ir_opid op) {
   const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
   int32_t rank = x->type.rank, axis = (int32_t)ir_get_int(c->g, op, "axis");
+  if (axis == rank - 1 && lane_summable(x->type.dtype) && y->type.dtype == x->type.dtype) {
+    softmax_rows(c, x, y);
+    return true;
+  }
   ir_dtype acc_dt = acc_dtype(x->type.dtype);
   bool keep_exp = stores_accumulator(y->type.dtype);
   LLVMValueRef n = x->dims[axis];

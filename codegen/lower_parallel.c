@@ -60,8 +60,7 @@ void cg_kernel_end(cg_lower *c, ir_opid op) {
   if (c->exec) kernel_hook(c, EXEC_KERNEL_END, op);
 }
 
-/* The parent function's target attributes on a task function. */
-static void copy_target_attrs(cg_lower *c, LLVMValueRef fn) {
+void cg_copy_target_attrs(cg_lower *c, LLVMValueRef fn) {
   static const char *const keys[] = {"target-cpu", "target-features"};
   for (int i = 0; i < 2; i++) {
     LLVMAttributeRef a = LLVMGetStringAttributeAtIndex(c->fn, LLVMAttributeFunctionIndex, keys[i],
@@ -138,7 +137,7 @@ static bool plan_split(const ir_graph *g, ir_opid op, split_plan *p) {
   ir_type r = ir_vtype(g, o->out[0]);
   int64_t rows;
   if (r.rank < 1 || (ir_dim_is_const(g->dims, r.dims[0], &rows) && rows < 2)) return false;
-  if (o->kind == IR_OP_MATMUL) return plan_matmul(g, op, p);
+  if (o->kind == IR_OP_MATMUL) return !cg_gemm_applies(g, op) && plan_matmul(g, op, p); /* GEMM: own tasks */
   if (o->kind == IR_OP_SOFTMAX || o->kind == IR_OP_LAYERNORM) return plan_rows(g, op, p);
   if (ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE) return plan_elementwise(g, op, p);
   return false;
@@ -240,7 +239,7 @@ static LLVMValueRef build_task(cg_lower *c, ir_opid op, const split_plan *p, LLV
   LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, LLVMFunctionType(c->void_t, params, 2, 0));
   ir_buf_free(&name);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
-  copy_target_attrs(c, fn);
+  cg_copy_target_attrs(c, fn);
   LLVMValueRef rows_per_task;
   LLVMValueRef closure = begin_task(c, fn, ct, &rows_per_task);
   ir_type rt = ir_vtype(c->g, o->out[0]);
@@ -276,23 +275,7 @@ static LLVMValueRef rows_per_task(cg_lower *c, ir_opid op, const split_plan *p) 
   return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, want, one, ""), one, want, "rows.task");
 }
 
-/* In NAME_run: fill the closure, run the tasks (on the pool when exec has
- * one, else in a loop), and fail with the tasks' status if any failed. */
-static void run_tasks(cg_lower *c, ir_opid op, LLVMValueRef task, LLVMTypeRef ct, LLVMValueRef per_task) {
-  const ir_op *o = ir_o(c->g, op);
-  LLVMValueRef closure = cg_entry_alloca(c, ct, "closure");
-  LLVMValueRef status = cg_entry_alloca(c, c->i32, "task.status");
-  LLVMBuildStore(c->b, cg_i32(c, 0), status);
-  LLVMBuildStore(c->b, c->syms, LLVMBuildStructGEP2(c->b, ct, closure, CL_SYMS, ""));
-  LLVMBuildStore(c->b, status, LLVMBuildStructGEP2(c->b, ct, closure, CL_STATUS, ""));
-  LLVMBuildStore(c->b, per_task, LLVMBuildStructGEP2(c->b, ct, closure, CL_ROWS, ""));
-  for (int32_t i = 0; i <= o->n_in; i++) {
-    const cg_buf *b = i < o->n_in ? cg_operand(c, op, i) : cg_result(c, op, 0);
-    LLVMBuildStore(c->b, b->ptr, LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)(CL_BUFS + i), ""));
-  }
-  LLVMValueRef rows = cg_result(c, op, 0)->dims[0];
-  LLVMValueRef n_tasks = LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, LLVMBuildAdd(c->b, rows, per_task, ""), cg_i64(c, 1), ""),
-                                       per_task, "tasks");
+void cg_parallel_for(cg_lower *c, LLVMValueRef task, LLVMValueRef closure, LLVMValueRef n_tasks) {
   LLVMTypeRef task_t = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->i64}, 2, 0);
   LLVMBasicBlockRef inline_loop = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.inline");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.done");
@@ -311,6 +294,26 @@ static void run_tasks(cg_lower *c, ir_opid op, LLVMValueRef task, LLVMTypeRef ct
   cg_for_end(c, &t);
   LLVMBuildBr(c->b, done);
   LLVMPositionBuilderAtEnd(c->b, done);
+}
+
+/* In NAME_run: fill the closure, run the tasks (on the pool when exec has
+ * one, else in a loop), and fail with the tasks' status if any failed. */
+static void run_tasks(cg_lower *c, ir_opid op, LLVMValueRef task, LLVMTypeRef ct, LLVMValueRef per_task) {
+  const ir_op *o = ir_o(c->g, op);
+  LLVMValueRef closure = cg_entry_alloca(c, ct, "closure");
+  LLVMValueRef status = cg_entry_alloca(c, c->i32, "task.status");
+  LLVMBuildStore(c->b, cg_i32(c, 0), status);
+  LLVMBuildStore(c->b, c->syms, LLVMBuildStructGEP2(c->b, ct, closure, CL_SYMS, ""));
+  LLVMBuildStore(c->b, status, LLVMBuildStructGEP2(c->b, ct, closure, CL_STATUS, ""));
+  LLVMBuildStore(c->b, per_task, LLVMBuildStructGEP2(c->b, ct, closure, CL_ROWS, ""));
+  for (int32_t i = 0; i <= o->n_in; i++) {
+    const cg_buf *b = i < o->n_in ? cg_operand(c, op, i) : cg_result(c, op, 0);
+    LLVMBuildStore(c->b, b->ptr, LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)(CL_BUFS + i), ""));
+  }
+  LLVMValueRef rows = cg_result(c, op, 0)->dims[0];
+  LLVMValueRef n_tasks = LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, LLVMBuildAdd(c->b, rows, per_task, ""), cg_i64(c, 1), ""),
+                                       per_task, "tasks");
+  cg_parallel_for(c, task, closure, n_tasks);
   LLVMValueRef st = LLVMBuildLoad2(c->b, c->i32, status, "");
   LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.fail");
   LLVMBasicBlockRef good = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.ok");

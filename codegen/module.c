@@ -17,6 +17,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct cg_program {
   LLVMContextRef ctx;
@@ -279,6 +280,38 @@ static bool run_llvm_pipeline(cg_program *p, int level, ir_diag *d) {
   return true;
 }
 
+/* f32 lanes of the widest vectors the target machine has: AVX-512 16,
+ * AVX/AVX2 8, anything else (SSE, NEON) 4. */
+static int32_t target_f32_lanes(const cg_program *p) {
+  char *f = LLVMGetTargetMachineFeatureString(p->tm);
+  int32_t lanes = strstr(f, "+avx512f") ? 16 : strstr(f, "+avx") ? 8 : 4;
+  LLVMDisposeMessage(f);
+  return lanes;
+}
+
+/* Cache sizes of this machine when compiling for it; typical ones (32 KiB
+ * L1, 1 MiB L2) for another target. */
+static int64_t cache_bytes(bool host, int name, int64_t fallback) {
+  long v = host ? sysconf(name) : 0;
+  return v > 0 ? v : fallback;
+}
+
+/* Tile height from the register file (the accumulators take 16 or 24 of
+ * 32 vector registers with AVX-512, 12 of 16 with AVX), k block from L1,
+ * panels per task from L2: see lower_gemm.c. */
+static void set_gemm_params(cg_lower *c, const cg_program *p, const cg_options *o) {
+  bool host = !o->triple && !o->cpu && !o->features;
+  c->f32_lanes = target_f32_lanes(p);
+  int32_t vectors = IR_PACK_WIDTH / c->f32_lanes;
+  c->gemm_mr = c->f32_lanes == 16 ? 8 : 12 / vectors > 0 ? 12 / vectors : 1;
+  int64_t l1 = cache_bytes(host, _SC_LEVEL1_DCACHE_SIZE, 32 << 10), l2 = cache_bytes(host, _SC_LEVEL2_CACHE_SIZE, 1 << 20);
+  int64_t kc = l1 / 2 / (IR_PACK_WIDTH * 4);
+  c->gemm_kc = (int32_t)(kc < 64 ? 64 : kc > 512 ? 512 : kc / 16 * 16);
+  int64_t panels = l2 / 2 / ((int64_t)c->gemm_kc * IR_PACK_WIDTH * 4);
+  c->gemm_panels = (int32_t)(panels < 1 ? 1 : panels > 256 ? 256 : panels);
+  c->gemm_rows = 16 * c->gemm_mr;
+}
+
 static void init_lower(cg_lower *c, cg_program *p, ir_graph *g, const cg_options *o, ir_diag *d) {
   memset(c, 0, sizeof *c);
   c->g = g;
@@ -296,6 +329,8 @@ static void init_lower(cg_lower *c, cg_program *p, ir_graph *g, const cg_options
   c->ptr = LLVMPointerTypeInContext(p->ctx, 0);
   c->void_t = LLVMVoidTypeInContext(p->ctx);
   c->bufs = ir_xcalloc((size_t)g->n_vals + 1, sizeof(cg_buf));
+  c->op_temp = ir_xcalloc((size_t)g->n_ops + 1, sizeof(LLVMValueRef));
+  set_gemm_params(c, p, o);
   c->symbols = p->symbols;
   c->n_symbols = p->n_symbols;
   c->contract = o->opt_level >= 2;
@@ -322,6 +357,7 @@ cg_program *cg_compile(ir_graph *g, const cg_options *o, ir_diag *d) {
             build_init_scratch_bytes(&c, p, init);
   LLVMDisposeBuilder(c.b);
   free(c.bufs);
+  free(c.op_temp);
   free(c.dim_cache);
   ok = ok && run_llvm_pipeline(p, o->opt_level, d);
   if (!ok) {

@@ -867,6 +867,43 @@ static bool eval_matmul(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *
   return true;
 }
 
+static bool eval_pack_rhs(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *out) {
+  const ir_tensor *b = &in[0];
+  if (b->rank != 2) return fail(ip, id, "operand needs rank 2");
+  bool tb = ir_get_int(ip->g, id, "transpose_b");
+  int64_t k = b->shape[tb], n = b->shape[!tb], w = IR_PACK_WIDTH;
+  int64_t shape[3] = {(n + w - 1) / w, k, w};
+  if (!alloc_result(ip, id, 0, 3, shape, out)) return false;
+  for (int64_t q = 0; q < shape[0]; q++)
+    for (int64_t kk = 0; kk < k; kk++)
+      for (int64_t r = 0, j = q * w; r < w; r++, j++)
+        out->data[(q * k + kk) * w + r] = j >= n ? 0 : b->data[tb ? j * k + kk : kk * n + j];
+  return true;
+}
+
+static bool eval_matmul_packed(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *out) {
+  const ir_tensor *a = &in[0], *p = &in[1];
+  int64_t n, w = IR_PACK_WIDTH;
+  if (a->rank < 2 || p->rank != 3) return fail(ip, id, "operands need ranks >= 2 and 3");
+  if (!eval_dim_attr(ip, id, "n", &n)) return false;
+  int64_t k = a->shape[a->rank - 1];
+  if (p->shape[1] != k || p->shape[2] != w || p->shape[0] != (n + w - 1) / w)
+    return fail(ip, id, "packed operand [%lld, %lld, %lld] does not hold [%lld, %lld]", (long long)p->shape[0],
+                (long long)p->shape[1], (long long)p->shape[2], (long long)k, (long long)n);
+  int64_t shape[INTERP_MAX_RANK];
+  memcpy(shape, a->shape, sizeof(int64_t) * (size_t)a->rank);
+  shape[a->rank - 1] = n;
+  if (!alloc_result(ip, id, 0, a->rank, shape, out)) return false;
+  int64_t rows = k ? a->numel / k : out->numel / (n ? n : 1);
+  for (int64_t i = 0; i < rows && n; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = 0;
+      for (int64_t kk = 0; kk < k; kk++) s += a->data[i * k + kk] * p->data[(j / w * k + kk) * w + j % w];
+      out->data[i * n + j] = s;
+    }
+  return true;
+}
+
 /* Shape with `axis` removed, or kept as 1. */
 static int32_t drop_axis(const ir_tensor *x, int32_t axis, bool keep, int64_t *shape) {
   int32_t r = 0;

@@ -22,6 +22,9 @@
 #include "dim.h"
 
 #define IR_NONE (-1)
+/* Columns per panel of pack_rhs / matmul_packed: a fixed, target-independent
+ * layout (two 16-lane, four 8-lane or eight 4-lane vectors). */
+#define IR_PACK_WIDTH 32
 
 typedef int32_t ir_val;     /* index into graph->vals */
 typedef int32_t ir_opid;    /* index into graph->ops */

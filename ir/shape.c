@@ -344,6 +344,37 @@ static bool infer_matmul(infer_ctx *c) {
   return true;
 }
 
+/* pack_rhs: b[K, N] (b[N, K] with transpose_b) -> [ceildiv(N, W), K, W]. */
+static bool infer_pack_rhs(infer_ctx *c) {
+  ir_type b = in_type(c, 0);
+  if (b.rank != 2 || b.dtype != IR_F32) return fail(c, "operand must be an f32 matrix, got %s", ty(c, b));
+  bool tb = ir_get_int(c->g, c->op, "transpose_b");
+  ir_dim k = b.dims[tb], n = b.dims[!tb], *dims = scratch_dims(c, 3);
+  dims[0] = ir_dim_ceildiv(c->g->dims, n, ir_dim_const(c->g->dims, IR_PACK_WIDTH));
+  dims[1] = k;
+  dims[2] = ir_dim_const(c->g->dims, IR_PACK_WIDTH);
+  if (dims[0] == IR_DIM_INVALID) return fail(c, "panel count of %s overflows", ty(c, b));
+  emit_dims(c, IR_F32, 3, dims);
+  return true;
+}
+
+/* matmul_packed: a[..., M, K] x p[ceildiv(n, W), K, W] -> [..., M, n]. */
+static bool infer_matmul_packed(infer_ctx *c) {
+  ir_type a = in_type(c, 0), p = in_type(c, 1);
+  if (a.rank < 2 || a.dtype != IR_F32) return fail(c, "operand a must be f32 of rank >= 2, got %s", ty(c, a));
+  ir_dim n = ir_get_dim(c->g, c->op, "n"), w = ir_dim_const(c->g->dims, IR_PACK_WIDTH);
+  if (p.rank != 3 || p.dtype != IR_F32 || dims_differ(c, p.dims[2], w))
+    return fail(c, "operand b must be packed f32[P, K, %d] (pack_rhs), got %s", IR_PACK_WIDTH, ty(c, p));
+  if (!require_dims_match(c, "contraction dims", a.dims[a.rank - 1], p.dims[1]) ||
+      !require_dims_match(c, "panel counts (ceildiv(n, 32) and b's)", ir_dim_ceildiv(c->g->dims, n, w), p.dims[0]))
+    return false;
+  ir_dim *dims = scratch_dims(c, a.rank);
+  memcpy(dims, a.dims, sizeof(ir_dim) * (size_t)a.rank);
+  dims[a.rank - 1] = n;
+  emit_dims(c, IR_F32, a.rank, dims);
+  return true;
+}
+
 static bool infer_reduce(infer_ctx *c) {
   ir_type x = in_type(c, 0);
   ir_opkind k = cur_op(c)->kind;

@@ -7,12 +7,16 @@
  * k[..., Tk, D], v[..., Tk, Dv] becomes, in the block of the attention op
  * and just before it (names derived from the result's, here %att):
  *
- *   %att.scores = matmul q, k {transpose_b}          [..., Tq, Tk]
- *   %att.logits = mul %att.scores, scale
+ *   %att.q_scaled = mul q, scale                     [..., Tq, D]
+ *   %att.logits = matmul %att.q_scaled, k {transpose_b}  [..., Tq, Tk]
  *   %att.mask   = which keys each query sees (bool, broadcastable shape)
  *   %att.masked = select %att.mask, %att.logits, -inf
  *   %att.probs  = softmax over the last axis
  *   %att        = matmul %att.probs, v               [..., Tq, Dv]
+ *
+ * Scaling q rather than the scores, as PyTorch does, multiplies Tq x D
+ * elements instead of Tq x Tk; for the usual scale 1/sqrt(D) with D a power
+ * of 4 the scale is a power of two and both orders round identically.
  *
  * The mask follows the interpreter's definition (ir/interp.c): query i sees
  * key j under
@@ -304,9 +308,9 @@ static ir_val expand(expander *x, const attention *narrow, ir_type result) {
     wide.dtype = IR_F32;
     result.dtype = IR_F32;
   }
-  ir_val scores = matmul(x, a->q, a->k, true, "scores");
   ir_val scale = scalar(x, a->dtype, a->scale, "scale");
-  ir_val logits = op2(x, IR_OP_MUL, scores, scale, "logits");
+  ir_val scaled = op2(x, IR_OP_MUL, a->q, scale, "q_scaled");
+  ir_val logits = matmul(x, scaled, a->k, true, "logits");
   int32_t last = a->rank - 1;
   ir_val probs;
   if (a->mask == IR_MASK_NONE) {

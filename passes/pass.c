@@ -22,7 +22,8 @@
  * what lowering needs (decompose: codegen lowers primitive ops only):
  *   -O0  "decompose"                                      only what lowering needs
  *   -O1  "decompose,canonicalize,dce,const-hoist"         plus cheap clean-up
- *   -O2  "decompose,canonicalize,cse,dce,const-hoist"     the default; -O3 is the same for now
+ *   -O2  "decompose,canonicalize,cse,dce,pack-weights,const-hoist"
+ *                                                      the default; -O3 is the same for now
  * const-hoist comes last: it moves what the others left of the work on
  * parameters into the init op, and nothing after it needs to look inside.
  */
@@ -59,7 +60,7 @@ const pass_info *const *pass_all(void) { return all_passes; }
 const char *pass_pipeline_for_level(int level) {
   if (level <= 0) return "decompose";
   if (level == 1) return "decompose,canonicalize,dce,const-hoist";
-  return "decompose,canonicalize,cse,dce,const-hoist";
+  return "decompose,canonicalize,cse,dce,pack-weights,const-hoist";
 }
 
 /* ---- parsing pass lists --------------------------------------------------- */

@@ -226,6 +226,18 @@ static bool stream_matmul(sctx *s, ir_opid op) {
   return classify_results(s, op, expected);
 }
 
+static bool stream_pack_rhs(sctx *s, ir_opid op) {
+  if (in_axis(s, op, 0) >= 0) return block(s, op, "packs a matrix that changes over time");
+  return classify_results(s, op, AXIS_NONE);
+}
+
+static bool stream_matmul_packed(sctx *s, ir_opid op) {
+  int32_t a = in_axis(s, op, 0), r = ir_vtype(s->g, ir_o(s->g, op)->in[0]).rank;
+  if (in_axis(s, op, 1) >= 0) return block(s, op, "packs a matrix that changes over time");
+  if (a == r - 1) return block(s, op, "contracts over the time axis T");
+  return classify_results(s, op, a < 0 ? AXIS_NONE : a);
+}
+
 static bool stream_reduce(sctx *s, ir_opid op) {
   int32_t a = in_axis(s, op, 0);
   if (a < 0) return classify_results(s, op, AXIS_NONE);

@@ -321,7 +321,7 @@ static void test_names_derive_from_result(void **state) {
   ir_graph *g = tb_parse(text);
   decompose(g);
   char *printed = tb_print(g);
-  assert_non_null(strstr(printed, "%y.scores: f32[B, 2, Tq, Tk] = matmul %q, %k {transpose_b = true}"));
+  assert_non_null(strstr(printed, "%y.logits: f32[B, 2, Tq, Tk] = matmul %y.q_scaled, %k {transpose_b = true}"));
   assert_non_null(strstr(printed, "%y.mask: bool[Tq, Tk] = compare %y.col_back, %y.row_back"));
   assert_non_null(strstr(printed, "%y: f32[B, 2, Tq, 3] = matmul %y.probs, %v\n  yield %y\n"));
   free(printed);

@@ -130,6 +130,8 @@ static const char ALL_OPS[] =
     "  %ci: i64[B, T, 8] = cast %sel\n"
     "  %proj: f32[B, T, 16] = matmul %sel, %w\n"
     "  %projt: f32[B, T, 8] = matmul %proj, %w {transpose_a = false, transpose_b = true}\n"
+    "  %wp: f32[1, 16, 32] = pack_rhs %w {transpose_b = true}\n"
+    "  %projp: f32[B, T, 8] = matmul_packed %proj, %wp {n = 8}\n"
     "  %rs: f32[B] = reduce_sum %projt {axes = [1, 2]}\n"
     "  %rmax: f32[B, 1, 1] = reduce_max %projt {axes = [1, 2], keepdims = true}\n"
     "  %rmin: f32[B, T] = reduce_min %projt {axes = [2]}\n"

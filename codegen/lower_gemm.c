@@ -1,0 +1,424 @@
+/*
+ * lower_gemm.c - f32 matrix products as a register-blocked GEMM: `matmul`
+ * on f32 operands, `matmul_packed` (weights packed once at open by
+ * pack_rhs, which the pack-weights pass inserts and const-hoist moves into
+ * NAME_init) and `pack_rhs` itself.
+ *
+ * What is computed. Every element C[i, j] is one multiply-add chain over k
+ * ascending from zero, acc = fmuladd(A[i, k], B[k, j], acc) (cg_fmuladd:
+ * fused at -O2 and above, a multiply then an add below). That is the sum
+ * the plain loop nest adds, in the same order, whatever the tile, the
+ * panel, the cache block or the task an element falls in: results are
+ * bitwise the same for any shape split, any thread count, forward and
+ * step alike.
+ *
+ * Layout. B is read as panels of IR_PACK_WIDTH (32) columns, p[q, k, r] =
+ * B[k, 32q + r] with zeros past N (docs/ops.md, pack_rhs). Weights arrive
+ * packed; any other B is packed per call into scratch before the tasks
+ * run. A is read in place through two strides (a row, a step of k), which
+ * also covers transpose_a.
+ *
+ * Kernel. A tile function (gemm.tile.m<R>p<P>) keeps R x P x (32/L)
+ * vector accumulators of L = f32 lanes of the target (16 with AVX-512, 8
+ * with AVX/AVX2, 4 otherwise) in registers across a block of k: each step
+ * loads P x 32/L panel vectors and broadcasts R elements of A. The edge
+ * columns of the last panel are loaded and stored under a mask. A single
+ * row (a matrix-vector product, the recurrent step at batch 1) runs four
+ * panels at a time so that eight independent chains hide the FMA latency.
+ *
+ * Blocking and tasks. k is cut into blocks of KC (a panel block of KC x 32
+ * floats takes half of L1), the partial sums going through C (exactly: C
+ * holds the f32 accumulator). A task owns a block of panels (as many as
+ * stay in half of L2 for one k block, gemm_panels) by a block of rows
+ * (whole tiles, enough for GEMM_TASK_MACS multiply-adds); for each k block
+ * it packs one row tile of A at a time into a small stack buffer (rows of
+ * A may be pages apart) and runs it against every panel of the block.
+ * Only the non-reduction axes are split, and the split depends on the
+ * shapes only. Tasks run on the context's pool (lower_parallel.c), also
+ * inside scan bodies.
+ */
+#include "lower.h"
+
+#include <string.h>
+
+#define PANEL IR_PACK_WIDTH
+#define GEMV_CHAINS 8               /* vector accumulators of a single-row tile */
+#define MAX_TILE_VECTORS 32         /* panel vectors of one tile row */
+#define GEMM_TASK_MACS (1 << 20)    /* multiply-adds a task should at least get */
+#define GEMM_MIN_TASKS 4            /* tasks a large product is cut into at least */
+
+/* ---- tile functions ------------------------------------------------------------ */
+
+enum { T_A, T_A_ROW, T_A_K, T_PANEL, T_PANEL_STRIDE, T_KC, T_C, T_LDC, T_NCOLS, T_ACC, T_N_PARAMS };
+
+static LLVMTypeRef vec_t(cg_lower *c) { return LLVMVectorType(c->f32, (unsigned)c->f32_lanes); }
+
+/* x in every lane of an n-lane vector (insertelement + shufflevector). */
+static LLVMValueRef splat(cg_lower *c, int32_t n, LLVMValueRef x) {
+  LLVMValueRef one = LLVMBuildInsertElement(c->b, LLVMGetUndef(LLVMVectorType(LLVMTypeOf(x), (unsigned)n)), x,
+                                            cg_i32(c, 0), "");
+  LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(c->i32, (unsigned)n));
+  return LLVMBuildShuffleVector(c->b, one, LLVMGetUndef(LLVMTypeOf(one)), zeros, "splat");
+}
+
+static LLVMValueRef gep_f32(cg_lower *c, LLVMValueRef base, LLVMValueRef i) {
+  return LLVMBuildGEP2(c->b, c->f32, base, &i, 1, "");
+}
+
+static LLVMValueRef masked_op(cg_lower *c, bool store, LLVMValueRef ptr, LLVMValueRef mask, LLVMValueRef val) {
+  const char *name = store ? "llvm.masked.store" : "llvm.masked.load";
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef types[2] = {vec_t(c), c->ptr};
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, types, 2);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, types, 2);
+  LLVMValueRef args[4];
+  if (store) {
+    args[0] = val, args[1] = ptr, args[2] = cg_i32(c, 4), args[3] = mask;
+  } else {
+    args[0] = ptr, args[1] = cg_i32(c, 4), args[2] = mask, args[3] = val;
+  }
+  return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
+}
+
+/* Lanes of vector v of a tile row whose column is below ncols. */
+static LLVMValueRef column_mask(cg_lower *c, int32_t v, LLVMValueRef ncols) {
+  int32_t l = c->f32_lanes;
+  LLVMValueRef cols[16];
+  for (int32_t i = 0; i < l; i++) cols[i] = cg_i64(c, (int64_t)v * l + i);
+  LLVMValueRef limit = splat(c, l, ncols);
+  return LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(cols, (unsigned)l), limit, "mask");
+}
+
+/* The body of tile function (rows x panels): accumulate over kc, then
+ * store; starts from C when acc, from zero otherwise. */
+static void build_tile_body(cg_lower *c, LLVMValueRef fn, int32_t rows, int32_t panels) {
+  LLVMBuilderRef B = c->b;
+  LLVMValueRef p[T_N_PARAMS];
+  for (int32_t i = 0; i < T_N_PARAMS; i++) p[i] = LLVMGetParam(fn, (unsigned)i);
+  int32_t nv = panels * (PANEL / c->f32_lanes), n_acc = rows * nv;
+  IR_ASSERT(nv <= MAX_TILE_VECTORS && n_acc <= CG_GEMM_MAX_MR * MAX_TILE_VECTORS);
+  LLVMValueRef acc[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], mask[MAX_TILE_VECTORS], zero = LLVMConstNull(vec_t(c));
+  for (int32_t v = 0; v < nv; v++) mask[v] = column_mask(c, v, p[T_NCOLS]);
+  for (int32_t r = 0; r < rows; r++) {
+    LLVMValueRef row = gep_f32(c, p[T_C], LLVMBuildMul(B, cg_i64(c, r), p[T_LDC], ""));
+    for (int32_t v = 0; v < nv; v++) {
+      LLVMValueRef m = LLVMBuildAnd(B, mask[v], splat(c, c->f32_lanes, p[T_ACC]), "");
+      acc[r * nv + v] = masked_op(c, false, gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), m, zero);
+    }
+  }
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+  LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, fn, "k");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.body");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.done");
+  LLVMBuildBr(B, head);
+  LLVMPositionBuilderAtEnd(B, head);
+  LLVMValueRef k = LLVMBuildPhi(B, c->i64, "k"), phi[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], zero64 = cg_i64(c, 0);
+  LLVMAddIncoming(k, &zero64, &pre, 1);
+  for (int32_t i = 0; i < n_acc; i++) {
+    phi[i] = LLVMBuildPhi(B, vec_t(c), "acc");
+    LLVMAddIncoming(phi[i], &acc[i], &pre, 1);
+  }
+  LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, k, p[T_KC], ""), body, done);
+  LLVMPositionBuilderAtEnd(B, body);
+  LLVMValueRef bv[MAX_TILE_VECTORS], next[CG_GEMM_MAX_MR * MAX_TILE_VECTORS];
+  for (int32_t q = 0; q < panels; q++) {
+    LLVMValueRef at = LLVMBuildAdd(B, LLVMBuildMul(B, cg_i64(c, q), p[T_PANEL_STRIDE], ""),
+                                   LLVMBuildMul(B, k, cg_i64(c, PANEL), ""), "");
+    for (int32_t v = 0; v < PANEL / c->f32_lanes; v++) {
+      LLVMValueRef ptr = gep_f32(c, p[T_PANEL], LLVMBuildAdd(B, at, cg_i64(c, (int64_t)v * c->f32_lanes), ""));
+      LLVMValueRef ld = LLVMBuildLoad2(B, vec_t(c), ptr, "b");
+      LLVMSetAlignment(ld, 4);
+      bv[q * (PANEL / c->f32_lanes) + v] = ld;
+    }
+  }
+  LLVMValueRef ak = LLVMBuildMul(B, k, p[T_A_K], "");
+  for (int32_t r = 0; r < rows; r++) {
+    LLVMValueRef at = LLVMBuildAdd(B, LLVMBuildMul(B, cg_i64(c, r), p[T_A_ROW], ""), ak, "");
+    LLVMValueRef a = LLVMBuildLoad2(B, c->f32, gep_f32(c, p[T_A], at), "a");
+    LLVMValueRef av = splat(c, c->f32_lanes, a);
+    for (int32_t v = 0; v < nv; v++) next[r * nv + v] = cg_fmuladd(c, av, bv[v], phi[r * nv + v]);
+  }
+  LLVMValueRef k1 = LLVMBuildAdd(B, k, cg_i64(c, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
+  LLVMAddIncoming(k, &k1, &latch, 1);
+  for (int32_t i = 0; i < n_acc; i++) LLVMAddIncoming(phi[i], &next[i], &latch, 1);
+  LLVMBuildBr(B, head);
+  LLVMPositionBuilderAtEnd(B, done);
+  for (int32_t r = 0; r < rows; r++) {
+    LLVMValueRef row = gep_f32(c, p[T_C], LLVMBuildMul(B, cg_i64(c, r), p[T_LDC], ""));
+    for (int32_t v = 0; v < nv; v++)
+      masked_op(c, true, gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), mask[v], phi[r * nv + v]);
+  }
+  LLVMBuildRetVoid(B);
+}
+
+static LLVMTypeRef tile_fn_type(cg_lower *c) {
+  LLVMTypeRef params[T_N_PARAMS] = {c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->i1};
+  return LLVMFunctionType(c->void_t, params, T_N_PARAMS, 0);
+}
+
+/* The module's tile function for rows x panels, built on first use. */
+static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels) {
+  LLVMValueRef *slot = &c->gemm_tiles[panels > 1][rows];
+  if (*slot) return *slot;
+  char name[48];
+  snprintf(name, sizeof name, "gemm.tile.m%dp%d", (int)rows, (int)panels);
+  LLVMValueRef fn = LLVMAddFunction(c->mod, name, tile_fn_type(c));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  cg_copy_target_attrs(c, fn);
+  LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+  build_tile_body(c, fn, rows, panels);
+  LLVMPositionBuilderAtEnd(c->b, at);
+  return *slot = fn;
+}
+
+/* ---- packing ---------------------------------------------------------------------- */
+
+/* out[q, k, r] = B[k, 32q + r] (0 past n), B[k, j] at b[k*b_k + j*b_j]. */
+static void emit_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_j, LLVMValueRef k,
+                      LLVMValueRef n, LLVMValueRef out) {
+  LLVMBuilderRef B = c->b;
+  LLVMValueRef panels = LLVMBuildSDiv(B, LLVMBuildAdd(B, n, cg_i64(c, PANEL - 1), ""), cg_i64(c, PANEL), "");
+  cg_loop q = cg_for_begin(c, panels, "q");
+  cg_loop kk = cg_for_begin(c, k, "k");
+  LLVMValueRef dst = LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, q.iv, k, ""), kk.iv, ""), cg_i64(c, PANEL), "");
+  cg_loop r = cg_for_begin(c, cg_i64(c, PANEL), "r");
+  LLVMValueRef j = LLVMBuildAdd(B, LLVMBuildMul(B, q.iv, cg_i64(c, PANEL), ""), r.iv, "");
+  LLVMValueRef inside = LLVMBuildICmp(B, LLVMIntSLT, j, n, "");
+  /* Past n the source index is clamped to 0 and the value replaced. */
+  LLVMValueRef src = LLVMBuildSelect(B, inside, LLVMBuildAdd(B, LLVMBuildMul(B, kk.iv, b_k, ""), LLVMBuildMul(B, j, b_j, ""), ""),
+                                     cg_i64(c, 0), "");
+  LLVMValueRef v = LLVMBuildSelect(B, inside, LLVMBuildLoad2(B, c->f32, gep_f32(c, b, src), ""),
+                                   LLVMConstReal(c->f32, 0), "");
+  LLVMBuildStore(B, v, gep_f32(c, out, LLVMBuildAdd(B, dst, r.iv, "")));
+  cg_for_end(c, &r);
+  cg_for_end(c, &kk);
+  cg_for_end(c, &q);
+}
+
+/* ---- the task function --------------------------------------------------------------- */
+
+/* What NAME_run hands each task of one product: C[m, n] = A B with A read
+ * through strides and B packed. */
+enum { CL_A, CL_BP, CL_C, CL_M, CL_N, CL_K, CL_A_ROW, CL_A_K, CL_ROWS_PER_TASK, CL_PANELS_PER_TASK,
+       CL_ROW_TASKS, CL_N_FIELDS };
+
+static LLVMTypeRef closure_type(cg_lower *c) {
+  LLVMTypeRef f[CL_N_FIELDS];
+  for (int32_t i = 0; i < CL_N_FIELDS; i++) f[i] = i <= CL_C ? c->ptr : c->i64;
+  return LLVMStructTypeInContext(c->ctx, f, CL_N_FIELDS, 0);
+}
+
+static LLVMValueRef smin(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+static LLVMValueRef smax(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+static LLVMValueRef ceil_div(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, LLVMBuildAdd(c->b, a, b, ""), cg_i64(c, 1), ""), b, "");
+}
+
+/* One k block of the task: operands of the tile calls. ap holds the
+ * current row tile of A packed, ap[k * mr + r] = A[i + r, kc0 + k]. */
+typedef struct kblock {
+  LLVMValueRef a, a_row, a_k, ap, bp, panel_stride, kc0, kc, c, n, acc;
+} kblock;
+
+static void call_tile(cg_lower *c, const kblock *kb, int32_t rows, int32_t panels, LLVMValueRef i, LLVMValueRef q) {
+  LLVMBuilderRef B = c->b;
+  LLVMValueRef panel = gep_f32(c, kb->bp, LLVMBuildAdd(B, LLVMBuildMul(B, q, kb->panel_stride, ""),
+                                                        LLVMBuildMul(B, kb->kc0, cg_i64(c, PANEL), ""), ""));
+  LLVMValueRef col = LLVMBuildMul(B, q, cg_i64(c, PANEL), "");
+  LLVMValueRef out = gep_f32(c, kb->c, LLVMBuildAdd(B, LLVMBuildMul(B, i, kb->n, ""), col, ""));
+  LLVMValueRef args[T_N_PARAMS] = {kb->ap, cg_i64(c, 1), cg_i64(c, c->gemm_mr), panel, kb->panel_stride, kb->kc, out,
+                                   kb->n, LLVMBuildSub(B, kb->n, col, ""), kb->acc};
+  LLVMBuildCall2(B, tile_fn_type(c), tile_fn(c, rows, panels), args, T_N_PARAMS, "");
+}
+
+/* Rows i .. i+rows of A's k block into kb->ap: contiguous broadcasts in
+ * the tile, whatever A's strides (a row of A may be pages long). */
+static void pack_row_tile(cg_lower *c, const kblock *kb, LLVMValueRef i, LLVMValueRef rows) {
+  LLVMBuilderRef B = c->b;
+  cg_loop k = cg_for_begin(c, kb->kc, "ka");
+  LLVMValueRef col = LLVMBuildMul(B, LLVMBuildAdd(B, kb->kc0, k.iv, ""), kb->a_k, "");
+  cg_loop r = cg_for_begin(c, rows, "ra");
+  LLVMValueRef src = LLVMBuildAdd(B, LLVMBuildMul(B, LLVMBuildAdd(B, i, r.iv, ""), kb->a_row, ""), col, "");
+  LLVMValueRef dst = LLVMBuildAdd(B, LLVMBuildMul(B, k.iv, cg_i64(c, c->gemm_mr), ""), r.iv, "");
+  LLVMBuildStore(B, LLVMBuildLoad2(B, c->f32, gep_f32(c, kb->a, src), ""), gep_f32(c, kb->ap, dst));
+  cg_for_end(c, &r);
+  cg_for_end(c, &k);
+}
+
+/* Panels [q0, q1) of row i alone, several at a time (GEMV_CHAINS vectors). */
+static void emit_row_panels(cg_lower *c, const kblock *kb, LLVMValueRef i, LLVMValueRef q0, LLVMValueRef q1) {
+  LLVMBuilderRef B = c->b;
+  int32_t per_panel = PANEL / c->f32_lanes, group = GEMV_CHAINS > per_panel ? GEMV_CHAINS / per_panel : 1;
+  LLVMValueRef groups = LLVMBuildSDiv(B, LLVMBuildSub(B, q1, q0, ""), cg_i64(c, group), "");
+  cg_loop g = cg_for_begin(c, groups, "group");
+  call_tile(c, kb, 1, group, i, LLVMBuildAdd(B, q0, LLVMBuildMul(B, g.iv, cg_i64(c, group), ""), ""));
+  cg_for_end(c, &g);
+  LLVMValueRef rest = LLVMBuildAdd(B, q0, LLVMBuildMul(B, groups, cg_i64(c, group), ""), "");
+  cg_loop q = cg_for_begin(c, LLVMBuildSub(B, q1, rest, ""), "q");
+  call_tile(c, kb, 1, 1, i, LLVMBuildAdd(B, rest, q.iv, ""));
+  cg_for_end(c, &q);
+}
+
+/* Rows [i0, i1) by panels [q0, q1): row tiles of gemm_mr rows (the last
+ * one narrower: a switch over its height), each packed once and run
+ * against every panel. */
+static void emit_tiles(cg_lower *c, const kblock *kb, LLVMValueRef i0, LLVMValueRef i1, LLVMValueRef q0, LLVMValueRef q1) {
+  LLVMBuilderRef B = c->b;
+  int32_t mr = c->gemm_mr;
+  cg_loop t = cg_for_begin(c, ceil_div(c, LLVMBuildSub(B, i1, i0, ""), cg_i64(c, mr)), "tile");
+  LLVMValueRef i = LLVMBuildAdd(B, i0, LLVMBuildMul(B, t.iv, cg_i64(c, mr), ""), "");
+  LLVMValueRef rows = smin(c, cg_i64(c, mr), LLVMBuildSub(B, i1, i, ""));
+  pack_row_tile(c, kb, i, rows);
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.done");
+  LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.full");
+  LLVMValueRef sw = LLVMBuildSwitch(B, rows, full, (unsigned)mr - 1);
+  for (int32_t r = 1; r <= mr; r++) {
+    LLVMBasicBlockRef bb = full;
+    if (r < mr) {
+      bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.edge");
+      LLVMAddCase(sw, cg_i64(c, r), bb);
+    }
+    LLVMPositionBuilderAtEnd(B, bb);
+    if (r == 1) {
+      emit_row_panels(c, kb, i, q0, q1);
+    } else {
+      cg_loop q = cg_for_begin(c, LLVMBuildSub(B, q1, q0, ""), "q");
+      call_tile(c, kb, r, 1, i, LLVMBuildAdd(B, q0, q.iv, ""));
+      cg_for_end(c, &q);
+    }
+    LLVMBuildBr(B, join);
+  }
+  LLVMPositionBuilderAtEnd(B, join);
+  cg_for_end(c, &t);
+}
+
+static LLVMValueRef field(cg_lower *c, LLVMTypeRef ct, LLVMValueRef closure, int f) {
+  return LLVMBuildLoad2(c->b, f <= CL_C ? c->ptr : c->i64, LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)f, ""), "");
+}
+
+/* The body of NAME_run.gemm<op>(closure, task). */
+static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct) {
+  LLVMBuilderRef B = c->b;
+  LLVMValueRef cl = LLVMGetParam(fn, 0), task = LLVMGetParam(fn, 1), f[CL_N_FIELDS];
+  LLVMValueRef ap = LLVMBuildAlloca(B, LLVMArrayType(c->f32, (unsigned)(c->gemm_mr * c->gemm_kc)), "a.tile");
+  LLVMSetAlignment(ap, 64);
+  for (int i = 0; i < CL_N_FIELDS; i++) f[i] = field(c, ct, cl, i);
+  /* Consecutive tasks share a panel block (and its k blocks in L2). */
+  LLVMValueRef ctask = LLVMBuildSDiv(B, task, f[CL_ROW_TASKS], ""), rt = LLVMBuildSRem(B, task, f[CL_ROW_TASKS], "");
+  LLVMValueRef i0 = LLVMBuildMul(B, rt, f[CL_ROWS_PER_TASK], "i0");
+  LLVMValueRef i1 = smin(c, f[CL_M], LLVMBuildAdd(B, i0, f[CL_ROWS_PER_TASK], ""));
+  LLVMValueRef panels = ceil_div(c, f[CL_N], cg_i64(c, PANEL));
+  LLVMValueRef q0 = LLVMBuildMul(B, ctask, f[CL_PANELS_PER_TASK], "q0");
+  LLVMValueRef q1 = smin(c, panels, LLVMBuildAdd(B, q0, f[CL_PANELS_PER_TASK], ""));
+  LLVMValueRef kcmax = cg_i64(c, c->gemm_kc);
+  /* At least one block, so that k = 0 still stores zeros. */
+  LLVMValueRef nkb = smax(c, cg_i64(c, 1), ceil_div(c, f[CL_K], kcmax));
+  cg_loop kl = cg_for_begin(c, nkb, "kblock");
+  kblock kb = {f[CL_A], f[CL_A_ROW], f[CL_A_K], ap, f[CL_BP], LLVMBuildMul(B, f[CL_K], cg_i64(c, PANEL), ""), NULL,
+               NULL, f[CL_C], f[CL_N], LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc")};
+  kb.kc0 = LLVMBuildMul(B, kl.iv, kcmax, "kc0");
+  kb.kc = smin(c, kcmax, LLVMBuildSub(B, f[CL_K], kb.kc0, ""));
+  emit_tiles(c, &kb, i0, i1, q0, q1);
+  cg_for_end(c, &kl);
+  LLVMBuildRetVoid(B);
+}
+
+static LLVMValueRef task_fn(cg_lower *c, LLVMTypeRef ct) {
+  char name[96];
+  snprintf(name, sizeof name, "%s.gemm", c->prefix);
+  LLVMTypeRef params[2] = {c->ptr, c->i64};
+  LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->void_t, params, 2, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  cg_copy_target_attrs(c, fn);
+  LLVMValueRef saved_fn = c->fn;
+  LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
+  c->fn = fn;
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+  build_task_body(c, fn, ct);
+  c->fn = saved_fn;
+  LLVMPositionBuilderAtEnd(c->b, at);
+  return fn;
+}
+
+/* ---- products ---------------------------------------------------------------------- */
+
+/* C[m, n] = A B for one matrix, B packed at bp: tasks over row blocks and
+ * panel blocks, sized from the shapes only. */
+static void emit_gemm(cg_lower *c, const cg_gemm *g) {
+  LLVMBuilderRef B = c->b;
+  LLVMValueRef one = cg_i64(c, 1);
+  /* Rows: whole tiles, up to gemm_rows, so that each k block of a panel
+   * block, loaded into L2 once, serves many row tiles. */
+  LLVMValueRef rows = smax(c, one, smin(c, g->m, cg_i64(c, c->gemm_rows)));
+  LLVMValueRef row_tasks = ceil_div(c, g->m, rows);
+  /* Panels: blocks that fit L2, cut further while there are fewer than
+   * GEMM_MIN_TASKS tasks of GEMM_TASK_MACS each. */
+  LLVMValueRef panels = ceil_div(c, g->n, cg_i64(c, PANEL));
+  LLVMValueRef macs = LLVMBuildMul(B, LLVMBuildMul(B, g->m, g->n, ""), g->k, "");
+  LLVMValueRef want = smin(c, cg_i64(c, GEMM_MIN_TASKS), LLVMBuildSDiv(B, macs, cg_i64(c, GEMM_TASK_MACS), ""));
+  LLVMValueRef col_tasks = smax(c, ceil_div(c, panels, cg_i64(c, c->gemm_panels)),
+                                smin(c, panels, ceil_div(c, smax(c, one, want), smax(c, one, row_tasks))));
+  LLVMValueRef per_task = smax(c, one, ceil_div(c, panels, smax(c, one, col_tasks)));
+  col_tasks = ceil_div(c, panels, per_task);
+  LLVMValueRef n_tasks = LLVMBuildMul(B, row_tasks, col_tasks, "gemm.tasks");
+  LLVMTypeRef ct = closure_type(c);
+  LLVMValueRef cl = cg_entry_alloca(c, ct, "gemm.closure");
+  LLVMValueRef vals[CL_N_FIELDS] = {g->a, g->bp, g->c, g->m, g->n, g->k, g->a_row, g->a_k, rows, per_task, row_tasks};
+  for (int i = 0; i < CL_N_FIELDS; i++) LLVMBuildStore(B, vals[i], LLVMBuildStructGEP2(B, ct, cl, (unsigned)i, ""));
+  if (!c->gemm_task) c->gemm_task = task_fn(c, ct);
+  cg_parallel_for(c, c->gemm_task, cl, n_tasks);
+}
+
+void cg_gemm_run(cg_lower *c, const cg_gemm *g) { emit_gemm(c, g); }
+
+void cg_gemm_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_j, LLVMValueRef k,
+                  LLVMValueRef n, LLVMValueRef out) {
+  emit_pack(c, b, b_k, b_j, k, n, out);
+}
+
+bool lower_pack_rhs(cg_lower *c, ir_opid op) {
+  const cg_buf *b = cg_operand(c, op, 0), *out = cg_result(c, op, 0);
+  bool tb = ir_get_int(c->g, op, "transpose_b") != 0;
+  LLVMValueRef k = b->dims[tb], n = b->dims[!tb];
+  emit_pack(c, b->ptr, tb ? cg_i64(c, 1) : n, tb ? k : cg_i64(c, 1), k, n, out->ptr);
+  return true;
+}
+
+bool lower_matmul_packed(cg_lower *c, ir_opid op) {
+  const cg_buf *a = cg_operand(c, op, 0), *p = cg_operand(c, op, 1), *out = cg_result(c, op, 0);
+  int32_t ra = a->type.rank;
+  ir_dim n = ir_get_dim(c->g, op, "n");
+  cg_check_dim_eq(c, a->type.dims[ra - 1], p->type.dims[1]);
+  cg_check_dim_eq(c, ir_dim_ceildiv(c->g->dims, n, ir_dim_const(c->g->dims, PANEL)), p->type.dims[0]);
+  LLVMValueRef k = a->dims[ra - 1], m = cg_i64(c, 1);
+  for (int32_t d = 0; d < ra - 1; d++) m = LLVMBuildMul(c->b, m, a->dims[d], "");
+  cg_gemm g = {a->ptr, k, cg_i64(c, 1), p->ptr, out->ptr, m, cg_dim(c, n), k};
+  emit_gemm(c, &g);
+  return true;
+}
+
+bool cg_gemm_applies(const ir_graph *g, ir_opid op) {
+  const ir_op *o = ir_o(g, op);
+  return o->kind == IR_OP_MATMUL && ir_vtype(g, o->in[0]).dtype == IR_F32 && ir_vtype(g, o->in[1]).dtype == IR_F32;
+}
+
+/* A matmul's B, one batch matrix at a time, is packed into a buffer of
+ * ceildiv(N, 32) x K x 32 floats. */
+void cg_alloc_temps(cg_lower *c, ir_opid op) {
+  if (!cg_gemm_applies(c->g, op)) return;
+  ir_type b = ir_vtype(c->g, ir_o(c->g, op)->in[1]);
+  bool tb = ir_get_int(c->g, op, "transpose_b") != 0;
+  ir_dim k = b.dims[b.rank - 2 + tb], n = b.dims[b.rank - 1 - tb], w = ir_dim_const(c->g->dims, PANEL);
+  ir_dim dims[3] = {ir_dim_ceildiv(c->g->dims, n, w), k, w};
+  cg_buf buf;
+  cg_alloc_buf(c, &buf, ir_type_make(c->g, IR_F32, 3, dims));
+  c->op_temp[op] = buf.ptr;
+}
