@@ -23,16 +23,20 @@
  * with AVX/AVX2, 4 otherwise) in registers across a block of k: each step
  * loads P x 32/L panel vectors and broadcasts R elements of A. The edge
  * columns of the last panel are loaded and stored under a mask. A single
- * row (a matrix-vector product, the recurrent step at batch 1) runs four
- * panels at a time so that eight independent chains hide the FMA latency.
+ * row (a matrix-vector product, the recurrent step at batch 1) runs several
+ * panels at a time, so that GEMV_CHAINS independent chains hide the FMA
+ * latency, and its weights stream panel after panel.
  *
- * Blocking and tasks. k is cut into blocks of KC (a panel block of KC x 32
- * floats takes half of L1), the partial sums going through C (exactly: C
- * holds the f32 accumulator). A task owns a block of panels (as many as
- * stay in half of L2 for one k block, gemm_panels) by a block of rows
- * (whole tiles, enough for GEMM_TASK_MACS multiply-adds); for each k block
- * it packs one row tile of A at a time into a small stack buffer (rows of
- * A may be pages apart) and runs it against every panel of the block.
+ * Blocking and tasks. k is cut into equal blocks of at most gemm_kc (a
+ * panel's block then takes half of L1), the partial sums going through C
+ * (exactly: C holds the f32 accumulator). A task owns a block of rows
+ * (whole tiles, up to gemm_rows) by a block of panels (as many as stay in
+ * half of L2 for one k block, gemm_panels, cut further while a large
+ * product has fewer than GEMM_MIN_TASKS tasks); for each k block it runs
+ * every row tile against every panel of its block, so the panels' block
+ * is loaded into L2 once for all its rows. Consecutive tasks share their
+ * panel block. A is not packed: a tile reads R rows (or, transposed, R
+ * adjacent elements) at a time, which measured no slower here.
  * Only the non-reduction axes are split, and the split depends on the
  * shapes only. Tasks run on the context's pool (lower_parallel.c), also
  * inside scan bodies.
@@ -222,10 +226,9 @@ static LLVMValueRef ceil_div(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, LLVMBuildAdd(c->b, a, b, ""), cg_i64(c, 1), ""), b, "");
 }
 
-/* One k block of the task: operands of the tile calls. ap holds the
- * current row tile of A packed, ap[k * mr + r] = A[i + r, kc0 + k]. */
+/* One k block of the task: operands of the tile calls. */
 typedef struct kblock {
-  LLVMValueRef a, a_row, a_k, ap, bp, panel_stride, kc0, kc, c, n, acc;
+  LLVMValueRef a, a_row, a_k, bp, panel_stride, kc0, kc, c, n, acc;
 } kblock;
 
 static void call_tile(cg_lower *c, const kblock *kb, int32_t rows, int32_t panels, LLVMValueRef i, LLVMValueRef q) {
@@ -234,23 +237,10 @@ static void call_tile(cg_lower *c, const kblock *kb, int32_t rows, int32_t panel
                                                         LLVMBuildMul(B, kb->kc0, cg_i64(c, PANEL), ""), ""));
   LLVMValueRef col = LLVMBuildMul(B, q, cg_i64(c, PANEL), "");
   LLVMValueRef out = gep_f32(c, kb->c, LLVMBuildAdd(B, LLVMBuildMul(B, i, kb->n, ""), col, ""));
-  LLVMValueRef args[T_N_PARAMS] = {kb->ap, cg_i64(c, 1), cg_i64(c, c->gemm_mr), panel, kb->panel_stride, kb->kc, out,
+  LLVMValueRef a = gep_f32(c, kb->a, LLVMBuildAdd(B, LLVMBuildMul(B, i, kb->a_row, ""), LLVMBuildMul(B, kb->kc0, kb->a_k, ""), ""));
+  LLVMValueRef args[T_N_PARAMS] = {a, kb->a_row, kb->a_k, panel, kb->panel_stride, kb->kc, out,
                                    kb->n, LLVMBuildSub(B, kb->n, col, ""), kb->acc};
   LLVMBuildCall2(B, tile_fn_type(c), tile_fn(c, rows, panels), args, T_N_PARAMS, "");
-}
-
-/* Rows i .. i+rows of A's k block into kb->ap: contiguous broadcasts in
- * the tile, whatever A's strides (a row of A may be pages long). */
-static void pack_row_tile(cg_lower *c, const kblock *kb, LLVMValueRef i, LLVMValueRef rows) {
-  LLVMBuilderRef B = c->b;
-  cg_loop k = cg_for_begin(c, kb->kc, "ka");
-  LLVMValueRef col = LLVMBuildMul(B, LLVMBuildAdd(B, kb->kc0, k.iv, ""), kb->a_k, "");
-  cg_loop r = cg_for_begin(c, rows, "ra");
-  LLVMValueRef src = LLVMBuildAdd(B, LLVMBuildMul(B, LLVMBuildAdd(B, i, r.iv, ""), kb->a_row, ""), col, "");
-  LLVMValueRef dst = LLVMBuildAdd(B, LLVMBuildMul(B, k.iv, cg_i64(c, c->gemm_mr), ""), r.iv, "");
-  LLVMBuildStore(B, LLVMBuildLoad2(B, c->f32, gep_f32(c, kb->a, src), ""), gep_f32(c, kb->ap, dst));
-  cg_for_end(c, &r);
-  cg_for_end(c, &k);
 }
 
 /* Panels [q0, q1) of row i alone, several at a time (GEMV_CHAINS vectors). */
@@ -276,7 +266,6 @@ static void emit_tiles(cg_lower *c, const kblock *kb, LLVMValueRef i0, LLVMValue
   cg_loop t = cg_for_begin(c, ceil_div(c, LLVMBuildSub(B, i1, i0, ""), cg_i64(c, mr)), "tile");
   LLVMValueRef i = LLVMBuildAdd(B, i0, LLVMBuildMul(B, t.iv, cg_i64(c, mr), ""), "");
   LLVMValueRef rows = smin(c, cg_i64(c, mr), LLVMBuildSub(B, i1, i, ""));
-  pack_row_tile(c, kb, i, rows);
   LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.done");
   LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.full");
   LLVMValueRef sw = LLVMBuildSwitch(B, rows, full, (unsigned)mr - 1);
@@ -308,8 +297,6 @@ static LLVMValueRef field(cg_lower *c, LLVMTypeRef ct, LLVMValueRef closure, int
 static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct) {
   LLVMBuilderRef B = c->b;
   LLVMValueRef cl = LLVMGetParam(fn, 0), task = LLVMGetParam(fn, 1), f[CL_N_FIELDS];
-  LLVMValueRef ap = LLVMBuildAlloca(B, LLVMArrayType(c->f32, (unsigned)(c->gemm_mr * c->gemm_kc)), "a.tile");
-  LLVMSetAlignment(ap, 64);
   for (int i = 0; i < CL_N_FIELDS; i++) f[i] = field(c, ct, cl, i);
   /* Consecutive tasks share a panel block (and its k blocks in L2). */
   LLVMValueRef ctask = LLVMBuildSDiv(B, task, f[CL_ROW_TASKS], ""), rt = LLVMBuildSRem(B, task, f[CL_ROW_TASKS], "");
@@ -318,11 +305,11 @@ static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct) {
   LLVMValueRef panels = ceil_div(c, f[CL_N], cg_i64(c, PANEL));
   LLVMValueRef q0 = LLVMBuildMul(B, ctask, f[CL_PANELS_PER_TASK], "q0");
   LLVMValueRef q1 = smin(c, panels, LLVMBuildAdd(B, q0, f[CL_PANELS_PER_TASK], ""));
-  LLVMValueRef kcmax = cg_i64(c, c->gemm_kc);
-  /* At least one block, so that k = 0 still stores zeros. */
-  LLVMValueRef nkb = smax(c, cg_i64(c, 1), ceil_div(c, f[CL_K], kcmax));
+  /* At least one block, so that k = 0 still stores zeros; equal blocks. */
+  LLVMValueRef nkb = smax(c, cg_i64(c, 1), ceil_div(c, f[CL_K], cg_i64(c, c->gemm_kc)));
+  LLVMValueRef kcmax = smax(c, cg_i64(c, 1), ceil_div(c, f[CL_K], nkb));
   cg_loop kl = cg_for_begin(c, nkb, "kblock");
-  kblock kb = {f[CL_A], f[CL_A_ROW], f[CL_A_K], ap, f[CL_BP], LLVMBuildMul(B, f[CL_K], cg_i64(c, PANEL), ""), NULL,
+  kblock kb = {f[CL_A], f[CL_A_ROW], f[CL_A_K], f[CL_BP], LLVMBuildMul(B, f[CL_K], cg_i64(c, PANEL), ""), NULL,
                NULL, f[CL_C], f[CL_N], LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc")};
   kb.kc0 = LLVMBuildMul(B, kl.iv, kcmax, "kc0");
   kb.kc = smin(c, kcmax, LLVMBuildSub(B, f[CL_K], kb.kc0, ""));
