@@ -280,12 +280,19 @@ static bool run_llvm_pipeline(cg_program *p, int level, ir_diag *d) {
   return true;
 }
 
-/* f32 lanes of the widest vectors the target machine has: AVX-512 16,
- * AVX/AVX2 8, anything else (SSE, NEON) 4. */
+/* f32 lanes of the widest vectors the target has: AVX-512 16, AVX/AVX2 8,
+ * anything else (SSE, NEON) 4. Read from the feature string (the host's,
+ * or --features); the C API cannot list the features a named CPU implies,
+ * so of the CPU names only the x86-64 levels count (v4: AVX-512, v3: AVX2). */
 static int32_t target_f32_lanes(const cg_program *p) {
-  char *f = LLVMGetTargetMachineFeatureString(p->tm);
-  int32_t lanes = strstr(f, "+avx512f") ? 16 : strstr(f, "+avx") ? 8 : 4;
+  char *f = LLVMGetTargetMachineFeatureString(p->tm), *cpu = LLVMGetTargetMachineCPU(p->tm);
+  int32_t lanes = strstr(f, "+avx512f")          ? 16
+                  : strstr(f, "+avx")            ? 8
+                  : !strcmp(cpu, "x86-64-v4")    ? 16
+                  : !strcmp(cpu, "x86-64-v3")    ? 8
+                                                 : 4;
   LLVMDisposeMessage(f);
+  LLVMDisposeMessage(cpu);
   return lanes;
 }
 

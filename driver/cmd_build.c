@@ -29,6 +29,9 @@ void help_build(FILE *f) {
         "                     aarch64-unknown-linux-gnu (default: the host)\n"
         "  --cpu=NAME         target CPU, e.g. x86-64-v3, znver4, neoverse-v1 (default: the\n"
         "                     host CPU for the host, generic otherwise)\n"
+        "  --features=+F,-G   target features, e.g. +avx512f or +avx2,+fma (default: the\n"
+        "                     host's for the host without --cpu, none otherwise); the GEMM's\n"
+        "                     vector width follows them (docs/codegen.md)\n"
         "  -h, --help         show this help\n",
         f);
 }
@@ -61,6 +64,9 @@ static int parse_build_args(int argc, char **argv, build_args *a) {
     } else if ((m = cli_match_value(argc, argv, &i, "--cpu", &v)) != 0) {
       if (m < 0) return 1;
       a->cg.cpu = v;
+    } else if ((m = cli_match_value(argc, argv, &i, "--features", &v)) != 0) {
+      if (m < 0) return 1;
+      a->cg.features = v;
     } else if (!cli_common_arg("build", arg, &a->in, &a->level)) {
       return 1;
     }

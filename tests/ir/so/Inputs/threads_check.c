@@ -1,0 +1,162 @@
+/*
+ * threads_check.c - bitwise determinism across thread counts, through the
+ * descriptor of any seqc shared object: opens the model with
+ * seqrt_options.num_threads = 1, 2 and 3 in turn, runs forward on the same
+ * pseudo-random inputs (floats uniform in [-1, 1), inexact, so that a
+ * change of summation order shows), and compares every output byte for
+ * byte with the one-thread run. Before each run the output buffers are
+ * filled with a different byte, so an element the run leaves unwritten
+ * differs too.
+ *
+ *   threads_check MODEL.so WEIGHTS.safetensors SYM=N ... [--dump DIR]
+ *
+ * Every symbol of the model is given as SYM=N, those bound by the weights
+ * with the values the file's shapes give them (buffers are sized from
+ * these values). --dump DIR also writes the inputs and the one-thread
+ * outputs as DIR/NAME.bin (the raw format of `seqc run --input/--output`).
+ * Prints "threads ok: N outputs, B bytes" or the first difference,
+ * exiting 1.
+ */
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../../../runtime/seqrt_types.h"
+
+static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
+
+static const seqrt_model_desc *load(const char *so_path) {
+  void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    printf("threads_check: %s\n", dlerror());
+    exit(1);
+  }
+  const char *base = strrchr(so_path, '/') ? strrchr(so_path, '/') + 1 : so_path;
+  char symbol[256];
+  snprintf(symbol, sizeof symbol, "%.*s_descriptor", (int)strcspn(base, "."), base);
+  void *fn = dlsym(h, symbol);
+  if (!fn) {
+    printf("threads_check: %s has no %s\n", so_path, symbol);
+    exit(1);
+  }
+  const seqrt_model_desc *(*descriptor)(void);
+  memcpy(&descriptor, &fn, sizeof fn);
+  return descriptor();
+}
+
+/* Bytes of a tensor of dtype dt with the given dims. */
+static size_t bytes_of(int32_t dt, int32_t rank, const int64_t *dims) {
+  size_t b = dtype_sizes[dt];
+  for (int32_t a = 0; a < rank; a++) b *= (size_t)dims[a];
+  return b;
+}
+
+/* f32 inputs uniform in [-1, 1) from a fixed LCG; other dtypes zero. */
+static void fill(int32_t dt, float *p, size_t bytes, uint32_t seed) {
+  if (dt != SEQRT_F32) return;
+  for (size_t i = 0; i < bytes / 4; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    p[i] = (float)((double)(seed >> 8) / 16777216.0 * 2.0 - 1.0);
+  }
+}
+
+static void dump(const char *dir, const char *name, const void *p, size_t bytes) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s.bin", dir, name);
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(p, 1, bytes, f) != bytes || fclose(f) != 0) {
+    printf("threads_check: cannot write %s\n", path);
+    exit(1);
+  }
+}
+
+/* forward with num_threads threads into outs (pre-filled with `garbage`). */
+static void run(const seqrt_model_desc *d, const char *weights, int num_threads, const int64_t *call,
+                const void *const *ins, void **outs, const size_t *out_bytes, int garbage) {
+  const seqrt_entry_points *e = d->entry;
+  seqrt_options opt = {sizeof opt, num_threads, 0};
+  void *model = NULL, *ctx = NULL;
+  if (e->open(weights, &opt, &model) != 0 || e->ctx_new(model, call, &ctx) != 0) {
+    printf("threads_check: %d threads: %s\n", num_threads, e->last_error());
+    exit(1);
+  }
+  for (int32_t i = 0; i < d->n_outputs; i++) memset(outs[i], garbage, out_bytes[i]);
+  if (e->forward(ctx, call, ins, outs) != 0) {
+    printf("threads_check: %d threads: forward: %s\n", num_threads, e->last_error());
+    exit(1);
+  }
+  e->ctx_free(ctx);
+  e->close(model);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: %s MODEL.so WEIGHTS.safetensors SYM=N ... [--dump DIR]\n", argv[0]);
+    return 2;
+  }
+  const seqrt_model_desc *d = load(argv[1]);
+  int64_t *syms = calloc((size_t)d->n_symbols + 1, sizeof(int64_t));
+  const char *dir = NULL;
+  for (int i = 3; i < argc; i++) {
+    if (!strcmp(argv[i], "--dump") && i + 1 < argc) {
+      dir = argv[++i];
+      continue;
+    }
+    const char *eq = strchr(argv[i], '=');
+    int found = 0;
+    for (int32_t s = 0; eq && s < d->n_symbols; s++)
+      if ((size_t)(eq - argv[i]) == strlen(d->symbols[s]) && !strncmp(argv[i], d->symbols[s], (size_t)(eq - argv[i]))) {
+        syms[s] = atoll(eq + 1);
+        found = 1;
+      }
+    if (!found) {
+      printf("threads_check: '%s' is not SYM=N for a symbol of %s\n", argv[i], d->name);
+      return 2;
+    }
+  }
+  int64_t total = 0, call[64];
+  for (int32_t i = 0; i < d->n_inputs; i++) total += d->inputs[i].rank;
+  for (int32_t i = 0; i < d->n_params; i++) total += d->params[i].rank;
+  for (int32_t i = 0; i < d->n_outputs; i++) total += d->outputs[i].rank;
+  int64_t *dims = calloc((size_t)total + 1, sizeof(int64_t));
+  d->dims(syms, dims);
+  for (int32_t k = 0; k < d->n_call_symbols && k < 64; k++) call[k] = syms[d->call_symbols[k]];
+
+  const int64_t *at = dims;
+  void *ins[64], *first[64], *outs[64];
+  size_t out_bytes[64], all = 0;
+  if (d->n_inputs > 64 || d->n_outputs > 64) return 2;
+  for (int32_t i = 0; i < d->n_inputs; at += d->inputs[i].rank, i++) {
+    size_t b = bytes_of(d->inputs[i].dtype, d->inputs[i].rank, at);
+    ins[i] = calloc(b + 4, 1);
+    fill(d->inputs[i].dtype, ins[i], b, 1234u + 77u * (uint32_t)i);
+    if (dir) dump(dir, d->inputs[i].name, ins[i], b);
+  }
+  for (int32_t i = 0; i < d->n_params; i++) at += d->params[i].rank;
+  for (int32_t i = 0; i < d->n_outputs; at += d->outputs[i].rank, i++) {
+    out_bytes[i] = bytes_of(d->outputs[i].dtype, d->outputs[i].rank, at);
+    first[i] = malloc(out_bytes[i] + 1);
+    outs[i] = malloc(out_bytes[i] + 1);
+    all += out_bytes[i];
+  }
+  run(d, argv[2], 1, call, (const void *const *)ins, first, out_bytes, 0x11);
+  for (int n = 2; n <= 3; n++) {
+    run(d, argv[2], n, call, (const void *const *)ins, outs, out_bytes, 0x11 * n);
+    for (int32_t i = 0; i < d->n_outputs; i++)
+      for (size_t k = 0, w = dtype_sizes[d->outputs[i].dtype]; k < out_bytes[i] / w; k++)
+        if (memcmp((char *)outs[i] + w * k, (char *)first[i] + w * k, w) != 0) {
+          printf("threads_check: %d threads: output '%s' differs from 1 thread at element %zu", n,
+                 d->outputs[i].name, k);
+          if (d->outputs[i].dtype == SEQRT_F32)
+            printf(" (%.9g vs %.9g)", (double)((float *)outs[i])[k], (double)((float *)first[i])[k]);
+          printf("\n");
+          return 1;
+        }
+  }
+  if (dir)
+    for (int32_t i = 0; i < d->n_outputs; i++) dump(dir, d->outputs[i].name, first[i], out_bytes[i]);
+  printf("threads ok: %d outputs, %zu bytes\n", (int)d->n_outputs, all);
+  return 0;
+}
