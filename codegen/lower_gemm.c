@@ -185,18 +185,21 @@ static void emit_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRe
   LLVMBuilderRef B = c->b;
   LLVMValueRef panels = LLVMBuildSDiv(B, LLVMBuildAdd(B, n, cg_i64(c, PANEL - 1), ""), cg_i64(c, PANEL), "");
   cg_loop q = cg_for_begin(c, panels, "q");
+  LLVMValueRef j0 = LLVMBuildMul(B, q.iv, cg_i64(c, PANEL), "");
+  /* The panel's columns inside B, then zeros: two plain loops (a copy
+   * LLVM vectorizes when B's columns are contiguous). */
+  LLVMValueRef cols = LLVMBuildSub(B, n, j0, "");
+  cols = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, cols, cg_i64(c, PANEL), ""), cols, cg_i64(c, PANEL), "cols");
   cg_loop kk = cg_for_begin(c, k, "k");
-  LLVMValueRef dst = LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, q.iv, k, ""), kk.iv, ""), cg_i64(c, PANEL), "");
-  cg_loop r = cg_for_begin(c, cg_i64(c, PANEL), "r");
-  LLVMValueRef j = LLVMBuildAdd(B, LLVMBuildMul(B, q.iv, cg_i64(c, PANEL), ""), r.iv, "");
-  LLVMValueRef inside = LLVMBuildICmp(B, LLVMIntSLT, j, n, "");
-  /* Past n the source index is clamped to 0 and the value replaced. */
-  LLVMValueRef src = LLVMBuildSelect(B, inside, LLVMBuildAdd(B, LLVMBuildMul(B, kk.iv, b_k, ""), LLVMBuildMul(B, j, b_j, ""), ""),
-                                     cg_i64(c, 0), "");
-  LLVMValueRef v = LLVMBuildSelect(B, inside, LLVMBuildLoad2(B, c->f32, gep_f32(c, b, src), ""),
-                                   LLVMConstReal(c->f32, 0), "");
-  LLVMBuildStore(B, v, gep_f32(c, out, LLVMBuildAdd(B, dst, r.iv, "")));
+  LLVMValueRef dst = gep_f32(c, out, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, q.iv, k, ""), kk.iv, ""), cg_i64(c, PANEL), ""));
+  LLVMValueRef src = gep_f32(c, b, LLVMBuildAdd(B, LLVMBuildMul(B, kk.iv, b_k, ""), LLVMBuildMul(B, j0, b_j, ""), ""));
+  cg_loop r = cg_for_begin(c, cols, "r");
+  LLVMValueRef v = LLVMBuildLoad2(B, c->f32, gep_f32(c, src, LLVMBuildMul(B, r.iv, b_j, "")), "");
+  LLVMBuildStore(B, v, gep_f32(c, dst, r.iv));
   cg_for_end(c, &r);
+  cg_loop z = cg_for_begin(c, LLVMBuildSub(B, cg_i64(c, PANEL), cols, ""), "zero");
+  LLVMBuildStore(B, LLVMConstReal(c->f32, 0), gep_f32(c, dst, LLVMBuildAdd(B, cols, z.iv, "")));
+  cg_for_end(c, &z);
   cg_for_end(c, &kk);
   cg_for_end(c, &q);
 }
