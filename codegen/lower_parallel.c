@@ -61,8 +61,8 @@ void cg_kernel_end(cg_lower *c, ir_opid op) {
 }
 
 void cg_copy_target_attrs(cg_lower *c, LLVMValueRef fn) {
-  static const char *const keys[] = {"target-cpu", "target-features"};
-  for (int i = 0; i < 2; i++) {
+  static const char *const keys[] = {"target-cpu", "target-features", "prefer-vector-width"};
+  for (int i = 0; i < 3; i++) {
     LLVMAttributeRef a = LLVMGetStringAttributeAtIndex(c->fn, LLVMAttributeFunctionIndex, keys[i],
                                                        (unsigned)strlen(keys[i]));
     if (a) LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, a);
