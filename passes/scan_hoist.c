@@ -28,6 +28,7 @@
  */
 #include "pass.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,12 +59,34 @@ static bool liftable(const hoist *h, ir_opid op) {
   return true;
 }
 
-/* Classes of the body's values; marks the ops to lift. Whether any. */
+/* A sliced input counts as per-step only when its leading dim is the
+ * scan's length itself: a dim the verifier left to a run-time check (a
+ * declared 1, another constant) must keep failing inside the scan, not
+ * broadcast or mismatch in a lifted op. */
+static bool sliced_by_length(const hoist *h, ir_val outer) {
+  ir_type t = ir_vtype(h->g, outer);
+  return t.rank > 0 && t.dims[0] == ir_get_dim(h->g, h->scan, "length");
+}
+
+/* Whether the lifted op's result type, T times the body's, would exceed
+ * int64 elements (the verifier's limit); only static shapes can tell. */
+static bool too_big_lifted(const hoist *h, ir_opid op) {
+  int64_t len, n = ir_type_static_numel(h->g, ir_vtype(h->g, ir_o(h->g, op)->out[0]));
+  if (!ir_dim_is_const(h->g->dims, ir_get_dim(h->g, h->scan, "length"), &len) || n < 0) return false;
+  return len > 0 && n > INT64_MAX / len;
+}
+
+/* Classes of the body's values; marks the ops to lift. Whether any.
+ * Invariant body ops other than constants stay V_OTHER: copied out of the
+ * loop, one that can fail (an integer division, a gather) would run even
+ * when the scan runs no step. */
 static bool classify(hoist *h) {
   ir_graph *g = h->g;
   const ir_block *b = ir_b(g, h->body);
-  for (int32_t a = 1 + h->carries; a < b->n_args; a++)
-    h->cls[b->args[a]] = a < 1 + h->carries + h->xs ? V_STEP : V_INV;
+  for (int32_t a = 1 + h->carries; a < b->n_args; a++) {
+    bool xs = a < 1 + h->carries + h->xs;
+    h->cls[b->args[a]] = !xs ? V_INV : sliced_by_length(h, ir_o(g, h->scan)->in[a - 1]) ? V_STEP : V_OTHER;
+  }
   bool any = false;
   for (ir_opid op = b->first; op != IR_NONE; op = ir_o(g, op)->next) {
     const ir_op *o = ir_o(g, op);
@@ -72,8 +95,8 @@ static bool classify(hoist *h) {
       step |= h->cls[o->in[i]] == V_STEP;
       other |= h->cls[o->in[i]] == V_OTHER;
     }
-    vclass c = other ? V_OTHER : step ? V_STEP : V_INV;
-    if (c == V_STEP && !liftable(h, op)) c = V_OTHER;
+    vclass c = other ? V_OTHER : step ? V_STEP : o->kind == IR_OP_CONSTANT ? V_INV : V_OTHER;
+    if (c == V_STEP && (!liftable(h, op) || too_big_lifted(h, op))) c = V_OTHER;
     h->lift[op] = c == V_STEP;
     any |= h->lift[op];
     for (int32_t r = 0; r < o->n_out; r++) h->cls[o->out[r]] = (uint8_t)c;
@@ -89,8 +112,8 @@ static void map_args_outside(hoist *h) {
 }
 
 /* Clones the lifted ops before the scan, typed for the whole sequence.
- * Invariant body ops (a constant) are copied out too, for lifted ops to
- * read; they also stay inside, and dce drops the copies nothing reads. */
+ * Constants of the body are copied out too, for lifted ops to read; they
+ * also stay inside, and dce drops the copies nothing reads. */
 static bool clone_lifted(hoist *h) {
   ir_graph *g = h->g;
   for (ir_opid op = ir_b(g, h->body)->first; op != IR_NONE; op = ir_o(g, op)->next) {
