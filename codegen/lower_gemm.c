@@ -261,8 +261,7 @@ static void emit_row_panels(cg_lower *c, const kblock *kb, LLVMValueRef i, LLVMV
 }
 
 /* Rows [i0, i1) by panels [q0, q1): row tiles of gemm_mr rows (the last
- * one narrower: a switch over its height), each packed once and run
- * against every panel. */
+ * one narrower: a switch over its height), each run against every panel. */
 static void emit_tiles(cg_lower *c, const kblock *kb, LLVMValueRef i0, LLVMValueRef i1, LLVMValueRef q0, LLVMValueRef q1) {
   LLVMBuilderRef B = c->b;
   int32_t mr = c->gemm_mr;
@@ -387,6 +386,7 @@ bool lower_matmul_packed(cg_lower *c, ir_opid op) {
   int32_t ra = a->type.rank;
   ir_dim n = ir_get_dim(c->g, op, "n");
   cg_check_dim_eq(c, a->type.dims[ra - 1], p->type.dims[1]);
+  cg_check_dim_eq(c, p->type.dims[2], ir_dim_const(c->g->dims, PANEL));
   cg_check_dim_eq(c, ir_dim_ceildiv(c->g->dims, n, ir_dim_const(c->g->dims, PANEL)), p->type.dims[0]);
   LLVMValueRef k = a->dims[ra - 1], m = cg_i64(c, 1);
   for (int32_t d = 0; d < ra - 1; d++) m = LLVMBuildMul(c->b, m, a->dims[d], "");

@@ -692,10 +692,6 @@ bool lower_argreduce(cg_lower *c, ir_opid op) {
 
 /* ---- softmax ----------------------------------------------------------------------- */
 
-/* Per row along axis: m = max (NaN-propagating), y = exp(x - m), s = sum y,
- * y /= s. When y stores the accumulator type the exponentials are kept in
- * y between the passes; otherwise (f16/bf16) they are recomputed, so y is
- * rounded once. */
 /* Softmax along the last, contiguous axis of f32/f64 rows: the max and
  * the sum in vector lanes (lane_reduce_padded), exp and the division in
  * loops LLVM vectorizes. */
@@ -721,6 +717,10 @@ static void softmax_rows(cg_lower *c, const cg_buf *x, const cg_buf *y) {
   cg_for_end(c, &r);
 }
 
+/* Per row along axis: m = max (NaN-propagating), y = exp(x - m), s = sum y,
+ * y /= s. When y stores the accumulator type the exponentials are kept in
+ * y between the passes; otherwise (f16/bf16) they are recomputed, so y is
+ * rounded once. Last-axis f32/f64 rows take softmax_rows. */
 bool lower_softmax(cg_lower *c, ir_opid op) {
   const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
   int32_t rank = x->type.rank, axis = (int32_t)ir_get_int(c->g, op, "axis");

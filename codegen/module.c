@@ -307,8 +307,8 @@ static int64_t cache_bytes(bool host, int name, int64_t fallback) {
   return v > 0 ? v : fallback;
 }
 
-/* Tile height from the register file (the accumulators take 16 or 24 of
- * 32 vector registers with AVX-512, 12 of 16 with AVX), k block from L1,
+/* Tile height from the register file (the accumulators take 16 of 32
+ * vector registers with AVX-512, 12 of 16 with AVX), k block from L1,
  * panels per task from L2: see lower_gemm.c. */
 static void set_gemm_params(cg_lower *c, const cg_program *p, const cg_options *o) {
   bool host = !o->triple && !o->cpu && !o->features;

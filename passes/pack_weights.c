@@ -26,33 +26,46 @@
 #include "pass.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct packer {
   ir_graph *g;
   bool *weight;  /* by value id: computed from parameters and constants only */
+  int32_t cap;   /* entries of weight; values made by the pass are added */
   ir_diag *diag;
 } packer;
+
+static bool is_weight(const packer *p, ir_val v) { return v >= 0 && v < p->cap && p->weight[v]; }
+
+static void set_weight(packer *p, ir_val v, bool w) {
+  if (v >= p->cap) {
+    int32_t old = p->cap;
+    ir_grow((void **)&p->weight, &p->cap, v + 1, sizeof(bool));
+    memset(p->weight + old, 0, sizeof(bool) * (size_t)(p->cap - old));
+  }
+  p->weight[v] = w;
+}
 
 /* One forward sweep over the top-level body. init results are weights. */
 static void find_weights(packer *p) {
   ir_graph *g = p->g;
   const ir_block *body = ir_b(g, g->body);
-  for (int32_t a = 0; a < body->n_args; a++) p->weight[body->args[a]] = ir_v(g, body->args[a])->is_param;
+  for (int32_t a = 0; a < body->n_args; a++) set_weight(p, body->args[a], ir_v(g, body->args[a])->is_param);
   for (ir_opid op = body->first; op != IR_NONE; op = ir_o(g, op)->next) {
     const ir_op *o = ir_o(g, op);
     unsigned flags = ir_opinfo_of(o->kind)->flags;
     bool w = o->kind == IR_OP_INIT || ((flags & IR_PURE) && !(flags & IR_TERMINATOR) && o->n_regions == 0);
-    for (int32_t i = 0; w && o->kind != IR_OP_INIT && i < o->n_in; i++) w = p->weight[o->in[i]];
-    for (int32_t r = 0; r < o->n_out; r++) p->weight[o->out[r]] = w;
+    for (int32_t i = 0; w && o->kind != IR_OP_INIT && i < o->n_in; i++) w = is_weight(p, o->in[i]);
+    for (int32_t r = 0; r < o->n_out; r++) set_weight(p, o->out[r], w);
   }
 }
 
 /* Whether matmul op may read its right operand packed. */
 static bool packable(const ir_graph *g, ir_opid op) {
   const ir_op *o = ir_o(g, op);
+  if (o->kind != IR_OP_MATMUL) return false;
   ir_type a = ir_vtype(g, o->in[0]), b = ir_vtype(g, o->in[1]);
-  return o->kind == IR_OP_MATMUL && a.dtype == IR_F32 && b.dtype == IR_F32 && b.rank == 2 && a.rank >= 2 &&
-         !ir_get_int(g, op, "transpose_a");
+  return a.dtype == IR_F32 && b.dtype == IR_F32 && b.rank == 2 && a.rank >= 2 && !ir_get_int(g, op, "transpose_a");
 }
 
 /* A typed op of kind k inserted before anchor; IR_NONE after a diagnostic. */
@@ -76,6 +89,7 @@ static ir_opid insert_typed(packer *p, ir_opid anchor, ir_opkind k, int32_t n_in
 static ir_val pack_before(packer *p, ir_opid anchor, ir_val w, bool tb) {
   ir_opid op = insert_typed(p, anchor, IR_OP_PACK_RHS, 1, &w, tb, IR_DIM_INVALID);
   if (op == IR_NONE) return IR_NONE;
+  set_weight(p, ir_o(p->g, op)->out[0], is_weight(p, w));
   const char *name = ir_v(p->g, w)->name;
   if (name) {
     ir_buf b = {0};
@@ -94,6 +108,7 @@ static bool use_packed(packer *p, ir_opid op, ir_val packed) {
   ir_opid mm = insert_typed(p, op, IR_OP_MATMUL_PACKED, 2, (ir_val[]){a, packed}, false, r.dims[r.rank - 1]);
   if (mm == IR_NONE) return false;
   ir_val fresh = ir_o(g, mm)->out[0];
+  set_weight(p, fresh, is_weight(p, a) && is_weight(p, packed)); /* a product of weights is one */
   const char *name = ir_v(g, out)->name;
   ir_replace_all_uses(g, out, fresh);
   ir_op_erase(g, op);
@@ -148,7 +163,7 @@ static bool pack_scan_body(packer *p, ir_opid scan) {
     next = ir_o(g, op)->next;
     if (!packable(g, op)) continue;
     ir_val outer = captured_outer(g, scan, ir_o(g, op)->in[1]);
-    if (outer == IR_NONE || !p->weight[outer]) continue;
+    if (outer == IR_NONE || !is_weight(p, outer)) continue;
     ir_val arg = packed_arg(p, scan, outer, ir_get_int(g, op, "transpose_b") != 0, &memo, &n, &cap);
     ok = arg != IR_NONE && use_packed(p, op, arg);
   }
@@ -157,14 +172,14 @@ static bool pack_scan_body(packer *p, ir_opid scan) {
 }
 
 bool pass_pack_weights(ir_graph *g, pass_ctx *ctx) {
-  packer p = {g, ir_xcalloc((size_t)g->n_vals + 1, sizeof(bool)), ctx->diag};
+  packer p = {g, ir_xcalloc((size_t)g->n_vals + 1, sizeof(bool)), g->n_vals + 1, ctx->diag};
   find_weights(&p);
   bool ok = true;
   for (ir_opid op = ir_b(g, g->body)->first, next; ok && op != IR_NONE; op = next) {
     next = ir_o(g, op)->next;
     if (ir_o(g, op)->kind == IR_OP_SCAN) {
       ok = pack_scan_body(&p, op);
-    } else if (packable(g, op) && p.weight[ir_o(g, op)->in[1]]) {
+    } else if (packable(g, op) && is_weight(&p, ir_o(g, op)->in[1])) {
       ir_val packed = pack_before(&p, op, ir_o(g, op)->in[1], ir_get_int(g, op, "transpose_b") != 0);
       ok = packed != IR_NONE && use_packed(&p, op, packed);
     }
