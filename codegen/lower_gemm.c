@@ -28,7 +28,7 @@
  * latency, and its weights stream panel after panel.
  *
  * Blocking and tasks. k is cut into equal blocks of at most gemm_kc (a
- * panel's block then takes half of L1), the partial sums going through C
+ * tile's rows of A then take a quarter of L1), the partial sums going through C
  * (exactly: C holds the f32 accumulator). A task owns a block of rows
  * (whole tiles, up to gemm_rows) by a block of panels (as many as stay in
  * half of L2 for one k block, gemm_panels, cut further while a large
