@@ -108,12 +108,12 @@ demo: deps
 	$(BUILD)/demo/generic_run $(BUILD)/demo/elman.so models/elman.safetensors B=2 T=6
 
 # seqc against PyTorch and OpenBLAS (docs/performance.md; not part of
-# `make test`): installs the bench-only packages (tools/bench/deps.sh), builds
+# `make test`): installs the bench-only packages (tools/deps.sh --bench), builds
 # seqc, the timers and probes, and runs tools/bench/bench.py, which prints
 # the report and writes it to $(BUILD)/bench/results.md. Options, e.g.
 # make bench BENCH_ARGS='--reps 3 --only B1,G1' (bench.py --help).
 bench: deps
-	@sh tools/bench/deps.sh
+	@sh tools/deps.sh --bench
 	@$(MAKE) --no-print-directory all
 	@mkdir -p $(BUILD)/bench
 	$(CC) $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L tools/bench/so_timer.c -ldl -o $(BUILD)/bench/so_timer
