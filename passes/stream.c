@@ -339,12 +339,26 @@ static bool stream_reverse_sequence(sctx *s, ir_opid op) {
   return classify_results(s, op, a);
 }
 
+/* Queries over T attending to keys and values that do not change over
+ * time (cross-attention to a memory), with no mask on positions: each
+ * query row is computed on its own, so the op streams without state. */
+static bool stateless_cross_attention(const sctx *s, ir_opid op, int64_t mask) {
+  const ir_op *o = ir_o(s->g, op);
+  if (mask != IR_MASK_NONE && mask != IR_MASK_PADDING) return false;
+  if (in_axis(s, op, 0) != ir_vtype(s->g, o->in[0]).rank - 2) return false;
+  for (int32_t i = 1; i < o->n_in; i++)
+    if (in_info(s, op, i).kind != SV_INV) return false;
+  return true;
+}
+
 static bool stream_attention(sctx *s, ir_opid op) {
   const ir_op *o = ir_o(s->g, op);
   if (!any_operand(s, op, SV_SEQ)) return classify_results(s, op, AXIS_NONE);
   int64_t mask = ir_get_int(s->g, op, "mask");
+  if (stateless_cross_attention(s, op, mask)) return classify_results(s, op, ir_vtype(s->g, o->out[0]).rank - 2);
   if (mask != IR_MASK_CAUSAL && mask != IR_MASK_WINDOW)
-    return block(s, op, "lets every query see future keys (only mask = causal or window streams)");
+    return block(s, op, "lets every query see future keys (only mask = causal or window streams, or no mask "
+                        "over keys that do not change over time)");
   for (int32_t i = 0; i < 3; i++)
     if (in_axis(s, op, i) != ir_vtype(s->g, o->in[i]).rank - 2)
       return block(s, op, "needs queries, keys and values with time as their second-to-last axis");
