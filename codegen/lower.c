@@ -443,6 +443,34 @@ LLVMValueRef cg_intrinsic(cg_lower *c, const char *name, LLVMTypeRef overload, i
   return LLVMBuildCall2(c->b, fty, fn, args, (unsigned)n, "");
 }
 
+LLVMValueRef cg_splat(cg_lower *c, int32_t n, LLVMValueRef x) {
+  LLVMValueRef one = LLVMBuildInsertElement(c->b, LLVMGetUndef(LLVMVectorType(LLVMTypeOf(x), (unsigned)n)), x,
+                                            cg_i32(c, 0), "");
+  LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(c->i32, (unsigned)n));
+  return LLVMBuildShuffleVector(c->b, one, LLVMGetUndef(LLVMTypeOf(one)), zeros, "splat");
+}
+
+/* A call to the masked load or store intrinsic, overloaded on the vector
+ * type and the pointer type. */
+static LLVMValueRef masked_call(cg_lower *c, const char *name, LLVMTypeRef vt, LLVMValueRef *args) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  IR_ASSERT(id != 0);
+  LLVMTypeRef types[2] = {vt, c->ptr};
+  return LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, id, types, 2), LLVMGetIntrinsicDeclaration(c->mod, id, types, 2),
+                        args, 4, "");
+}
+
+LLVMValueRef cg_masked_load(cg_lower *c, LLVMTypeRef vt, LLVMValueRef ptr, unsigned align, LLVMValueRef mask,
+                            LLVMValueRef passthru) {
+  LLVMValueRef args[4] = {ptr, cg_i32(c, (int32_t)align), mask, passthru};
+  return masked_call(c, "llvm.masked.load", vt, args);
+}
+
+void cg_masked_store(cg_lower *c, LLVMValueRef val, LLVMValueRef ptr, unsigned align, LLVMValueRef mask) {
+  LLVMValueRef args[4] = {val, ptr, cg_i32(c, (int32_t)align), mask};
+  masked_call(c, "llvm.masked.store", LLVMTypeOf(val), args);
+}
+
 /* ---- walking ----------------------------------------------------------------- */
 
 static const cg_lower_fn lowerings[IR_OP_COUNT] = {

@@ -156,6 +156,14 @@ static inline LLVMValueRef cg_fcmp(cg_lower *c, LLVMRealPredicate p, LLVMValueRe
 LLVMValueRef cg_intrinsic(cg_lower *c, const char *name, LLVMTypeRef overload, int n,
                           LLVMValueRef *args);
 
+/* x in every lane of an n-lane vector. */
+LLVMValueRef cg_splat(cg_lower *c, int32_t n, LLVMValueRef x);
+/* llvm.masked.load of a vector of type vt at ptr (lanes off the mask take
+ * passthru) and llvm.masked.store of val; align is the element's. */
+LLVMValueRef cg_masked_load(cg_lower *c, LLVMTypeRef vt, LLVMValueRef ptr, unsigned align, LLVMValueRef mask,
+                            LLVMValueRef passthru);
+void cg_masked_store(cg_lower *c, LLVMValueRef val, LLVMValueRef ptr, unsigned align, LLVMValueRef mask);
+
 /* ---- op lowerings -------------------------------------------------------------- */
 
 typedef bool (*cg_lower_fn)(cg_lower *c, ir_opid op);

@@ -57,31 +57,13 @@ enum { T_A, T_A_ROW, T_A_K, T_PANEL, T_PANEL_STRIDE, T_KC, T_C, T_LDC, T_NCOLS, 
 
 static LLVMTypeRef vec_t(cg_lower *c) { return LLVMVectorType(c->f32, (unsigned)c->f32_lanes); }
 
-/* x in every lane of an n-lane vector (insertelement + shufflevector). */
-static LLVMValueRef splat(cg_lower *c, int32_t n, LLVMValueRef x) {
-  LLVMValueRef one = LLVMBuildInsertElement(c->b, LLVMGetUndef(LLVMVectorType(LLVMTypeOf(x), (unsigned)n)), x,
-                                            cg_i32(c, 0), "");
-  LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(c->i32, (unsigned)n));
-  return LLVMBuildShuffleVector(c->b, one, LLVMGetUndef(LLVMTypeOf(one)), zeros, "splat");
+/* ceil(a / b) for a >= 0, b > 0 (sizes and counts only). */
+static LLVMValueRef ceil_div(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, LLVMBuildAdd(c->b, a, b, ""), cg_i64(c, 1), ""), b, "");
 }
 
 static LLVMValueRef gep_f32(cg_lower *c, LLVMValueRef base, LLVMValueRef i) {
   return LLVMBuildGEP2(c->b, c->f32, base, &i, 1, "");
-}
-
-static LLVMValueRef masked_op(cg_lower *c, bool store, LLVMValueRef ptr, LLVMValueRef mask, LLVMValueRef val) {
-  const char *name = store ? "llvm.masked.store" : "llvm.masked.load";
-  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-  LLVMTypeRef types[2] = {vec_t(c), c->ptr};
-  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(c->mod, id, types, 2);
-  LLVMTypeRef fty = LLVMIntrinsicGetType(c->ctx, id, types, 2);
-  LLVMValueRef args[4];
-  if (store) {
-    args[0] = val, args[1] = ptr, args[2] = cg_i32(c, 4), args[3] = mask;
-  } else {
-    args[0] = ptr, args[1] = cg_i32(c, 4), args[2] = mask, args[3] = val;
-  }
-  return LLVMBuildCall2(c->b, fty, fn, args, 4, "");
 }
 
 /* Lanes of vector v of a tile row whose column is below ncols. */
@@ -89,7 +71,7 @@ static LLVMValueRef column_mask(cg_lower *c, int32_t v, LLVMValueRef ncols) {
   int32_t l = c->f32_lanes;
   LLVMValueRef cols[16];
   for (int32_t i = 0; i < l; i++) cols[i] = cg_i64(c, (int64_t)v * l + i);
-  LLVMValueRef limit = splat(c, l, ncols);
+  LLVMValueRef limit = cg_splat(c, l, ncols);
   return LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(cols, (unsigned)l), limit, "mask");
 }
 
@@ -106,8 +88,8 @@ static void build_tile_body(cg_lower *c, LLVMValueRef fn, int32_t rows, int32_t 
   for (int32_t r = 0; r < rows; r++) {
     LLVMValueRef row = gep_f32(c, p[T_C], LLVMBuildMul(B, cg_i64(c, r), p[T_LDC], ""));
     for (int32_t v = 0; v < nv; v++) {
-      LLVMValueRef m = LLVMBuildAnd(B, mask[v], splat(c, c->f32_lanes, p[T_ACC]), "");
-      acc[r * nv + v] = masked_op(c, false, gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), m, zero);
+      LLVMValueRef m = LLVMBuildAnd(B, mask[v], cg_splat(c, c->f32_lanes, p[T_ACC]), "");
+      acc[r * nv + v] = cg_masked_load(c, vec_t(c), gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), 4, m, zero);
     }
   }
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
@@ -139,7 +121,7 @@ static void build_tile_body(cg_lower *c, LLVMValueRef fn, int32_t rows, int32_t 
   for (int32_t r = 0; r < rows; r++) {
     LLVMValueRef at = LLVMBuildAdd(B, LLVMBuildMul(B, cg_i64(c, r), p[T_A_ROW], ""), ak, "");
     LLVMValueRef a = LLVMBuildLoad2(B, c->f32, gep_f32(c, p[T_A], at), "a");
-    LLVMValueRef av = splat(c, c->f32_lanes, a);
+    LLVMValueRef av = cg_splat(c, c->f32_lanes, a);
     for (int32_t v = 0; v < nv; v++) next[r * nv + v] = cg_fmuladd(c, av, bv[v], phi[r * nv + v]);
   }
   LLVMValueRef k1 = LLVMBuildAdd(B, k, cg_i64(c, 1), "");
@@ -151,7 +133,7 @@ static void build_tile_body(cg_lower *c, LLVMValueRef fn, int32_t rows, int32_t 
   for (int32_t r = 0; r < rows; r++) {
     LLVMValueRef row = gep_f32(c, p[T_C], LLVMBuildMul(B, cg_i64(c, r), p[T_LDC], ""));
     for (int32_t v = 0; v < nv; v++)
-      masked_op(c, true, gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), mask[v], phi[r * nv + v]);
+      cg_masked_store(c, phi[r * nv + v], gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), 4, mask[v]);
   }
   LLVMBuildRetVoid(B);
 }
@@ -183,8 +165,7 @@ static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels) {
 static void emit_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_j, LLVMValueRef k,
                       LLVMValueRef n, LLVMValueRef out) {
   LLVMBuilderRef B = c->b;
-  LLVMValueRef panels = LLVMBuildSDiv(B, LLVMBuildAdd(B, n, cg_i64(c, PANEL - 1), ""), cg_i64(c, PANEL), "");
-  cg_loop q = cg_for_begin(c, panels, "q");
+  cg_loop q = cg_for_begin(c, ceil_div(c, n, cg_i64(c, PANEL)), "q");
   LLVMValueRef j0 = LLVMBuildMul(B, q.iv, cg_i64(c, PANEL), "");
   /* The panel's columns inside B, then zeros: two plain loops (a copy
    * LLVM vectorizes when B's columns are contiguous). */
@@ -223,10 +204,6 @@ static LLVMValueRef smin(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
 
 static LLVMValueRef smax(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, a, b, ""), a, b, "");
-}
-
-static LLVMValueRef ceil_div(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, LLVMBuildAdd(c->b, a, b, ""), cg_i64(c, 1), ""), b, "");
 }
 
 /* One k block of the task: operands of the tile calls. */

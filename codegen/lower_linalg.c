@@ -277,15 +277,9 @@ static LLVMValueRef lane_reduce_padded(cg_lower *c, ir_dtype dt, LLVMValueRef a,
   LLVMValueRef chunks = LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, n, cg_i64(c, SUM_LANES - 1), ""), cg_i64(c, SUM_LANES), "");
   cg_loop ch = cg_for_begin(c, chunks, "chunk");
   LLVMValueRef at = LLVMBuildMul(c->b, ch.iv, cg_i64(c, SUM_LANES), "");
-  LLVMValueRef left = LLVMBuildInsertElement(c->b, LLVMGetUndef(LLVMVectorType(c->i64, SUM_LANES)), LLVMBuildSub(c->b, n, at, ""),
-                                             cg_i32(c, 0), "");
-  left = LLVMBuildShuffleVector(c->b, left, LLVMGetUndef(LLVMTypeOf(left)), LLVMConstNull(LLVMVectorType(c->i32, SUM_LANES)), "");
+  LLVMValueRef left = cg_splat(c, SUM_LANES, LLVMBuildSub(c->b, n, at, ""));
   LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane_ix, SUM_LANES), left, "");
-  unsigned iid = LLVMLookupIntrinsicID("llvm.masked.load", 16);
-  LLVMTypeRef types[2] = {vt, c->ptr};
-  LLVMValueRef args[4] = {element_at(c, t, a, at), cg_i32(c, t == c->f64 ? 8 : 4), mask, LLVMConstVector(ids, SUM_LANES)};
-  LLVMValueRef v = LLVMBuildCall2(c->b, LLVMIntrinsicGetType(c->ctx, iid, types, 2), LLVMGetIntrinsicDeclaration(c->mod, iid, types, 2),
-                                  args, 4, "");
+  LLVMValueRef v = cg_masked_load(c, vt, element_at(c, t, a, at), t == c->f64 ? 8 : 4, mask, LLVMConstVector(ids, SUM_LANES));
   LLVMValueRef cur = LLVMBuildLoad2(c->b, vt, acc, "");
   LLVMBuildStore(c->b, max ? cg_intrinsic(c, "llvm.maximum", vt, 2, (LLVMValueRef[]){cur, v}) : cg_fadd(c, cur, v), acc);
   cg_for_end(c, &ch);
