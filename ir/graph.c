@@ -376,8 +376,9 @@ ir_dim ir_get_dim(const ir_graph *g, ir_opid op, const char *name) {
 
 /* ---- building with inferred types ----------------------------------------- */
 
-ir_opid ir_build(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_val *in,
-                 ir_attr_setup setup, void *ud, ir_diag *d, ir_loc loc) {
+/* A detached op with inferred result types, or IR_NONE (reported). */
+static ir_opid build_detached(ir_graph *g, ir_opkind k, int32_t n_in, const ir_val *in, ir_attr_setup setup,
+                              void *ud, ir_diag *d, ir_loc loc) {
   IR_ASSERT(!(ir_opinfo_of(k)->flags & IR_DECLARED) && ir_opinfo_of(k)->n_regions == 0);
   ir_opid op = ir_op_new(g, k, n_in, in, 0, NULL, loc);
   if (setup) setup(g, op, ud);
@@ -399,12 +400,25 @@ ir_opid ir_build(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_
     }
     g->ops[op].out = outs;
     g->ops[op].n_out = n_out;
-    ir_op_append(g, b, op);
   } else {
     g->ops[op].erased = true;
   }
   if (types != small) free(types);
   return ok ? op : IR_NONE;
+}
+
+ir_opid ir_build(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_val *in,
+                 ir_attr_setup setup, void *ud, ir_diag *d, ir_loc loc) {
+  ir_opid op = build_detached(g, k, n_in, in, setup, ud, d, loc);
+  if (op != IR_NONE) ir_op_append(g, b, op);
+  return op;
+}
+
+ir_opid ir_build_before(ir_graph *g, ir_opid anchor, ir_opkind k, int32_t n_in, const ir_val *in,
+                        ir_attr_setup setup, void *ud, ir_diag *d) {
+  ir_opid op = build_detached(g, k, n_in, in, setup, ud, d, g->ops[anchor].loc);
+  if (op != IR_NONE) ir_op_insert_before(g, anchor, op);
+  return op;
 }
 
 /* ---- walking and uses ---------------------------------------------------- */

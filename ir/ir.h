@@ -232,6 +232,9 @@ const ir_attr *ir_get_attr(const ir_graph *g, ir_opid op, const char *name);
 typedef void (*ir_attr_setup)(ir_graph *g, ir_opid op, void *ud);
 ir_opid ir_build(ir_graph *g, ir_blockid b, ir_opkind k, int32_t n_in, const ir_val *in,
                  ir_attr_setup setup, void *ud, ir_diag *d, ir_loc loc);
+/* The same, inserted before op anchor, at anchor's location. */
+ir_opid ir_build_before(ir_graph *g, ir_opid anchor, ir_opkind k, int32_t n_in, const ir_val *in,
+                        ir_attr_setup setup, void *ud, ir_diag *d);
 
 /* The op defining v when it is of `kind`, else IR_NONE. */
 ir_opid ir_def_of_kind(const ir_graph *g, ir_val v, ir_opkind kind);

@@ -59,9 +59,10 @@
 /* ---- building ops in front of the attention op ------------------------------------ */
 
 /* Builds ops one at a time before `anchor`. Ops are created with
- * ir_op_new and typed by ir_infer_types, then inserted, because ir_build can
- * only append to a block. The first failure sticks: later calls do nothing
- * and `undo` erases everything already inserted. */
+ * ir_op_new and typed by ir_infer_types, then inserted, rather than with
+ * ir_build_before, because some are declared ops (reshape, cast) whose
+ * result type is given, not inferred. The first failure sticks: later
+ * calls do nothing and `undo` erases everything already inserted. */
 typedef struct expander {
   ir_graph *g;
   ir_diag *diag;

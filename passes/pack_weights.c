@@ -68,26 +68,22 @@ static bool packable(const ir_graph *g, ir_opid op) {
   return a.dtype == IR_F32 && b.dtype == IR_F32 && b.rank == 2 && a.rank >= 2 && !ir_get_int(g, op, "transpose_a");
 }
 
-/* A typed op of kind k inserted before anchor; IR_NONE after a diagnostic. */
-static ir_opid insert_typed(packer *p, ir_opid anchor, ir_opkind k, int32_t n_in, const ir_val *in,
-                            bool tb, ir_dim n) {
-  ir_graph *g = p->g;
-  ir_type placeholder = ir_vtype(g, in[0]), t;
-  ir_opid op = ir_op_new(g, k, n_in, in, 1, &placeholder, ir_o(g, anchor)->loc);
-  if (k == IR_OP_PACK_RHS && tb) ir_set_int(g, op, "transpose_b", 1);
-  if (k == IR_OP_MATMUL_PACKED) ir_set_dim(g, op, "n", n);
-  int32_t got = 0;
-  if (!ir_infer_types(g, op, &t, 1, &got, p->diag) || got != 1) {
-    ir_op_erase(g, op);
-    return IR_NONE;
-  }
-  ir_v(g, ir_o(g, op)->out[0])->type = t;
-  ir_op_insert_before(g, anchor, op);
-  return op;
+/* Attributes of the ops the pass builds: pack_rhs's transpose_b,
+ * matmul_packed's n. */
+typedef struct pack_attrs {
+  bool tb;
+  ir_dim n;
+} pack_attrs;
+
+static void set_pack_attrs(ir_graph *g, ir_opid op, void *ud) {
+  const pack_attrs *a = ud;
+  if (ir_o(g, op)->kind == IR_OP_PACK_RHS && a->tb) ir_set_int(g, op, "transpose_b", 1);
+  if (ir_o(g, op)->kind == IR_OP_MATMUL_PACKED) ir_set_dim(g, op, "n", a->n);
 }
 
 static ir_val pack_before(packer *p, ir_opid anchor, ir_val w, bool tb) {
-  ir_opid op = insert_typed(p, anchor, IR_OP_PACK_RHS, 1, &w, tb, IR_DIM_INVALID);
+  pack_attrs attrs = {tb, IR_DIM_INVALID};
+  ir_opid op = ir_build_before(p->g, anchor, IR_OP_PACK_RHS, 1, &w, set_pack_attrs, &attrs, p->diag);
   if (op == IR_NONE) return IR_NONE;
   set_weight(p, ir_o(p->g, op)->out[0], is_weight(p, w));
   const char *name = ir_v(p->g, w)->name;
@@ -105,7 +101,8 @@ static bool use_packed(packer *p, ir_opid op, ir_val packed) {
   ir_graph *g = p->g;
   ir_val a = ir_o(g, op)->in[0], out = ir_o(g, op)->out[0];
   ir_type r = ir_vtype(g, out);
-  ir_opid mm = insert_typed(p, op, IR_OP_MATMUL_PACKED, 2, (ir_val[]){a, packed}, false, r.dims[r.rank - 1]);
+  pack_attrs attrs = {false, r.dims[r.rank - 1]};
+  ir_opid mm = ir_build_before(g, op, IR_OP_MATMUL_PACKED, 2, (ir_val[]){a, packed}, set_pack_attrs, &attrs, p->diag);
   if (mm == IR_NONE) return false;
   ir_val fresh = ir_o(g, mm)->out[0];
   set_weight(p, fresh, is_weight(p, a) && is_weight(p, packed)); /* a product of weights is one */
