@@ -177,6 +177,17 @@ void cg_alloc_results(cg_lower *c, ir_opid op) {
   for (int32_t i = 0; i < o->n_out; i++) cg_alloc_buf(c, &c->bufs[o->out[i]], ir_vtype(c->g, o->out[i]));
 }
 
+/* A reshape's result is its operand's buffer under new dims: buffers are
+ * dense and row-major, and none is written after the op that makes it
+ * (scan carries change only inside their scan, and graph outputs are
+ * copied out), so sharing one is safe. lower_reshape checks the sizes. */
+static void alias_reshape(cg_lower *c, ir_opid op) {
+  const ir_op *o = ir_o(c->g, op);
+  cg_buf *y = &c->bufs[o->out[0]];
+  set_buf_dims(c, y, ir_vtype(c->g, o->out[0]));
+  y->ptr = c->bufs[o->in[0]].ptr;
+}
+
 /* ---- element access ------------------------------------------------------------ */
 
 LLVMTypeRef cg_storage_type(cg_lower *c, ir_dtype dt) {
@@ -294,6 +305,12 @@ void cg_store(cg_lower *c, const cg_buf *b, LLVMValueRef linear, LLVMValueRef v)
   default: break;
   }
   LLVMBuildStore(c->b, v, element_ptr(c, b, linear));
+}
+
+LLVMValueRef cg_round_to_storage(cg_lower *c, LLVMValueRef v, ir_dtype dt) {
+  if (dt == IR_F16) return f16_to_f32(c, f32_to_f16(c, v));
+  if (dt == IR_BF16) return bf16_to_f32(c, f32_to_bf16(c, v));
+  return v; /* every other compute type holds exactly what storage does */
 }
 
 LLVMValueRef cg_const(cg_lower *c, ir_dtype dt, double v) {
@@ -483,8 +500,12 @@ bool cg_lower_block(cg_lower *c, ir_blockid b) {
   for (ir_opid op = ir_b(c->g, b)->first; op != IR_NONE; op = ir_o(c->g, op)->next) {
     const ir_op *o = ir_o(c->g, op);
     if (ir_opinfo_of(o->kind)->flags & IR_TERMINATOR) continue; /* the block's owner copies */
-    /* init's results live in the caller's buffers (lower_init), not in scratch. */
-    if (o->kind != IR_OP_INIT) cg_alloc_results(c, op);
+    /* init's results live in the caller's buffers (lower_init), not in
+     * scratch; a reshape's in its operand's. */
+    if (o->kind == IR_OP_RESHAPE)
+      alias_reshape(c, op);
+    else if (o->kind != IR_OP_INIT)
+      cg_alloc_results(c, op);
     cg_alloc_temps(c, op);
     if (c->measuring && o->n_regions == 0) continue;
     ir_opid outer = c->current;

@@ -92,6 +92,9 @@ LLVMTypeRef cg_compute_type(cg_lower *c, ir_dtype dt);
 LLVMValueRef cg_load(cg_lower *c, const cg_buf *b, LLVMValueRef linear);
 /* Store a compute-type value, converted to b's storage type. */
 void cg_store(cg_lower *c, const cg_buf *b, LLVMValueRef linear, LLVMValueRef v);
+/* v (compute type of dt) rounded as storing and loading it would round:
+ * f16/bf16 values pass through their 16 bits, others are unchanged. */
+LLVMValueRef cg_round_to_storage(cg_lower *c, LLVMValueRef v, ir_dtype dt);
 /* Convert a compute-type value of dtype `from` to the compute type of `to`
  * with cast semantics (float->int truncates and is checked, ->bool is != 0). */
 LLVMValueRef cg_convert(cg_lower *c, LLVMValueRef v, ir_dtype from, ir_dtype to);
@@ -211,6 +214,19 @@ bool cg_gemm_applies(const ir_graph *g, ir_opid op);
  * calls it after cg_alloc_results, in both walks). */
 void cg_alloc_temps(cg_lower *c, ir_opid op);
 
+/* ---- lower_fused.c: kernel groups ---- */
+
+/* The name of op's own function: <result>_fused for a named fused group,
+ * else NAME_run.op<k>. */
+void cg_group_name(cg_lower *c, ir_opid op, ir_buf *out);
+/* Computes the ops of fused's region from `from` to its yield, one element
+ * each, reading operands from vals (by value id: the arguments and the
+ * values before `from` must be there) and recording results in it;
+ * returns the first yielded value. */
+LLVMValueRef cg_group_values(cg_lower *c, ir_opid fused, ir_opid from, LLVMValueRef *vals);
+/* A fused op of the GEMM form (lower_gemm.c), its arguments bound. */
+bool cg_gemm_fused(cg_lower *c, ir_opid op);
+
 /* Lower every op of block b (used by the graph body and by scan bodies). */
 bool cg_lower_block(cg_lower *c, ir_blockid b);
 /* Give every result of op a scratch buffer (the walker does this before
@@ -229,6 +245,9 @@ void cg_broadcast_check(cg_lower *c, ir_type operand, ir_type result);
  * index ivs[0..result_rank): dims declared as 1 are read at index 0. */
 LLVMValueRef cg_broadcast_linear(cg_lower *c, const cg_buf *operand, int32_t result_rank,
                                  LLVMValueRef const *ivs);
+/* One element of elementwise op `op` from its operands' elements x (in
+ * their compute types): what the op's own loop computes. */
+LLVMValueRef cg_elementwise_value(cg_lower *c, ir_opid op, const LLVMValueRef *x);
 /* cg_convert, except that conversions to f16/bf16 from f64 and integers
  * round once (through a round-to-odd float) as the interpreter does. */
 LLVMValueRef cg_cast_value(cg_lower *c, LLVMValueRef v, ir_dtype from, ir_dtype to);

@@ -308,6 +308,19 @@ static LLVMValueRef cast_elem(cg_lower *c, ir_opid op, const LLVMValueRef *x) {
 
 bool lower_cast(cg_lower *c, ir_opid op) { return elementwise_loop(c, op, cast_elem); }
 
+/* ---- one element of any elementwise op (kernel groups, lower_fused.c) ----------- */
+
+LLVMValueRef cg_elementwise_value(cg_lower *c, ir_opid op, const LLVMValueRef *x) {
+  const ir_op *o = ir_o(c->g, op);
+  IR_ASSERT(ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE);
+  switch (o->kind) {
+  case IR_OP_COMPARE: return compare_elem(c, op, x);
+  case IR_OP_SELECT: return select_elem(c, op, x);
+  case IR_OP_CAST: return cast_elem(c, op, x);
+  default: return o->n_in == 1 ? unary_elem(c, op, x) : binary_elem(c, op, x);
+  }
+}
+
 /* ---- constant ------------------------------------------------------------------------ */
 
 #define EXACT_INT_LIMIT 9007199254740992.0 /* 2^53, the interpreter's integer range */

@@ -43,6 +43,7 @@
  */
 #include "lower.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define PANEL IR_PACK_WIDTH
@@ -192,10 +193,23 @@ static void emit_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRe
 enum { CL_A, CL_BP, CL_C, CL_M, CL_N, CL_K, CL_A_ROW, CL_A_K, CL_ROWS_PER_TASK, CL_PANELS_PER_TASK,
        CL_ROW_TASKS, CL_N_FIELDS };
 
-static LLVMTypeRef closure_type(cg_lower *c) {
-  LLVMTypeRef f[CL_N_FIELDS];
-  for (int32_t i = 0; i < CL_N_FIELDS; i++) f[i] = i <= CL_C ? c->ptr : c->i64;
-  return LLVMStructTypeInContext(c->ctx, f, CL_N_FIELDS, 0);
+/* A fused group's epilogue (lower_fused.c): the ops after the product, and
+ * the arguments they read, with how each is indexed (ir_broadcast_class);
+ * their buffers follow the closure's fields. */
+typedef struct epilogue {
+  ir_opid op, first; /* the fused op; the op after the product */
+  ir_val product;    /* the product's value in the region */
+  int32_t n;
+  ir_val *args;
+  ir_bcast *cls;
+} epilogue;
+
+static LLVMTypeRef closure_type(cg_lower *c, int32_t n_extra) {
+  LLVMTypeRef *f = ir_xcalloc((size_t)(CL_N_FIELDS + n_extra), sizeof(LLVMTypeRef));
+  for (int32_t i = 0; i < CL_N_FIELDS + n_extra; i++) f[i] = i <= CL_C || i >= CL_N_FIELDS ? c->ptr : c->i64;
+  LLVMTypeRef t = LLVMStructTypeInContext(c->ctx, f, (unsigned)(CL_N_FIELDS + n_extra), 0);
+  free(f);
+  return t;
 }
 
 static LLVMValueRef smin(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
@@ -269,11 +283,38 @@ static void emit_tiles(cg_lower *c, const kblock *kb, LLVMValueRef i0, LLVMValue
 }
 
 static LLVMValueRef field(cg_lower *c, LLVMTypeRef ct, LLVMValueRef closure, int f) {
-  return LLVMBuildLoad2(c->b, f <= CL_C ? c->ptr : c->i64, LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)f, ""), "");
+  LLVMTypeRef t = f <= CL_C || f >= CL_N_FIELDS ? c->ptr : c->i64;
+  return LLVMBuildLoad2(c->b, t, LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)f, ""), "");
 }
 
-/* The body of NAME_run.gemm<op>(closure, task). */
-static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct) {
+/* The epilogue over the task's block of C, rows [i0, i1) by the columns of
+ * panels [q0, q1): C[i, j] = epilogue(C[i, j], its arguments at (i, j)). */
+static void emit_epilogue(cg_lower *c, const epilogue *e, LLVMTypeRef ct, LLVMValueRef cl, const LLVMValueRef *f,
+                          LLVMValueRef i0, LLVMValueRef i1, LLVMValueRef q0, LLVMValueRef q1) {
+  LLVMBuilderRef B = c->b;
+  LLVMValueRef n = f[CL_N], j0 = LLVMBuildMul(B, q0, cg_i64(c, PANEL), "");
+  LLVMValueRef j1 = smin(c, n, LLVMBuildMul(B, q1, cg_i64(c, PANEL), ""));
+  cg_buf out = {f[CL_C], ir_vtype(c->g, e->product), NULL};
+  cg_buf *args = ir_xcalloc((size_t)e->n + 1, sizeof(cg_buf));
+  for (int32_t k = 0; k < e->n; k++) args[k] = (cg_buf){field(c, ct, cl, CL_N_FIELDS + k), ir_vtype(c->g, e->args[k]), NULL};
+  LLVMValueRef *vals = ir_xcalloc((size_t)c->g->n_vals + 1, sizeof(LLVMValueRef));
+  cg_loop r = cg_for_begin(c, LLVMBuildSub(B, i1, i0, ""), "epi.row");
+  LLVMValueRef row = LLVMBuildMul(B, LLVMBuildAdd(B, i0, r.iv, ""), n, "");
+  cg_loop col = cg_for_begin(c, LLVMBuildSub(B, j1, j0, ""), "epi.col");
+  LLVMValueRef j = LLVMBuildAdd(B, j0, col.iv, ""), at = LLVMBuildAdd(B, row, j, "");
+  vals[e->product] = cg_load(c, &out, at);
+  for (int32_t k = 0; k < e->n; k++)
+    vals[e->args[k]] = cg_load(c, &args[k], e->cls[k] == IR_BCAST_FULL ? at : e->cls[k] == IR_BCAST_ROW ? j : cg_i64(c, 0));
+  cg_store(c, &out, at, cg_group_values(c, e->op, e->first, vals));
+  cg_for_end(c, &col);
+  cg_for_end(c, &r);
+  free(vals);
+  free(args);
+}
+
+/* The body of a task function (closure, task); with an epilogue after the
+ * last k block. */
+static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, const epilogue *e) {
   LLVMBuilderRef B = c->b;
   LLVMValueRef cl = LLVMGetParam(fn, 0), task = LLVMGetParam(fn, 1), f[CL_N_FIELDS];
   for (int i = 0; i < CL_N_FIELDS; i++) f[i] = field(c, ct, cl, i);
@@ -294,21 +335,28 @@ static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct) {
   kb.kc = smin(c, kcmax, LLVMBuildSub(B, f[CL_K], kb.kc0, ""));
   emit_tiles(c, &kb, i0, i1, q0, q1);
   cg_for_end(c, &kl);
+  if (e) emit_epilogue(c, e, ct, cl, f, i0, i1, q0, q1);
   LLVMBuildRetVoid(B);
 }
 
-static LLVMValueRef task_fn(cg_lower *c, LLVMTypeRef ct) {
-  char name[96];
-  snprintf(name, sizeof name, "%s.gemm", c->prefix);
+/* NAME.gemm, shared by every plain product, or a fused group's own
+ * function (cg_group_name). */
+static LLVMValueRef task_fn(cg_lower *c, LLVMTypeRef ct, const epilogue *e) {
+  ir_buf name = {0};
+  if (e)
+    cg_group_name(c, e->op, &name);
+  else
+    ir_buf_printf(&name, "%s.gemm", c->prefix);
   LLVMTypeRef params[2] = {c->ptr, c->i64};
-  LLVMValueRef fn = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->void_t, params, 2, 0));
+  LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, LLVMFunctionType(c->void_t, params, 2, 0));
+  ir_buf_free(&name);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   cg_copy_target_attrs(c, fn);
   LLVMValueRef saved_fn = c->fn;
   LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
   c->fn = fn;
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
-  build_task_body(c, fn, ct);
+  build_task_body(c, fn, ct, e);
   c->fn = saved_fn;
   LLVMPositionBuilderAtEnd(c->b, at);
   return fn;
@@ -316,9 +364,10 @@ static LLVMValueRef task_fn(cg_lower *c, LLVMTypeRef ct) {
 
 /* ---- products ---------------------------------------------------------------------- */
 
-/* C[m, n] = A B for one matrix, B packed at bp: tasks over row blocks and
- * panel blocks, sized from the shapes only. */
-static void emit_gemm(cg_lower *c, const cg_gemm *g) {
+/* C[m, n] = A B for one matrix, B packed at bp, then the epilogue e (if
+ * any; buffers[k] holds its argument k): tasks over row blocks and panel
+ * blocks, sized from the shapes only. */
+static void emit_gemm(cg_lower *c, const cg_gemm *g, const epilogue *e, const LLVMValueRef *buffers) {
   LLVMBuilderRef B = c->b;
   LLVMValueRef one = cg_i64(c, 1);
   /* Rows: whole tiles, up to gemm_rows, so that each k block of a panel
@@ -335,15 +384,23 @@ static void emit_gemm(cg_lower *c, const cg_gemm *g) {
   LLVMValueRef per_task = smax(c, one, ceil_div(c, panels, smax(c, one, col_tasks)));
   col_tasks = ceil_div(c, panels, per_task);
   LLVMValueRef n_tasks = LLVMBuildMul(B, row_tasks, col_tasks, "gemm.tasks");
-  LLVMTypeRef ct = closure_type(c);
+  int32_t n_extra = e ? e->n : 0;
+  LLVMTypeRef ct = closure_type(c, n_extra);
   LLVMValueRef cl = cg_entry_alloca(c, ct, "gemm.closure");
   LLVMValueRef vals[CL_N_FIELDS] = {g->a, g->bp, g->c, g->m, g->n, g->k, g->a_row, g->a_k, rows, per_task, row_tasks};
-  for (int i = 0; i < CL_N_FIELDS; i++) LLVMBuildStore(B, vals[i], LLVMBuildStructGEP2(B, ct, cl, (unsigned)i, ""));
-  if (!c->gemm_task) c->gemm_task = task_fn(c, ct);
-  cg_parallel_for(c, c->gemm_task, cl, n_tasks);
+  for (int i = 0; i < CL_N_FIELDS + n_extra; i++)
+    LLVMBuildStore(B, i < CL_N_FIELDS ? vals[i] : buffers[i - CL_N_FIELDS], LLVMBuildStructGEP2(B, ct, cl, (unsigned)i, ""));
+  LLVMValueRef task;
+  if (e) {
+    task = task_fn(c, ct, e);
+  } else {
+    if (!c->gemm_task) c->gemm_task = task_fn(c, ct, NULL);
+    task = c->gemm_task;
+  }
+  cg_parallel_for(c, task, cl, n_tasks);
 }
 
-void cg_gemm_run(cg_lower *c, const cg_gemm *g) { emit_gemm(c, g); }
+void cg_gemm_run(cg_lower *c, const cg_gemm *g) { emit_gemm(c, g, NULL, NULL); }
 
 void cg_gemm_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_j, LLVMValueRef k,
                   LLVMValueRef n, LLVMValueRef out) {
@@ -358,8 +415,9 @@ bool lower_pack_rhs(cg_lower *c, ir_opid op) {
   return true;
 }
 
-bool lower_matmul_packed(cg_lower *c, ir_opid op) {
-  const cg_buf *a = cg_operand(c, op, 0), *p = cg_operand(c, op, 1), *out = cg_result(c, op, 0);
+/* matmul_packed op into out, then the epilogue e (NULL: none). */
+static void packed_product(cg_lower *c, ir_opid op, const cg_buf *out, const epilogue *e, const LLVMValueRef *buffers) {
+  const cg_buf *a = cg_operand(c, op, 0), *p = cg_operand(c, op, 1);
   int32_t ra = a->type.rank;
   ir_dim n = ir_get_dim(c->g, op, "n");
   cg_check_dim_eq(c, a->type.dims[ra - 1], p->type.dims[1]);
@@ -368,7 +426,45 @@ bool lower_matmul_packed(cg_lower *c, ir_opid op) {
   LLVMValueRef k = a->dims[ra - 1], m = cg_i64(c, 1);
   for (int32_t d = 0; d < ra - 1; d++) m = LLVMBuildMul(c->b, m, a->dims[d], "");
   cg_gemm g = {a->ptr, k, cg_i64(c, 1), p->ptr, out->ptr, m, cg_dim(c, n), k};
-  emit_gemm(c, &g);
+  emit_gemm(c, &g, e, buffers);
+}
+
+bool lower_matmul_packed(cg_lower *c, ir_opid op) {
+  packed_product(c, op, cg_result(c, op, 0), NULL, NULL);
+  return true;
+}
+
+/* The arguments of fused's region that the ops after the product read. */
+static void epilogue_arguments(cg_lower *c, epilogue *e, ir_blockid body) {
+  int32_t cap = ir_b(c->g, body)->n_args + 1;
+  e->args = ir_xcalloc((size_t)cap, sizeof(ir_val));
+  e->cls = ir_xcalloc((size_t)cap, sizeof(ir_bcast));
+  ir_type space = ir_vtype(c->g, e->product);
+  ir_opid y = ir_block_terminator(c->g, body);
+  for (ir_opid op = e->first; op != y; op = ir_o(c->g, op)->next) {
+    const ir_op *o = ir_o(c->g, op);
+    for (int32_t i = 0; i < o->n_in; i++) {
+      const ir_value *v = ir_v(c->g, o->in[i]);
+      bool seen = v->def != IR_NONE;
+      for (int32_t k = 0; k < e->n && !seen; k++) seen = e->args[k] == o->in[i];
+      if (seen) continue;
+      e->cls[e->n] = ir_broadcast_class(c->g, v->type, space);
+      e->args[e->n++] = o->in[i];
+    }
+  }
+}
+
+bool cg_gemm_fused(cg_lower *c, ir_opid op) {
+  ir_blockid body = ir_o(c->g, op)->regions[0];
+  ir_opid root = ir_b(c->g, body)->first;
+  epilogue e = {op, ir_o(c->g, root)->next, ir_o(c->g, root)->out[0], 0, NULL, NULL};
+  epilogue_arguments(c, &e, body);
+  LLVMValueRef *buffers = ir_xcalloc((size_t)e.n + 1, sizeof(LLVMValueRef));
+  for (int32_t k = 0; k < e.n; k++) buffers[k] = c->bufs[e.args[k]].ptr;
+  packed_product(c, root, cg_result(c, op, 0), &e, buffers);
+  free(buffers);
+  free(e.args);
+  free(e.cls);
   return true;
 }
 

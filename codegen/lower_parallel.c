@@ -4,9 +4,9 @@
  * into tasks for the context's thread pool.
  *
  * Splitting. An op whose outermost result axis is independent work (an
- * elementwise op, the rows of a matmul, softmax or layernorm rows) is
- * lowered a second time into its own function, NAME_run.op<k>(closure,
- * task), on views of its buffers: task i covers rows [i*R, i*R + R) of the
+ * elementwise op or group, the rows of a matmul, softmax or layernorm rows)
+ * is lowered a second time into its own function, NAME_run.op<k>(closure,
+ * task) (<result>_fused for a group), on views of its buffers: task i covers rows [i*R, i*R + R) of the
  * result and of every operand that has the same outermost axis. The op's
  * ordinary lowering runs unchanged on those views, so every element is
  * computed exactly as without splitting. R depends only on the shapes
@@ -133,13 +133,14 @@ static bool plan_split(const ir_graph *g, ir_opid op, split_plan *p) {
   memset(p, 0, sizeof *p);
   p->n_in = o->n_in;
   p->cost_operand = -1;
-  if (o->n_out != 1 || o->n_in > MAX_SPLIT_OPERANDS || o->n_regions) return false;
+  bool group = o->kind == IR_OP_FUSED && ir_fused_form_of(g, op) == IR_FUSED_ELEMENTWISE;
+  if (o->n_out != 1 || o->n_in > MAX_SPLIT_OPERANDS || (o->n_regions && !group)) return false;
   ir_type r = ir_vtype(g, o->out[0]);
   int64_t rows;
   if (r.rank < 1 || (ir_dim_is_const(g->dims, r.dims[0], &rows) && rows < 2)) return false;
   if (o->kind == IR_OP_MATMUL) return !cg_gemm_applies(g, op) && plan_matmul(g, op, p); /* GEMM: own tasks */
   if (o->kind == IR_OP_SOFTMAX || o->kind == IR_OP_LAYERNORM) return plan_rows(g, op, p);
-  if (ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE) return plan_elementwise(g, op, p);
+  if (group || (ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE)) return plan_elementwise(g, op, p);
   return false;
 }
 
@@ -234,7 +235,7 @@ static LLVMValueRef build_task(cg_lower *c, ir_opid op, const split_plan *p, LLV
                                cg_lower_fn lower) {
   const ir_op *o = ir_o(c->g, op);
   ir_buf name = {0};
-  ir_buf_printf(&name, "%s_run.op%d", c->prefix, (int)op);
+  cg_group_name(c, op, &name);
   LLVMTypeRef params[2] = {c->ptr, c->i64};
   LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, LLVMFunctionType(c->void_t, params, 2, 0));
   ir_buf_free(&name);

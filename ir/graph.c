@@ -203,6 +203,76 @@ const ir_tensor_data *ir_constant_data(const ir_graph *g, ir_val v) {
   return a->present ? a->u.t : NULL;
 }
 
+static bool declared_one(const ir_graph *g, ir_dim d) {
+  int64_t v;
+  return ir_dim_is_const(g->dims, d, &v) && v == 1;
+}
+
+static bool same_dims(ir_type a, ir_type b) {
+  if (a.rank != b.rank) return false;
+  for (int32_t i = 0; i < a.rank; i++)
+    if (a.dims[i] != b.dims[i]) return false;
+  return true;
+}
+
+ir_bcast ir_broadcast_class(const ir_graph *g, ir_type t, ir_type r) {
+  if (t.rank > r.rank) return IR_BCAST_OTHER;
+  bool ones = true;
+  for (int32_t i = 0; i < t.rank; i++) ones = ones && declared_one(g, t.dims[i]);
+  if (ones) return IR_BCAST_SCALAR;
+  if (same_dims(t, r)) return IR_BCAST_FULL;
+  for (int32_t i = 0; i + 1 < t.rank; i++)
+    if (!declared_one(g, t.dims[i])) return IR_BCAST_OTHER;
+  return t.dims[t.rank - 1] == r.dims[r.rank - 1] ? IR_BCAST_ROW : IR_BCAST_OTHER;
+}
+
+/* Whether v is the result of an op of block b (not one of its arguments). */
+static bool made_in(const ir_graph *g, ir_val v, ir_blockid b) {
+  ir_opid def = ir_v(g, v)->def;
+  return def != IR_NONE && ir_o(g, def)->block == b;
+}
+
+/* Every op before y elementwise over dims `space`, every yielded value made
+ * by one of them over those dims; when `epilogue`, f32 throughout and every
+ * argument read FULL, ROW or SCALAR. */
+static bool elementwise_ops(const ir_graph *g, ir_blockid b, ir_opid first, ir_opid y, ir_type space,
+                            bool epilogue) {
+  for (ir_opid op = first; op != y; op = ir_o(g, op)->next) {
+    const ir_op *o = ir_o(g, op);
+    if (!(ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE) || o->n_out != 1) return false;
+    ir_type r = ir_vtype(g, o->out[0]);
+    if (!same_dims(r, space) || (epilogue && r.dtype != IR_F32)) return false;
+    for (int32_t i = 0; epilogue && i < o->n_in; i++) {
+      ir_type t = ir_vtype(g, o->in[i]);
+      if (t.dtype != IR_F32) return false;
+      if (!made_in(g, o->in[i], b) && ir_broadcast_class(g, t, space) == IR_BCAST_OTHER) return false;
+    }
+  }
+  const ir_op *yo = ir_o(g, y);
+  for (int32_t i = 0; i < yo->n_in; i++)
+    if (!made_in(g, yo->in[i], b) || !same_dims(ir_vtype(g, yo->in[i]), space)) return false;
+  return yo->n_in > 0;
+}
+
+ir_fused_form ir_fused_form_of(const ir_graph *g, ir_opid fused) {
+  const ir_op *f = ir_o(g, fused);
+  if (f->kind != IR_OP_FUSED || f->n_regions != 1) return IR_FUSED_GENERIC;
+  ir_blockid b = f->regions[0];
+  ir_opid y = ir_block_terminator(g, b), first = ir_b(g, b)->first;
+  if (y == IR_NONE || first == y || ir_o(g, y)->n_in < 1) return IR_FUSED_GENERIC;
+  const ir_op *root = ir_o(g, first);
+  if (root->kind == IR_OP_MATMUL_PACKED) {
+    ir_type space = ir_vtype(g, root->out[0]);
+    bool args = !made_in(g, root->in[0], b) && !made_in(g, root->in[1], b);
+    return args && space.dtype == IR_F32 && ir_o(g, y)->n_in == 1 &&
+                   elementwise_ops(g, b, root->next, y, space, true)
+               ? IR_FUSED_GEMM
+               : IR_FUSED_GENERIC;
+  }
+  ir_type space = ir_vtype(g, ir_o(g, y)->in[0]);
+  return elementwise_ops(g, b, first, y, space, false) ? IR_FUSED_ELEMENTWISE : IR_FUSED_GENERIC;
+}
+
 void ir_op_describe(const ir_graph *g, ir_opid op, ir_buf *out) {
   const ir_op *o = ir_o(g, op);
   ir_buf_puts(out, ir_opinfo_of(o->kind)->name);

@@ -67,7 +67,7 @@
  *      prefix  j < lengths[b] or causal
  *      causal_padding  j < lengths[b] and causal;
  *    a row with no visible key gives 0.
- *  - scan: see eval_scan; init: see eval_init.
+ *  - scan: see eval_scan; init and fused: see eval_init, eval_fused.
  */
 #include "interp.h"
 
@@ -1704,14 +1704,10 @@ static bool eval_scan(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *ou
   return ok;
 }
 
-/*
- * init: the region runs once with its arguments bound to the operands (the
- * graph's parameters, borrowed like scan invariants) and the results are
- * copies of what it yields. Compiled code runs it once when the model
- * opens; the interpreter simply evaluates it where it stands, so a graph
- * means the same with or without const-hoist.
- */
-static bool eval_init(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *out) {
+/* Runs op's isolated region with its arguments bound to the operands
+ * (borrowed like scan invariants); the results are copies of what it
+ * yields. `what` names the op in an error's context. */
+static bool run_isolated_region(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *out, const char *what) {
   if (!ip->env) return fail(ip, id, "ops with regions need a whole graph (ir_interp_run)");
   const ir_op *op = ir_o(ip->g, id);
   ir_blockid body = op->regions[0];
@@ -1734,8 +1730,24 @@ static bool eval_init(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *ou
     if (ok && out[r].numel) memcpy(out[r].data, t->data, sizeof(double) * (size_t)out[r].numel);
   }
   release_block(ip, body);
-  if (!ok && ip->err) ir_buf_puts(ip->err, " (in init)");
+  if (!ok && ip->err) ir_buf_printf(ip->err, " (in %s)", what);
   return ok;
+}
+
+/*
+ * init: the region runs once with its arguments bound to the operands (the
+ * graph's parameters). Compiled code runs it once when the model opens;
+ * the interpreter simply evaluates it where it stands, so a graph means the
+ * same with or without const-hoist.
+ */
+static bool eval_init(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *out) {
+  return run_isolated_region(ip, id, in, out, "init");
+}
+
+/* fused: a kernel group means exactly what its ops mean, in order (every
+ * op of the region rounds to its own result type as it would outside). */
+static bool eval_fused(interp *ip, ir_opid id, const ir_tensor *in, ir_tensor *out) {
+  return run_isolated_region(ip, id, in, out, "fused group");
 }
 
 /* ---- dispatch -------------------------------------------------------------------- */

@@ -241,6 +241,24 @@ ir_opid ir_def_of_kind(const ir_graph *g, ir_val v, ir_opkind kind);
 /* The data of v when a `constant` op defines it, else NULL. */
 const ir_tensor_data *ir_constant_data(const ir_graph *g, ir_val v);
 
+/* How an elementwise op reads an operand of type t for a result of type r,
+ * seen as rows of r's last dim: every element (same dims), one row (dims
+ * declared 1 except an equal last dim: a bias), one scalar (every dim
+ * declared 1), or some other broadcast. */
+typedef enum ir_bcast { IR_BCAST_OTHER, IR_BCAST_FULL, IR_BCAST_ROW, IR_BCAST_SCALAR } ir_bcast;
+ir_bcast ir_broadcast_class(const ir_graph *g, ir_type t, ir_type r);
+
+/* The kernel a `fused` op's region makes (codegen lowers each form its own
+ * way; the fuse pass makes only the first two):
+ *  - ELEMENTWISE: elementwise ops only, each over the result's dims (one
+ *    loop computes every op per element);
+ *  - GEMM: a matmul_packed of two arguments, then elementwise f32 ops over
+ *    its result's dims whose arguments are read FULL, ROW or SCALAR (an
+ *    epilogue on the product), one result;
+ *  - GENERIC: anything else (its ops run one after another). */
+typedef enum ir_fused_form { IR_FUSED_GENERIC, IR_FUSED_ELEMENTWISE, IR_FUSED_GEMM } ir_fused_form;
+ir_fused_form ir_fused_form_of(const ir_graph *g, ir_opid fused);
+
 /* "<kind> '<first result's name>'" ("matmul 'q'"; the kind alone when the
  * op has no named result), for messages about an op. */
 void ir_op_describe(const ir_graph *g, ir_opid op, ir_buf *out);

@@ -871,11 +871,11 @@ static bool infer_scan(infer_ctx *c) {
          scan_check_yield(c, &s, body);
 }
 
-/* init: the region is isolated like a scan body, its arguments being the
- * operands themselves (same types, in order); the results are whatever it
- * yields. Where an init may stand and what it may read is ir_verify's
- * business (verify.c), not a typing matter. */
-static bool infer_init(infer_ctx *c) {
+/* init and fused: the region is isolated like a scan body, its arguments
+ * being the operands themselves (same types, in order); the results are
+ * whatever it yields. Where an init may stand and what it may read is
+ * ir_verify's business (verify.c), not a typing matter. */
+static bool infer_isolated(infer_ctx *c) {
   ir_blockid body = cur_op(c)->regions[0];
   if (body < 0 || body >= c->g->n_blocks) return fail(c, "region is not a block");
   const ir_block *b = ir_b(c->g, body);

@@ -406,12 +406,34 @@ static bool stream_init(sctx *s, ir_opid op) {
   return classify_results(s, op, AXIS_NONE);
 }
 
+static bool stream_by_rule(sctx *s, ir_opid op);
+
+/* A kernel group streams as its ops do: each goes through its own rule,
+ * the region's arguments taking their operands' classes. The fuse pass
+ * runs after the step graph is derived, but a .sqir file may hold groups. */
+static bool stream_fused(sctx *s, ir_opid op) {
+  const ir_op *o = ir_o(s->g, op);
+  ir_blockid body = o->regions[0];
+  const ir_block *b = ir_b(s->g, body);
+  for (int32_t i = 0; i < b->n_args && i < o->n_in; i++) s->info[b->args[i]] = s->info[o->in[i]];
+  int32_t carriers = s->n_carriers;
+  ir_opid y = ir_block_terminator(s->g, body);
+  for (ir_opid r = b->first; r != IR_NONE && r != y; r = ir_o(s->g, r)->next)
+    if (!stream_by_rule(s, r)) return false;
+  if (s->n_carriers != carriers) return block(s, op, "is a kernel group whose ops carry state");
+  for (int32_t r = 0; y != IR_NONE && r < o->n_out && r < ir_o(s->g, y)->n_in; r++)
+    s->info[o->out[r]] = s->info[ir_o(s->g, y)->in[r]];
+  return true;
+}
+
 typedef bool (*stream_rule)(sctx *s, ir_opid op);
 static const stream_rule rules[IR_OP_COUNT] = {
 #define OP(id, name, attrset, min_in, max_in, n_out, n_regions, shape, eval, stream, flags, doc) \
   [IR_OP_##id] = stream_##stream,
 #include "../ir/ops.def"
 };
+
+static bool stream_by_rule(sctx *s, ir_opid op) { return rules[ir_o(s->g, op)->kind](s, op); }
 
 /* Classifies every top-level value; false (with s->why) when some op
  * cannot stream. Ops that read and make only invariant or final values

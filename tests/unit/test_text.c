@@ -195,7 +195,12 @@ static const char WITH_INIT[] =
     "    %t: f32[4, 8] = transpose %wi {perm = [1, 0]}\n"
     "    yield %t\n"
     "  }\n"
-    "  %y: f32[B, 8] = matmul %x, %wt\n"
+    "  %y: f32[B, 8] = fused %x, %wt {\n"
+    "  ^(%xi: f32[B, 4], %wti: f32[4, 8]):\n"
+    "    %m: f32[B, 8] = matmul %xi, %wti\n"
+    "    %r: f32[B, 8] = relu %m\n"
+    "    yield %r\n"
+    "  }\n"
     "  yield %y\n"
     "}\n";
 
