@@ -4,9 +4,10 @@
  * Algorithm: one rewrite function driven by the greedy worklist rewriter
  * (ir_rewrite_greedy), which visits every op of every region and revisits
  * the users of anything replaced, until nothing changes. Every rewrite
- * removes an op or shortens a chain, so the fixpoint is reached in a number
- * of rewrites linear in the graph; a generous bound turns a looping pattern
- * (a bug) into an error rather than a hang.
+ * removes an op, shortens a chain or moves an elementwise op above a data
+ * movement it was below (nothing moves one back), so the fixpoint is reached
+ * in a number of rewrites linear in the graph; a generous bound turns a
+ * looping pattern (a bug) into an error rather than a hang.
  *
  * Folding. A pure op without regions whose operands are all `constant` ops
  * of static shape, with at most FOLD_MAX_ELEMENTS elements in every operand
@@ -37,6 +38,20 @@
  * A zero or one is a constant all of whose elements have that value (a splat
  * or a full literal). NaN payloads are not part of the IR's semantics; apart
  * from them each identity returns bit-identical results.
+ *
+ * Moving elementwise ops first. An elementwise op (IR_ELEMENTWISE) whose
+ * operands are all scalars (every dim the constant 1, or rank 0) but one,
+ * that one the result of a reshape or transpose read by nothing else, is
+ * moved before it, down the whole chain of such ops at once:
+ *   f(transpose(x), s) -> transpose(f(x, s)), likewise through reshape.
+ * Attention's q * scale thus goes from after the heads' reshape and
+ * transpose to right after the bias add, where a fusion can absorb it. Each
+ * element gets the same operation, so results are bit-identical. A scalar
+ * of higher rank than the moved op's new operand stops the chain (it would
+ * widen the result). The data-movement ops are rebuilt with f's result
+ * dtype (compare, cast) and the old ones erased; the outermost keeps f's
+ * result name, inner ones the names they had, and f's copy is named
+ * "<f's name>.pre".
  *
  * Needs: a verified graph. Leaves dead ops behind (the folded constants'
  * former operands, inner transposes...) for dce. Invalidates nothing else:
@@ -309,6 +324,149 @@ static bool simplify_reverse(ir_rewriter *rw, ir_graph *g, ir_opid op) {
   return forward_to(rw, g, op, ir_o(g, inner)->in[0]);
 }
 
+/* ---- moving elementwise ops before data movement -------------------------- */
+
+/* A broadcast operand that contributes one element: rank 0 or every dim
+ * the constant 1. */
+static bool is_scalar(const ir_graph *g, ir_val v) {
+  ir_type t = ir_vtype(g, v);
+  for (int32_t i = 0; i < t.rank; i++) {
+    int64_t d = 0;
+    if (!ir_dim_is_const(g->dims, t.dims[i], &d) || d != 1) return false;
+  }
+  return true;
+}
+
+static bool moves_data(ir_opkind k) { return k == IR_OP_RESHAPE || k == IR_OP_TRANSPOSE; }
+
+/* Index of an elementwise op's only non-scalar operand, -1 if it has none
+ * or several; *scalar_rank is the largest rank of the others. */
+static int32_t lone_tensor_operand(const ir_graph *g, ir_opid op, int32_t *scalar_rank) {
+  const ir_op *o = ir_o(g, op);
+  if (!(ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE) || o->n_out != 1) return -1;
+  int32_t found = -1;
+  *scalar_rank = 0;
+  for (int32_t i = 0; i < o->n_in; i++) {
+    int32_t rank = ir_vtype(g, o->in[i]).rank;
+    if (!is_scalar(g, o->in[i])) {
+      if (found >= 0) return -1;
+      found = i;
+    } else if (rank > *scalar_rank) {
+      *scalar_rank = rank;
+    }
+  }
+  return found;
+}
+
+/* The reshapes and transposes v comes out of, outermost first, as far as
+ * each result has no other use and the scalars' rank fits the operand the
+ * moved op would get (a scalar of higher rank would widen its result);
+ * *chain is heap-allocated, caller frees. */
+static int32_t movement_chain(const ir_graph *g, ir_val v, int32_t scalar_rank, ir_opid **chain) {
+  int32_t n = 0, cap = 0;
+  *chain = NULL;
+  for (;;) {
+    ir_opid def = ir_v(g, v)->def;
+    if (def == IR_NONE || !moves_data(ir_o(g, def)->kind)) break;
+    ir_val src = ir_o(g, def)->in[0];
+    if (ir_vtype(g, src).rank < scalar_rank || ir_value_use_count(g, v) != 1) break;
+    ir_grow((void **)chain, &cap, n + 1, sizeof(ir_opid));
+    (*chain)[n++] = def;
+    v = src;
+  }
+  return n;
+}
+
+/* A copy of op `like` (kind, attributes, location) reading `in`, typed by
+ * inference from `type` (taken as is by declared ops: reshape, cast) and
+ * inserted before `anchor`; IR_NONE if inference rejects it. */
+static ir_opid build_like(ir_graph *g, ir_opid like, const ir_val *in, ir_type type, ir_opid anchor,
+                          ir_diag *d) {
+  ir_opkind kind = ir_o(g, like)->kind;
+  ir_opid op = ir_op_new(g, kind, ir_o(g, like)->n_in, in, 1, &type, ir_o(g, like)->loc);
+  size_t attr_bytes = sizeof(ir_attr) * (size_t)ir_opinfo_of(kind)->n_attrs;
+  memcpy(ir_o(g, op)->attrs, ir_o(g, like)->attrs, attr_bytes);
+  ir_type t;
+  int32_t n = 0;
+  if (!ir_infer_types(g, op, &t, 1, &n, d) || n != 1) {
+    ir_op_erase(g, op); /* never inserted: only marks it dead */
+    return IR_NONE;
+  }
+  ir_v(g, ir_o(g, op)->out[0])->type = t;
+  ir_op_insert_before(g, anchor, op);
+  return op;
+}
+
+/* Builds elementwise op `op` on the chain's source (operand k replaced),
+ * then the chain again from the inside out with op's result dtype, all
+ * before op: made[0] is op's copy, made[n] gives op's value. Inference
+ * cannot reject any of them in a verified graph; if it did, everything
+ * built is erased, its message dropped, and false returned. */
+static bool build_moved(ir_graph *g, ir_opid op, int32_t k, const ir_opid *chain, int32_t n,
+                        ir_opid *made) {
+  ir_diag quiet;
+  ir_buf dropped = {0};
+  ir_diag_init(&quiet);
+  quiet.capture = &dropped;
+  ir_dtype dt = ir_vtype(g, ir_o(g, op)->out[0]).dtype;
+  int32_t n_in = ir_o(g, op)->n_in;
+  ir_val *in = ir_xmalloc(sizeof(ir_val) * (size_t)n_in);
+  memcpy(in, ir_o(g, op)->in, sizeof(ir_val) * (size_t)n_in);
+  in[k] = ir_o(g, chain[n - 1])->in[0];
+  ir_type t = ir_vtype(g, in[k]);
+  t.dtype = dt;
+  int32_t n_made = 0;
+  made[0] = build_like(g, op, in, t, op, &quiet);
+  bool ok = made[0] != IR_NONE;
+  for (int32_t i = n - 1; ok && i >= 0; i--) {
+    ir_val prev = ir_o(g, made[n_made++])->out[0];
+    t = ir_vtype(g, ir_o(g, chain[i])->out[0]);
+    t.dtype = dt;
+    made[n_made] = build_like(g, chain[i], &prev, t, op, &quiet);
+    ok = made[n_made] != IR_NONE;
+  }
+  while (!ok && n_made > 0) ir_op_erase(g, made[--n_made]);
+  free(in);
+  ir_buf_free(&dropped);
+  return ok;
+}
+
+/* The moved op computes the old result before the data movement: its
+ * result is named "<name>.pre", anonymous if the old one was. */
+static void name_moved(ir_graph *g, ir_val moved, const char *name) {
+  if (!name) return;
+  ir_buf b = {0};
+  ir_buf_printf(&b, "%s.pre", name);
+  ir_value_set_name(g, moved, b.s);
+  ir_buf_free(&b);
+}
+
+/* f(transpose(x), s) -> transpose(f(x, s)), likewise through reshape and
+ * down a whole chain of them at once (see the top of the file). Names: the
+ * outermost rebuilt data movement takes f's result name (what later passes
+ * and profiles know), the inner ones those of the ops they replace. */
+static bool move_before_data_movement(ir_rewriter *rw, ir_graph *g, ir_opid op) {
+  int32_t scalar_rank = 0, k = lone_tensor_operand(g, op, &scalar_rank);
+  if (k < 0) return false;
+  ir_opid *chain = NULL;
+  int32_t n = movement_chain(g, ir_o(g, op)->in[k], scalar_rank, &chain);
+  ir_opid *made = ir_xmalloc(sizeof(ir_opid) * (size_t)(n + 1));
+  bool ok = n > 0 && build_moved(g, op, k, chain, n, made);
+  if (ok) {
+    name_moved(g, ir_o(g, made[0])->out[0], ir_v(g, ir_o(g, op)->out[0])->name);
+    for (int32_t i = 1; i < n; i++)
+      ir_v(g, ir_o(g, made[n - i])->out[0])->name = ir_v(g, ir_o(g, chain[i])->out[0])->name;
+    ir_val result = ir_o(g, made[n])->out[0];
+    ir_v(g, result)->name = ir_v(g, ir_o(g, op)->out[0])->name;
+    ir_rewrite_replace(rw, g, op, &result);
+    for (int32_t i = 0; i < n; i++) ir_op_erase(g, chain[i]); /* outermost first: now unread */
+    for (int32_t i = 0; i <= n; i++) ir_rewrite_notify(rw, made[i]);
+  }
+  free(made);
+  free(chain);
+  return ok;
+}
+
 static bool simplify(ir_rewriter *rw, ir_graph *g, ir_opid op) {
   const ir_op *o = ir_o(g, op);
   switch (o->kind) {
@@ -337,7 +495,7 @@ static bool simplify(ir_rewriter *rw, ir_graph *g, ir_opid op) {
 
 static bool canonicalize_op(ir_rewriter *rw, ir_graph *g, ir_opid op, void *ud) {
   (void)ud;
-  return try_fold(rw, g, op) || simplify(rw, g, op);
+  return try_fold(rw, g, op) || simplify(rw, g, op) || move_before_data_movement(rw, g, op);
 }
 
 bool pass_canonicalize(ir_graph *g, pass_ctx *ctx) {
