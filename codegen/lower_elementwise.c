@@ -89,13 +89,6 @@ LLVMValueRef cg_cast_value(cg_lower *c, LLVMValueRef v, ir_dtype from, ir_dtype 
 
 typedef LLVMValueRef (*elem_fn)(cg_lower *c, ir_opid op, const LLVMValueRef *x);
 
-static bool same_dims(ir_type a, ir_type b) {
-  if (a.rank != b.rank) return false;
-  for (int32_t i = 0; i < a.rank; i++)
-    if (a.dims[i] != b.dims[i]) return false;
-  return true;
-}
-
 enum { MAX_OPERANDS = 3 };
 
 /* result[i] = f(operands at i), every operand converted to its compute type
@@ -109,7 +102,7 @@ static bool elementwise_loop(cg_lower *c, ir_opid op, elem_fn f) {
   for (int32_t k = 0; k < n; k++) {
     in[k] = cg_operand(c, op, k);
     cg_broadcast_check(c, in[k]->type, res->type);
-    flat = flat && same_dims(in[k]->type, res->type);
+    flat = flat && ir_dims_equal(in[k]->type, res->type);
   }
   LLVMValueRef x[MAX_OPERANDS];
   if (flat) {

@@ -49,13 +49,6 @@ static void bind_arguments(cg_lower *c, ir_opid op) {
   for (int32_t i = 0; i < b->n_args; i++) c->bufs[b->args[i]] = *cg_operand(c, op, i);
 }
 
-static bool same_dims(ir_type a, ir_type b) {
-  if (a.rank != b.rank) return false;
-  for (int32_t i = 0; i < a.rank; i++)
-    if (a.dims[i] != b.dims[i]) return false;
-  return true;
-}
-
 /* ELEMENTWISE: one flat loop when every argument has the result's dims,
  * else a nest that reads each argument with numpy broadcasting. */
 static bool lower_elementwise_group(cg_lower *c, ir_opid op) {
@@ -66,7 +59,7 @@ static bool lower_elementwise_group(cg_lower *c, ir_opid op) {
   bool flat = true;
   for (int32_t i = 0; i < b->n_args; i++) {
     cg_broadcast_check(c, c->bufs[b->args[i]].type, res->type);
-    flat = flat && same_dims(c->bufs[b->args[i]].type, res->type);
+    flat = flat && ir_dims_equal(c->bufs[b->args[i]].type, res->type);
   }
   LLVMValueRef *vals = ir_xcalloc((size_t)c->g->n_vals + 1, sizeof(LLVMValueRef));
   cg_loop l = {0};

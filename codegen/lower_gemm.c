@@ -325,6 +325,15 @@ static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, const 
   LLVMValueRef panels = ceil_div(c, f[CL_N], cg_i64(c, PANEL));
   LLVMValueRef q0 = LLVMBuildMul(B, ctask, f[CL_PANELS_PER_TASK], "q0");
   LLVMValueRef q1 = smin(c, panels, LLVMBuildAdd(B, q0, f[CL_PANELS_PER_TASK], ""));
+  if (e) {
+    /* The product is the shared task's (the closure starts like its own);
+     * the epilogue follows on the same block of C while it is in cache. */
+    LLVMTypeRef params[2] = {c->ptr, c->i64};
+    LLVMBuildCall2(B, LLVMFunctionType(c->void_t, params, 2, 0), c->gemm_task, (LLVMValueRef[]){cl, task}, 2, "");
+    emit_epilogue(c, e, ct, cl, f, i0, i1, q0, q1);
+    LLVMBuildRetVoid(B);
+    return;
+  }
   /* At least one block, so that k = 0 still stores zeros; equal blocks. */
   LLVMValueRef nkb = smax(c, cg_i64(c, 1), ceil_div(c, f[CL_K], cg_i64(c, c->gemm_kc)));
   LLVMValueRef kcmax = smax(c, cg_i64(c, 1), ceil_div(c, f[CL_K], nkb));
@@ -335,7 +344,6 @@ static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, const 
   kb.kc = smin(c, kcmax, LLVMBuildSub(B, f[CL_K], kb.kc0, ""));
   emit_tiles(c, &kb, i0, i1, q0, q1);
   cg_for_end(c, &kl);
-  if (e) emit_epilogue(c, e, ct, cl, f, i0, i1, q0, q1);
   LLVMBuildRetVoid(B);
 }
 
@@ -390,14 +398,8 @@ static void emit_gemm(cg_lower *c, const cg_gemm *g, const epilogue *e, const LL
   LLVMValueRef vals[CL_N_FIELDS] = {g->a, g->bp, g->c, g->m, g->n, g->k, g->a_row, g->a_k, rows, per_task, row_tasks};
   for (int i = 0; i < CL_N_FIELDS + n_extra; i++)
     LLVMBuildStore(B, i < CL_N_FIELDS ? vals[i] : buffers[i - CL_N_FIELDS], LLVMBuildStructGEP2(B, ct, cl, (unsigned)i, ""));
-  LLVMValueRef task;
-  if (e) {
-    task = task_fn(c, ct, e);
-  } else {
-    if (!c->gemm_task) c->gemm_task = task_fn(c, ct, NULL);
-    task = c->gemm_task;
-  }
-  cg_parallel_for(c, task, cl, n_tasks);
+  if (!c->gemm_task) c->gemm_task = task_fn(c, closure_type(c, 0), NULL);
+  cg_parallel_for(c, e ? task_fn(c, ct, e) : c->gemm_task, cl, n_tasks);
 }
 
 void cg_gemm_run(cg_lower *c, const cg_gemm *g) { emit_gemm(c, g, NULL, NULL); }

@@ -47,12 +47,14 @@ ir_type ir_type_static(ir_graph *g, ir_dtype dt, int32_t rank, const int64_t *di
   return (ir_type){dt, rank, rank ? d : NULL};
 }
 
-bool ir_type_equal(ir_type a, ir_type b) {
-  if (a.dtype != b.dtype || a.rank != b.rank) return false;
+bool ir_dims_equal(ir_type a, ir_type b) {
+  if (a.rank != b.rank) return false;
   for (int32_t i = 0; i < a.rank; i++)
     if (a.dims[i] != b.dims[i]) return false;
   return true;
 }
+
+bool ir_type_equal(ir_type a, ir_type b) { return a.dtype == b.dtype && ir_dims_equal(a, b); }
 
 int64_t ir_type_static_numel(const ir_graph *g, ir_type t) {
   int64_t n = 1;
@@ -208,19 +210,12 @@ static bool declared_one(const ir_graph *g, ir_dim d) {
   return ir_dim_is_const(g->dims, d, &v) && v == 1;
 }
 
-static bool same_dims(ir_type a, ir_type b) {
-  if (a.rank != b.rank) return false;
-  for (int32_t i = 0; i < a.rank; i++)
-    if (a.dims[i] != b.dims[i]) return false;
-  return true;
-}
-
 ir_bcast ir_broadcast_class(const ir_graph *g, ir_type t, ir_type r) {
   if (t.rank > r.rank) return IR_BCAST_OTHER;
   bool ones = true;
   for (int32_t i = 0; i < t.rank; i++) ones = ones && declared_one(g, t.dims[i]);
   if (ones) return IR_BCAST_SCALAR;
-  if (same_dims(t, r)) return IR_BCAST_FULL;
+  if (ir_dims_equal(t, r)) return IR_BCAST_FULL;
   for (int32_t i = 0; i + 1 < t.rank; i++)
     if (!declared_one(g, t.dims[i])) return IR_BCAST_OTHER;
   return t.dims[t.rank - 1] == r.dims[r.rank - 1] ? IR_BCAST_ROW : IR_BCAST_OTHER;
@@ -241,7 +236,7 @@ static bool elementwise_ops(const ir_graph *g, ir_blockid b, ir_opid first, ir_o
     const ir_op *o = ir_o(g, op);
     if (!(ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE) || o->n_out != 1) return false;
     ir_type r = ir_vtype(g, o->out[0]);
-    if (!same_dims(r, space) || (epilogue && r.dtype != IR_F32)) return false;
+    if (!ir_dims_equal(r, space) || (epilogue && r.dtype != IR_F32)) return false;
     for (int32_t i = 0; epilogue && i < o->n_in; i++) {
       ir_type t = ir_vtype(g, o->in[i]);
       if (t.dtype != IR_F32) return false;
@@ -250,7 +245,7 @@ static bool elementwise_ops(const ir_graph *g, ir_blockid b, ir_opid first, ir_o
   }
   const ir_op *yo = ir_o(g, y);
   for (int32_t i = 0; i < yo->n_in; i++)
-    if (!made_in(g, yo->in[i], b) || !same_dims(ir_vtype(g, yo->in[i]), space)) return false;
+    if (!made_in(g, yo->in[i], b) || !ir_dims_equal(ir_vtype(g, yo->in[i]), space)) return false;
   return yo->n_in > 0;
 }
 

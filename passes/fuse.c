@@ -34,13 +34,6 @@ static bool is_elementwise(const ir_graph *g, ir_opid op) {
   return (ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE) && o->n_out == 1;
 }
 
-static bool same_dims(ir_type a, ir_type b) {
-  if (a.rank != b.rank) return false;
-  for (int32_t i = 0; i < a.rank; i++)
-    if (a.dims[i] != b.dims[i]) return false;
-  return true;
-}
-
 /* The one op of v's block that reads v, when exactly one operand of the
  * whole graph does and it is not the block's terminator; else IR_NONE. */
 static ir_opid only_reader(const ir_graph *g, ir_opid def, ir_val v) {
@@ -58,7 +51,7 @@ static bool may_join(const ir_graph *g, const chain *c, ir_opid op) {
   if (c->n == MAX_GROUP_OPS || !is_elementwise(g, op)) return false;
   const ir_op *o = ir_o(g, op);
   ir_type r = ir_vtype(g, o->out[0]);
-  if (!same_dims(r, c->space)) return false;
+  if (!ir_dims_equal(r, c->space)) return false;
   if (!c->gemm) return true;
   if (r.dtype != IR_F32) return false;
   ir_val inside = ir_o(g, c->ops[c->n - 1])->out[0];
