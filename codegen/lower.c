@@ -172,6 +172,11 @@ void cg_alloc_buf(cg_lower *c, cg_buf *out, ir_type t) {
   LLVMBuildStore(B, cg_size_add(c, off, bytes), c->sp);
 }
 
+void cg_view_buf(cg_lower *c, cg_buf *out, ir_type t, LLVMValueRef ptr) {
+  set_buf_dims(c, out, t);
+  out->ptr = ptr;
+}
+
 void cg_alloc_results(cg_lower *c, ir_opid op) {
   const ir_op *o = ir_o(c->g, op);
   for (int32_t i = 0; i < o->n_out; i++) cg_alloc_buf(c, &c->bufs[o->out[i]], ir_vtype(c->g, o->out[i]));
@@ -183,9 +188,7 @@ void cg_alloc_results(cg_lower *c, ir_opid op) {
  * copied out), so sharing one is safe. lower_reshape checks the sizes. */
 static void alias_reshape(cg_lower *c, ir_opid op) {
   const ir_op *o = ir_o(c->g, op);
-  cg_buf *y = &c->bufs[o->out[0]];
-  set_buf_dims(c, y, ir_vtype(c->g, o->out[0]));
-  y->ptr = c->bufs[o->in[0]].ptr;
+  cg_view_buf(c, &c->bufs[o->out[0]], ir_vtype(c->g, o->out[0]), c->bufs[o->in[0]].ptr);
 }
 
 /* ---- element access ------------------------------------------------------------ */
@@ -496,30 +499,46 @@ static const cg_lower_fn lowerings[IR_OP_COUNT] = {
 #include "../ir/ops.def"
 };
 
+/* Buffers for op's results: init's live in the caller's buffers
+ * (lower_init), a reshape's in its operand's, the others in scratch,
+ * reused from dead values under a memory plan. */
+static void place_results(cg_lower *c, ir_opid op, cg_memplan *plan) {
+  ir_opkind k = ir_o(c->g, op)->kind;
+  if (k == IR_OP_RESHAPE)
+    alias_reshape(c, op);
+  else if (k != IR_OP_INIT && plan)
+    cg_memplan_alloc_results(c, plan, op);
+  else if (k != IR_OP_INIT)
+    cg_alloc_results(c, op);
+  cg_alloc_temps(c, op);
+}
+
+static bool lower_op(cg_lower *c, ir_blockid b, ir_opid op) {
+  const ir_op *o = ir_o(c->g, op);
+  if (c->measuring && o->n_regions == 0) return true;
+  ir_opid outer = c->current;
+  c->current = op;
+  bool top = b == c->g->body && !c->measuring && o->kind != IR_OP_INIT;
+  if (top) cg_kernel_begin(c, op);
+  bool split = false;
+  bool ok = !top || cg_lower_split(c, op, lowerings[o->kind], &split);
+  if (ok && !split) ok = lowerings[o->kind](c, op);
+  if (ok && top) cg_kernel_end(c, op);
+  c->current = outer;
+  return ok;
+}
+
 bool cg_lower_block(cg_lower *c, ir_blockid b) {
-  for (ir_opid op = ir_b(c->g, b)->first; op != IR_NONE; op = ir_o(c->g, op)->next) {
-    const ir_op *o = ir_o(c->g, op);
-    if (ir_opinfo_of(o->kind)->flags & IR_TERMINATOR) continue; /* the block's owner copies */
-    /* init's results live in the caller's buffers (lower_init), not in
-     * scratch; a reshape's in its operand's. */
-    if (o->kind == IR_OP_RESHAPE)
-      alias_reshape(c, op);
-    else if (o->kind != IR_OP_INIT)
-      cg_alloc_results(c, op);
-    cg_alloc_temps(c, op);
-    if (c->measuring && o->n_regions == 0) continue;
-    ir_opid outer = c->current;
-    c->current = op;
-    bool top = b == c->g->body && !c->measuring && o->kind != IR_OP_INIT;
-    if (top) cg_kernel_begin(c, op);
-    bool split = false;
-    bool ok = !top || cg_lower_split(c, op, lowerings[o->kind], &split);
-    if (ok && !split) ok = lowerings[o->kind](c, op);
-    if (ok && top) cg_kernel_end(c, op);
-    c->current = outer;
-    if (!ok) return false;
+  cg_memplan *plan = b == c->g->body && c->g->plan_memory ? cg_memplan_new(c) : NULL;
+  bool ok = true;
+  for (ir_opid op = ir_b(c->g, b)->first; ok && op != IR_NONE; op = ir_o(c->g, op)->next) {
+    if (ir_opinfo_of(ir_o(c->g, op)->kind)->flags & IR_TERMINATOR) continue; /* the block's owner copies */
+    place_results(c, op, plan);
+    ok = lower_op(c, b, op);
+    if (plan) cg_memplan_release(c, plan, op);
   }
-  return true;
+  cg_memplan_free(plan);
+  return ok;
 }
 
 bool lower_yield(cg_lower *c, ir_opid op) {

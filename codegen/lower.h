@@ -234,6 +234,19 @@ bool cg_lower_block(cg_lower *c, ir_blockid b);
 void cg_alloc_results(cg_lower *c, ir_opid op);
 /* A fresh scratch buffer of type t (dims from the type). */
 void cg_alloc_buf(cg_lower *c, cg_buf *out, ir_type t);
+/* out = the buffer at ptr seen with type t (dims from the type). */
+void cg_view_buf(cg_lower *c, cg_buf *out, ir_type t, LLVMValueRef ptr);
+
+/* ---- lower_memplan.c: buffer reuse in the graph body (plan_memory) ---- */
+
+typedef struct cg_memplan cg_memplan;
+/* Liveness of the body's values; slots start empty. */
+cg_memplan *cg_memplan_new(cg_lower *c);
+void cg_memplan_free(cg_memplan *p);
+/* Buffers for op's results: a free slot of the same byte size, else new scratch. */
+void cg_memplan_alloc_results(cg_lower *c, cg_memplan *p, ir_opid op);
+/* After op: the slots of values it read for the last time (or made and nobody reads) are free. */
+void cg_memplan_release(cg_lower *c, cg_memplan *p, ir_opid op);
 
 /* ---- helpers exported by lower_elementwise.c (its owner edits this section) ---- */
 

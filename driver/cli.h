@@ -73,6 +73,9 @@ int cli_inputs_match(cli_inputs *in, int argc, char **argv, int *i);
  * the name. False after reporting a malformed pair. */
 bool cli_split_name_value(const char *opt, const char *s, const char **name, const char **value,
                           char **owned);
+/* Parse the value of --dim, "SYM=N" (N >= 0); *owned (caller frees)
+ * holds the name. False after reporting. */
+bool cli_parse_dim(const char *s, ir_dim_binding *b, char **owned);
 /* Report a name given twice to `option`. */
 bool cli_check_unique(const cli_named_path *list, int n, const char *option);
 /* Report the first entry not marked used: "the graph has no WHAT named X". */

@@ -32,6 +32,9 @@ void help_build(FILE *f) {
         "  --features=+F,-G   target features, e.g. +avx512f or +avx2,+fma (default: the\n"
         "                     host's for the host without --cpu, none otherwise); the GEMM's\n"
         "                     vector width follows them (docs/codegen.md)\n"
+        "  -v                 also print the scratch arena forward (and step) need, in\n"
+        "                     bytes, for the dims bound with --dim (for the host only)\n"
+        "  --dim SYM=N        bind a dim symbol for -v (e.g. --dim B=1 --dim T=512)\n"
         "  -h, --help         show this help\n",
         f);
 }
@@ -40,6 +43,10 @@ typedef struct build_args {
   const char *in, *out, *passes, *emit;
   int level;
   cg_options cg;
+  bool verbose;
+  ir_dim_binding *dims; /* --dim, for -v */
+  int n_dims;
+  char **owned;
 } build_args;
 
 static int parse_build_args(int argc, char **argv, build_args *a) {
@@ -67,6 +74,11 @@ static int parse_build_args(int argc, char **argv, build_args *a) {
     } else if ((m = cli_match_value(argc, argv, &i, "--features", &v)) != 0) {
       if (m < 0) return 1;
       a->cg.features = v;
+    } else if (!strcmp(arg, "-v")) {
+      a->verbose = true;
+    } else if ((m = cli_match_value(argc, argv, &i, "--dim", &v)) != 0) {
+      if (m < 0 || !cli_parse_dim(v, &a->dims[a->n_dims], &a->owned[a->n_dims])) return 1;
+      a->n_dims++;
     } else if (!cli_common_arg("build", arg, &a->in, &a->level)) {
       return 1;
     }
@@ -149,12 +161,71 @@ static bool write_build(const cg_model *m, build_kind kind, const char *path, ir
   return ok;
 }
 
+/* The value of each of p's symbols from the --dim bindings; false (with
+ * the unbound names in *missing) when some symbol has none. */
+static bool bind_symbols(const build_args *a, const cg_program *p, int64_t *syms, ir_buf *missing) {
+  const char *const *names;
+  int32_t n = cg_program_symbols(p, &names);
+  for (int32_t i = 0; i < n; i++) {
+    int k = 0;
+    while (k < a->n_dims && strcmp(a->dims[k].name, names[i])) k++;
+    if (k < a->n_dims)
+      syms[i] = a->dims[k].value;
+    else
+      ir_buf_printf(missing, "%s%s", missing->len ? ", " : "", names[i]);
+  }
+  return missing->len == 0;
+}
+
+/* -v: the scratch arena program p (forward or step) needs for the --dim
+ * bindings, from its own NAME_scratch_bytes run in the JIT. */
+static bool report_arena(const build_args *a, const char *what, cg_program *p, ir_diag *d) {
+  if (!p) return true;
+  if (a->cg.triple) {
+    printf("%s: the scratch arena is sized on the host only (drop --target)\n", what);
+    return true;
+  }
+  const char *const *names;
+  int64_t *syms = ir_xcalloc((size_t)cg_program_symbols(p, &names) + 1, sizeof(int64_t));
+  ir_buf missing = {0};
+  bool ok = true;
+  if (!bind_symbols(a, p, syms, &missing)) {
+    printf("%s: bind %s with --dim to size the scratch arena\n", what, missing.s);
+  } else {
+    cg_jit *j = cg_jit_new(p, d);
+    ok = j != NULL;
+    if (ok) {
+      int64_t bytes = cg_jit_scratch_fn(j)(syms);
+      if (bytes < 0)
+        printf("%s: the scratch arena overflows for these dims\n", what);
+      else
+        printf("%s: scratch arena %lld bytes\n", what, (long long)bytes);
+    }
+    cg_jit_free(j);
+  }
+  ir_buf_free(&missing);
+  free(syms);
+  return ok;
+}
+
+static int build(build_args *a_in);
+
 int cmd_build(int argc, char **argv) {
   build_args a = {0};
   a.level = 2;
   a.emit = "so";
+  a.dims = ir_xcalloc((size_t)argc + 1, sizeof(ir_dim_binding));
+  a.owned = ir_xcalloc((size_t)argc + 1, sizeof(char *));
   int rc = parse_build_args(argc, argv, &a);
-  if (rc) return rc == 2 ? 0 : 1;
+  rc = rc == 2 ? 0 : rc ? 1 : build(&a);
+  for (int i = 0; i < argc; i++) free(a.owned[i]);
+  free(a.owned);
+  free(a.dims);
+  return rc;
+}
+
+static int build(build_args *a_in) {
+  build_args a = *a_in;
   build_kind kind;
   const char *ext;
   if (!emit_kind(a.emit, &kind, &ext)) return 1;
@@ -198,6 +269,7 @@ int cmd_build(int argc, char **argv) {
     ok = write_build(&m, kind, path, &d);
     free(path);
   }
+  if (ok && a.verbose) ok = report_arena(&a, "forward", m.forward, &d) && report_arena(&a, "step", m.step, &d);
   cg_program_free(m.forward);
   cg_program_free(m.step);
   stream_result_free(&sr);

@@ -52,7 +52,7 @@ static bool parse_u64(const char *opt, const char *s, uint64_t *out) {
   return true;
 }
 
-static bool parse_dim_binding(const char *s, ir_dim_binding *b, char **owned) {
+bool cli_parse_dim(const char *s, ir_dim_binding *b, char **owned) {
   const char *name, *value;
   if (!cli_split_name_value("--dim", s, &name, &value, owned)) return false;
   char *end;
@@ -93,7 +93,7 @@ int cli_inputs_match(cli_inputs *in, int argc, char **argv, int *i) {
                : 1;
   }
   if ((m = cli_match_value(argc, argv, i, "--dim", &v)) != 0)
-    return m < 0 || !parse_dim_binding(v, &in->dims[in->n_dims++], &in->owned[in->n_owned++]) ? -1
+    return m < 0 || !cli_parse_dim(v, &in->dims[in->n_dims++], &in->owned[in->n_owned++]) ? -1
                                                                                                : 1;
   if ((m = cli_match_value(argc, argv, i, "--weights", &v)) != 0) {
     if (m < 0) return -1;

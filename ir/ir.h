@@ -169,6 +169,7 @@ typedef struct ir_graph {
   ir_blockid body;
   const char **output_names; /* one per operand of the body's yield */
   int32_t n_outputs;
+  bool plan_memory; /* the memplan pass ran: codegen reuses dead buffers (text: `memplan` after the results) */
 } ir_graph;
 
 /* ---- construction -------------------------------------------------------- */

@@ -1027,10 +1027,18 @@ static bool parse_graph_args(parser *p) {
   return expect(p, T_RPAREN, "',' or ')' after the argument");
 }
 
+/* The optional `memplan` after the results (ir_graph.plan_memory). */
+static void parse_graph_flags(parser *p) {
+  if (!tok_is(p, &p->tok, "memplan")) return;
+  p->g->plan_memory = true;
+  next(p);
+}
+
 static bool parse_graph(parser *p) {
   ir_type *types = NULL;
-  bool ok = parse_graph_name(p) && parse_graph_args(p) && parse_outputs(p, &types) &&
-            expect(p, T_LBRACE, "'{' to open the graph body") &&
+  bool ok = parse_graph_name(p) && parse_graph_args(p) && parse_outputs(p, &types);
+  if (ok) parse_graph_flags(p);
+  ok = ok && expect(p, T_LBRACE, "'{' to open the graph body") &&
             parse_block_ops(p, p->g->body, 0);
   token close = p->tok;
   ok = ok && expect(p, T_RBRACE, "'}'") && check_outputs(p, types, &close);

@@ -371,7 +371,7 @@ static void put_block_ops(printer *p, ir_blockid b, int depth) {
     put_op(p, o, depth);
 }
 
-/* `graph @name(args) -> (outs) {`; output types come from the body's
+/* `graph @name(args) -> (outs) [memplan] {`; output types come from the body's
  * yield, the only place a graph records them. */
 static void put_header(printer *p) {
   const ir_graph *g = p->g;
@@ -396,7 +396,7 @@ static void put_header(printer *p) {
     else
       ir_buf_puts(p->out, "<no yield operand>");
   }
-  ir_buf_puts(p->out, ") {\n");
+  ir_buf_puts(p->out, g->plan_memory ? ") memplan {\n" : ") {\n");
 }
 
 void ir_print_graph(const ir_graph *g, const ir_print_opts *opts, ir_buf *out) {

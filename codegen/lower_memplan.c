@@ -1,0 +1,129 @@
+/*
+ * lower_memplan.c - buffer reuse in the graph body, when the memplan pass
+ * asked for it (ir_graph.plan_memory; docs/codegen.md, "Memory").
+ *
+ * Liveness. The body's ops are numbered in order. A value lives from the
+ * op that makes it to the last op that reads it; the body's yield reads
+ * the outputs, so they live to the end (they are copied out there), and a
+ * reshape's result shares its operand's buffer, so the two live as one
+ * (the "root" value holds the buffer and the later of the two last reads).
+ * Graph arguments and init results are the caller's, never scratch.
+ *
+ * Slots. Every scratch buffer the body allocates is a slot holding one
+ * byte size, a symbolic dim (element count times dtype size). After an op
+ * the slots of the values that die there return to the pool; a later
+ * value of exactly that size takes the most recently freed one instead of
+ * new scratch. Since sizes are symbolic, slots of different sizes never
+ * share bytes: every offset is a sum of symbolic sizes, fixed when the
+ * code is generated, and the plan holds for every binding of the dims
+ * with nothing planned at run time. (The other choice, planning offsets
+ * for the concrete maximum dims when a context is made, would also let
+ * buffers of different sizes share; it would need the plan in the runtime.)
+ * No result is written over a dying operand in place: a vectorized loop
+ * whose input and output are one buffer falls back to its scalar form on
+ * LLVM's overlap check, so it would cost more than the bytes it saves.
+ *
+ * The measuring walk (NAME_scratch_bytes) makes the same decisions in the
+ * same order, so the size it returns covers the plan.
+ */
+#include "lower.h"
+
+#include <stdlib.h>
+
+typedef struct slot {
+  ir_dim bytes;
+  LLVMValueRef ptr;
+  bool free;
+} slot;
+
+struct cg_memplan {
+  int32_t *last;   /* by value id: position of the last op reading its buffer (roots only) */
+  ir_val *root;    /* by value id: the value whose buffer it uses */
+  int32_t *slot_of; /* by value id: its slot, or -1 */
+  int32_t *pos;    /* by op id: position in the body */
+  slot *slots;
+  int32_t n_slots, cap_slots;
+};
+
+/* Element count times the dtype size, or IR_DIM_INVALID. */
+static ir_dim byte_size(cg_lower *c, ir_type t) {
+  ir_dim n = ir_dim_const(c->g->dims, (int64_t)ir_dtype_size(t.dtype));
+  for (int32_t i = 0; i < t.rank && n != IR_DIM_INVALID; i++) n = ir_dim_mul(c->g->dims, n, t.dims[i]);
+  return n;
+}
+
+static void note_read(cg_memplan *p, ir_val v, int32_t at) {
+  ir_val r = p->root[v];
+  if (p->last[r] < at) p->last[r] = at;
+}
+
+cg_memplan *cg_memplan_new(cg_lower *c) {
+  const ir_graph *g = c->g;
+  cg_memplan *p = ir_xcalloc(1, sizeof *p);
+  p->last = ir_xmalloc(sizeof(int32_t) * ((size_t)g->n_vals + 1));
+  p->root = ir_xmalloc(sizeof(ir_val) * ((size_t)g->n_vals + 1));
+  p->slot_of = ir_xmalloc(sizeof(int32_t) * ((size_t)g->n_vals + 1));
+  p->pos = ir_xcalloc((size_t)g->n_ops + 1, sizeof(int32_t));
+  for (ir_val v = 0; v < g->n_vals; v++) p->last[v] = -1, p->root[v] = v, p->slot_of[v] = -1;
+  int32_t at = 0;
+  for (ir_opid op = ir_b(g, g->body)->first; op != IR_NONE; op = ir_o(g, op)->next, at++) {
+    const ir_op *o = ir_o(g, op);
+    p->pos[op] = at;
+    if (o->kind == IR_OP_RESHAPE) p->root[o->out[0]] = p->root[o->in[0]];
+    for (int32_t i = 0; i < o->n_in; i++) note_read(p, o->in[i], at);
+  }
+  return p;
+}
+
+void cg_memplan_free(cg_memplan *p) {
+  if (!p) return;
+  free(p->last);
+  free(p->root);
+  free(p->slot_of);
+  free(p->pos);
+  free(p->slots);
+  free(p);
+}
+
+/* The most recently freed slot of `bytes`, or -1. */
+static int32_t free_slot(const cg_memplan *p, ir_dim bytes) {
+  for (int32_t s = p->n_slots - 1; s >= 0; s--)
+    if (p->slots[s].free && p->slots[s].bytes == bytes) return s;
+  return -1;
+}
+
+void cg_memplan_alloc_results(cg_lower *c, cg_memplan *p, ir_opid op) {
+  const ir_op *o = ir_o(c->g, op);
+  for (int32_t i = 0; i < o->n_out; i++) {
+    ir_val v = o->out[i];
+    ir_type t = ir_vtype(c->g, v);
+    ir_dim bytes = byte_size(c, t);
+    int32_t s = bytes == IR_DIM_INVALID ? -1 : free_slot(p, bytes);
+    if (s >= 0) {
+      cg_view_buf(c, &c->bufs[v], t, p->slots[s].ptr);
+    } else {
+      cg_alloc_buf(c, &c->bufs[v], t);
+      if (bytes == IR_DIM_INVALID) continue; /* a fresh buffer nobody else gets */
+      ir_grow((void **)&p->slots, &p->cap_slots, p->n_slots + 1, sizeof(slot));
+      s = p->n_slots++;
+      p->slots[s] = (slot){bytes, c->bufs[v].ptr, false};
+    }
+    p->slots[s].free = false;
+    p->slot_of[v] = s;
+  }
+}
+
+static void release(cg_memplan *p, ir_val v, int32_t at) {
+  ir_val r = p->root[v];
+  if (p->last[r] <= at && p->slot_of[r] >= 0) {
+    p->slots[p->slot_of[r]].free = true;
+    p->slot_of[r] = -1;
+  }
+}
+
+void cg_memplan_release(cg_lower *c, cg_memplan *p, ir_opid op) {
+  const ir_op *o = ir_o(c->g, op);
+  int32_t at = p->pos[op];
+  for (int32_t i = 0; i < o->n_in; i++) release(p, o->in[i], at);
+  for (int32_t i = 0; i < o->n_out; i++) release(p, o->out[i], at); /* never read */
+}
