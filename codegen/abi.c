@@ -77,7 +77,16 @@ static char *unique_cname(const abi_plan *p, const char *name, int32_t upto) {
     ir_buf_free(&b);
     b = t;
   }
-  while (name_taken(p, b.s, upto)) ir_buf_putc(&b, '_');
+  while (name_taken(p, b.s, upto)) {
+    ir_buf_putc(&b, '_');
+    if (!has_reserved_prefix(b.s)) continue;
+    /* "d" + "_" is the reserved "d_": prefix '_' instead, after which no
+     * appended '_' can make a reserved prefix again. */
+    ir_buf t = {0};
+    ir_buf_printf(&t, "_%s", b.s);
+    ir_buf_free(&b);
+    b = t;
+  }
   return b.s;
 }
 
