@@ -11,7 +11,9 @@
  * on the shapes and the inputs only: row-major over the reduced positions
  * (k ascending for matmul), except that f32/f64 sums along a contiguous row
  * (a sum over the last axis, a matmul dot product with transpose_b) use
- * SUM_LANES explicit vector accumulators in a spelled-out order (lane_sum).
+ * SUM_LANES explicit vector accumulators in a spelled-out order (lane_sum),
+ * and the row sums of softmax and layernorm ROW_LANES of them, the last
+ * chunk padded (row_fold_lanes).
  * Either way a float sum of n terms is within n*eps*sum|terms| of the exact
  * one.
  *
@@ -259,37 +261,6 @@ static LLVMValueRef lane_sum(cg_lower *c, ir_dtype dt, LLVMValueRef a, LLVMValue
   for (int width = SUM_LANES / 2; width >= 1; width /= 2)
     for (int l = 0; l < width; l++) part[l] = cg_fadd(c, part[2 * l], part[2 * l + 1]);
   return cg_fadd(c, part[0], LLVMBuildLoad2(c->b, t, rest, ""));
-}
-
-/* The sum (or the max, NaN if any element is NaN) of a[0..n), contiguous
- * f32/f64: element i goes to lane i mod SUM_LANES of a vector accumulator,
- * the last chunk padded with the identity, and the lanes are combined in a
- * fixed tree. Unlike lane_sum there is no scalar tail, so trailing zeros
- * never change a sum, whatever n is: a softmax row of a KV cache and the
- * same row in forward (masked keys are exactly 0) add the same terms in
- * the same lanes. */
-static LLVMValueRef lane_reduce_padded(cg_lower *c, ir_dtype dt, LLVMValueRef a, LLVMValueRef n, bool max) {
-  LLVMTypeRef t = cg_compute_type(c, dt), vt = LLVMVectorType(t, SUM_LANES);
-  LLVMValueRef id = LLVMConstReal(t, max ? -INFINITY : 0.0), ids[SUM_LANES], lane_ix[SUM_LANES];
-  for (int l = 0; l < SUM_LANES; l++) ids[l] = id, lane_ix[l] = cg_i64(c, l);
-  LLVMValueRef acc = cg_entry_alloca(c, vt, max ? "lanes.max" : "lanes.sum");
-  LLVMBuildStore(c->b, LLVMConstVector(ids, SUM_LANES), acc);
-  LLVMValueRef chunks = LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, n, cg_i64(c, SUM_LANES - 1), ""), cg_i64(c, SUM_LANES), "");
-  cg_loop ch = cg_for_begin(c, chunks, "chunk");
-  LLVMValueRef at = LLVMBuildMul(c->b, ch.iv, cg_i64(c, SUM_LANES), "");
-  LLVMValueRef left = cg_splat(c, SUM_LANES, LLVMBuildSub(c->b, n, at, ""));
-  LLVMValueRef mask = LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane_ix, SUM_LANES), left, "");
-  LLVMValueRef v = cg_masked_load(c, vt, element_at(c, t, a, at), t == c->f64 ? 8 : 4, mask, LLVMConstVector(ids, SUM_LANES));
-  LLVMValueRef cur = LLVMBuildLoad2(c->b, vt, acc, "");
-  LLVMBuildStore(c->b, max ? cg_intrinsic(c, "llvm.maximum", vt, 2, (LLVMValueRef[]){cur, v}) : cg_fadd(c, cur, v), acc);
-  cg_for_end(c, &ch);
-  LLVMValueRef all = LLVMBuildLoad2(c->b, vt, acc, ""), part[SUM_LANES];
-  for (int l = 0; l < SUM_LANES; l++) part[l] = LLVMBuildExtractElement(c->b, all, cg_i32(c, l), "");
-  for (int width = SUM_LANES / 2; width >= 1; width /= 2)
-    for (int l = 0; l < width; l++)
-      part[l] = max ? cg_intrinsic(c, "llvm.maximum", t, 2, (LLVMValueRef[]){part[2 * l], part[2 * l + 1]})
-                    : cg_fadd(c, part[2 * l], part[2 * l + 1]);
-  return part[0];
 }
 
 /* Whether a buffer's elements are its accumulator type (f32, f64), so
@@ -684,10 +655,106 @@ bool lower_argreduce(cg_lower *c, ir_opid op) {
   return true;
 }
 
+/* ---- row kernels: reductions along one contiguous row ----------------------------- */
+
+/* Lanes of the vector accumulators of the row kernels (softmax, layernorm).
+ * Fixed, so results do not depend on the target's vector width; 32 so that
+ * a sum is bound by its loads rather than by the latency of one add chain
+ * (32 floats are two AVX-512 or four AVX2 registers, each its own chain). */
+enum { ROW_LANES = 32 };
+
+/* What a row reduction folds: the elements' sum, the sum of their squared
+ * deviations from a center, or their maximum. */
+typedef enum row_fold { ROW_SUM, ROW_SQDEV, ROW_MAX } row_fold;
+
+/* One row_fold_lanes in the making. */
+typedef struct row_reduce {
+  row_fold fold;
+  LLVMTypeRef t, vt;     /* element type (float, double), ROW_LANES of it */
+  LLVMValueRef identity; /* ROW_LANES of 0, or of -inf for ROW_MAX */
+  LLVMValueRef center;   /* ROW_SQDEV: the center in every lane */
+  LLVMValueRef acc;      /* alloca of vt: the lanes */
+} row_reduce;
+
+/* v in each of ROW_LANES lanes of type t. */
+static LLVMValueRef splat_const(LLVMTypeRef t, double v) {
+  LLVMValueRef k[ROW_LANES];
+  for (int l = 0; l < ROW_LANES; l++) k[l] = LLVMConstReal(t, v);
+  return LLVMConstVector(k, ROW_LANES);
+}
+
+/* The maximum as `v > acc ? v : acc` (one maxps on x86): a NaN element is
+ * never taken, which cannot change a softmax (its exponential is NaN, so
+ * are the sum and every quotient), and without NaNs the maximum does not
+ * depend on the order. Either zero may win over the other; x - m and then
+ * exp(x - m) are the same for both. */
+static LLVMValueRef row_combine(cg_lower *c, row_fold f, LLVMValueRef acc, LLVMValueRef v) {
+  if (f == ROW_MAX) return LLVMBuildSelect(c->b, cg_fcmp(c, LLVMRealOGT, v, acc), v, acc, "");
+  return cg_fadd(c, acc, v);
+}
+
+/* Folds the ROW_LANES elements at p into the lanes; with a mask, only its
+ * lanes (the others add the identity). */
+static void row_chunk(cg_lower *c, const row_reduce *r, LLVMValueRef p, LLVMValueRef mask) {
+  unsigned align = r->t == c->f64 ? 8 : 4; /* element alignment: rows start anywhere */
+  LLVMValueRef v;
+  if (mask) {
+    v = cg_masked_load(c, r->vt, p, align, mask, r->identity);
+  } else {
+    v = LLVMBuildLoad2(c->b, r->vt, p, "");
+    LLVMSetAlignment(v, align);
+  }
+  if (r->fold == ROW_SQDEV) {
+    LLVMValueRef dev = cg_fsub(c, v, r->center);
+    v = cg_fmul(c, dev, dev);
+    if (mask) v = LLVMBuildSelect(c->b, mask, v, r->identity, "");
+  }
+  LLVMBuildStore(c->b, row_combine(c, r->fold, LLVMBuildLoad2(c->b, r->vt, r->acc, ""), v), r->acc);
+}
+
+/* Folds row[0..n) (contiguous float or double) as f says. Element i goes to
+ * lane i mod ROW_LANES, each lane folding its elements in ascending order;
+ * the last chunk is padded with the identity (a masked load, no scalar
+ * tail) and the lanes are combined in a fixed tree, halving the width.
+ * The order depends on n only. Because of the padding, trailing zeros
+ * never change a sum, whatever n is: a softmax row of a KV cache and the
+ * same row in forward (masked keys are exactly 0) add the same terms in
+ * the same lanes. */
+static LLVMValueRef row_fold_lanes(cg_lower *c, row_fold f, LLVMTypeRef t, LLVMValueRef row, LLVMValueRef n,
+                                   LLVMValueRef center) {
+  row_reduce r = {f, t, LLVMVectorType(t, ROW_LANES), splat_const(t, f == ROW_MAX ? -INFINITY : 0.0), NULL, NULL};
+  if (center) r.center = cg_splat(c, ROW_LANES, center);
+  r.acc = cg_entry_alloca(c, r.vt, f == ROW_MAX ? "lanes.max" : "lanes.sum");
+  LLVMBuildStore(c->b, r.identity, r.acc);
+  LLVMValueRef full = LLVMBuildSDiv(c->b, n, cg_i64(c, ROW_LANES), "");
+  cg_loop ch = cg_for_begin(c, full, "chunk");
+  row_chunk(c, &r, element_at(c, t, row, LLVMBuildMul(c->b, ch.iv, cg_i64(c, ROW_LANES), "")), NULL);
+  cg_for_end(c, &ch);
+  LLVMValueRef done = LLVMBuildMul(c->b, full, cg_i64(c, ROW_LANES), "");
+  LLVMValueRef left = LLVMBuildSub(c->b, n, done, ""); /* 0 .. ROW_LANES - 1 */
+  /* The padded chunk, when there is one: a loop that runs once or never. */
+  LLVMValueRef has_tail = LLVMBuildZExt(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, left, cg_i64(c, 0), ""), c->i64, "");
+  cg_loop tail = cg_for_begin(c, has_tail, "tail");
+  LLVMValueRef lane_ix[ROW_LANES];
+  for (int l = 0; l < ROW_LANES; l++) lane_ix[l] = cg_i32(c, l);
+  LLVMValueRef live = cg_splat(c, ROW_LANES, LLVMBuildTrunc(c->b, left, c->i32, ""));
+  row_chunk(c, &r, element_at(c, t, row, done), LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane_ix, ROW_LANES), live, ""));
+  cg_for_end(c, &tail);
+  LLVMValueRef acc = LLVMBuildLoad2(c->b, r.vt, r.acc, "");
+  for (int width = ROW_LANES / 2; width >= 1; width /= 2) {
+    LLVMValueRef lo[ROW_LANES / 2], hi[ROW_LANES / 2];
+    for (int l = 0; l < width; l++) lo[l] = cg_i32(c, l), hi[l] = cg_i32(c, width + l);
+    LLVMValueRef a = LLVMBuildShuffleVector(c->b, acc, acc, LLVMConstVector(lo, (unsigned)width), "");
+    LLVMValueRef b = LLVMBuildShuffleVector(c->b, acc, acc, LLVMConstVector(hi, (unsigned)width), "");
+    acc = row_combine(c, f, a, b);
+  }
+  return LLVMBuildExtractElement(c->b, acc, cg_i32(c, 0), "");
+}
+
 /* ---- softmax ----------------------------------------------------------------------- */
 
 /* Softmax along the last, contiguous axis of f32/f64 rows: the max and
- * the sum in vector lanes (lane_reduce_padded), exp and the division in
+ * the sum in vector lanes (row_fold_lanes), exp and the division in
  * loops LLVM vectorizes. */
 static void softmax_rows(cg_lower *c, const cg_buf *x, const cg_buf *y) {
   ir_dtype dt = x->type.dtype;
@@ -698,12 +765,12 @@ static void softmax_rows(cg_lower *c, const cg_buf *x, const cg_buf *y) {
   cg_loop r = cg_for_begin(c, rows, "row");
   LLVMValueRef start = LLVMBuildMul(c->b, r.iv, n, "");
   LLVMValueRef xr = element_at(c, t, x->ptr, start), yr = element_at(c, t, y->ptr, start);
-  LLVMValueRef m = lane_reduce_padded(c, dt, xr, n, true);
+  LLVMValueRef m = row_fold_lanes(c, ROW_MAX, t, xr, n, NULL);
   cg_loop i = cg_for_begin(c, n, "i");
   LLVMValueRef e = fexp(c, cg_fsub(c, LLVMBuildLoad2(c->b, t, element_at(c, t, xr, i.iv), ""), m));
   LLVMBuildStore(c->b, e, element_at(c, t, yr, i.iv));
   cg_for_end(c, &i);
-  LLVMValueRef sum = lane_reduce_padded(c, dt, yr, n, false);
+  LLVMValueRef sum = row_fold_lanes(c, ROW_SUM, t, yr, n, NULL);
   cg_loop j = cg_for_begin(c, n, "i");
   LLVMValueRef at = element_at(c, t, yr, j.iv);
   LLVMBuildStore(c->b, cg_fdiv(c, LLVMBuildLoad2(c->b, t, at, ""), sum), at);
@@ -760,9 +827,39 @@ bool lower_softmax(cg_lower *c, ir_opid op) {
 
 /* ---- layernorm ---------------------------------------------------------------------- */
 
-/* Per row over the last axis: mean, biased variance (a second pass over
- * x - mean, as the interpreter), then (x - mean) / sqrt(var + eps), times
- * gamma, plus beta. */
+/* The mean and the biased variance of the d elements of x from linear
+ * index base, in the accumulator type: two passes, the second over
+ * x - mean, as the interpreter. f32/f64 rows fold in vector lanes
+ * (row_fold_lanes); f16/bf16 ones, converted element by element, in order. */
+static void row_moments(cg_lower *c, const cg_buf *x, LLVMValueRef base, LLVMValueRef d, LLVMValueRef *mean,
+                        LLVMValueRef *var) {
+  ir_dtype acc_dt = acc_dtype(x->type.dtype);
+  LLVMTypeRef t = cg_compute_type(c, acc_dt);
+  LLVMValueRef fd = LLVMBuildSIToFP(c->b, d, t, "");
+  if (lane_summable(x->type.dtype)) {
+    LLVMValueRef row = element_at(c, t, x->ptr, base);
+    *mean = cg_fdiv(c, row_fold_lanes(c, ROW_SUM, t, row, d, NULL), fd);
+    *var = cg_fdiv(c, row_fold_lanes(c, ROW_SQDEV, t, row, d, *mean), fd);
+    return;
+  }
+  LLVMValueRef sum_slot = cg_entry_alloca(c, t, "sum"), sq_slot = cg_entry_alloca(c, t, "sq");
+  LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sum_slot);
+  cg_loop i1 = cg_for_begin(c, d, "i");
+  LLVMValueRef v = load_acc(c, x, LLVMBuildAdd(c->b, base, i1.iv, ""));
+  LLVMBuildStore(c->b, cg_fadd(c, load_slot(c, sum_slot, acc_dt), v), sum_slot);
+  cg_for_end(c, &i1);
+  *mean = cg_fdiv(c, load_slot(c, sum_slot, acc_dt), fd);
+  LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sq_slot);
+  cg_loop i2 = cg_for_begin(c, d, "i");
+  LLVMValueRef dev = cg_fsub(c, load_acc(c, x, LLVMBuildAdd(c->b, base, i2.iv, "")), *mean);
+  LLVMBuildStore(c->b, cg_fadd(c, load_slot(c, sq_slot, acc_dt), cg_fmul(c, dev, dev)), sq_slot);
+  cg_for_end(c, &i2);
+  *var = cg_fdiv(c, load_slot(c, sq_slot, acc_dt), fd);
+}
+
+/* Per row over the last axis: mean, biased variance (row_moments), then
+ * (x - mean) / sqrt(var + eps), times gamma, plus beta, in a loop LLVM
+ * vectorizes. */
 bool lower_layernorm(cg_lower *c, ir_opid op) {
   const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
   int32_t n_in = ir_o(c->g, op)->n_in, rank = x->type.rank;
@@ -772,33 +869,20 @@ bool lower_layernorm(cg_lower *c, ir_opid op) {
   if (gamma) cg_check_dim_eq(c, gamma->type.dims[0], last);
   if (beta) cg_check_dim_eq(c, beta->type.dims[0], last);
   ir_dtype acc_dt = acc_dtype(x->type.dtype);
-  LLVMTypeRef acc_t = cg_compute_type(c, acc_dt);
-  LLVMValueRef d = x->dims[rank - 1], fd = LLVMBuildSIToFP(c->b, d, acc_t, "");
+  LLVMValueRef d = x->dims[rank - 1];
   LLVMValueRef eps = cg_const(c, acc_dt, ir_get_float(c->g, op, "eps"));
-  LLVMValueRef sum_slot = cg_entry_alloca(c, acc_t, "sum"), sq_slot = cg_entry_alloca(c, acc_t, "sq");
   cg_nest rows = cg_nest_begin(c, rank - 1, x->dims);
   rows.ivs[rank - 1] = cg_i64(c, 0); /* the nest's arrays hold rank entries */
-  LLVMValueRef base = cg_linear(c, x, rows.ivs);
-  LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sum_slot);
-  cg_loop i1 = cg_for_begin(c, d, "i");
-  LLVMValueRef v = load_acc(c, x, LLVMBuildAdd(c->b, base, i1.iv, ""));
-  LLVMBuildStore(c->b, cg_fadd(c, load_slot(c, sum_slot, acc_dt), v), sum_slot);
-  cg_for_end(c, &i1);
-  LLVMValueRef mean = cg_fdiv(c, load_slot(c, sum_slot, acc_dt), fd);
-  LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sq_slot);
-  cg_loop i2 = cg_for_begin(c, d, "i");
-  LLVMValueRef dev = cg_fsub(c, load_acc(c, x, LLVMBuildAdd(c->b, base, i2.iv, "")), mean);
-  LLVMBuildStore(c->b, cg_fadd(c, load_slot(c, sq_slot, acc_dt), cg_fmul(c, dev, dev)), sq_slot);
-  cg_for_end(c, &i2);
-  LLVMValueRef var = cg_fdiv(c, load_slot(c, sq_slot, acc_dt), fd);
+  LLVMValueRef base = cg_linear(c, x, rows.ivs), mean, var;
+  row_moments(c, x, base, d, &mean, &var);
   LLVMValueRef inv = cg_fdiv(c, cg_const(c, acc_dt, 1), unary_intrinsic(c, "llvm.sqrt", cg_fadd(c, var, eps)));
-  cg_loop i3 = cg_for_begin(c, d, "i");
-  LLVMValueRef at = LLVMBuildAdd(c->b, base, i3.iv, "");
+  cg_loop i = cg_for_begin(c, d, "i");
+  LLVMValueRef at = LLVMBuildAdd(c->b, base, i.iv, "");
   LLVMValueRef r = cg_fmul(c, cg_fsub(c, load_acc(c, x, at), mean), inv);
-  if (gamma) r = cg_fmul(c, r, load_acc(c, gamma, i3.iv));
-  if (beta) r = cg_fadd(c, r, load_acc(c, beta, i3.iv));
+  if (gamma) r = cg_fmul(c, r, load_acc(c, gamma, i.iv));
+  if (beta) r = cg_fadd(c, r, load_acc(c, beta, i.iv));
   cg_store(c, y, at, r);
-  cg_for_end(c, &i3);
+  cg_for_end(c, &i);
   cg_nest_end(c, &rows);
   return true;
 }
