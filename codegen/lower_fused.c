@@ -56,8 +56,16 @@ static bool lower_elementwise_group(cg_lower *c, ir_opid op) {
   const ir_block *b = ir_b(c->g, o->regions[0]);
   ir_opid y = ir_block_terminator(c->g, o->regions[0]);
   const cg_buf *res = cg_result(c, op, 0);
-  bool flat = true;
+  /* Only the arguments some op reads take part (a hand-written group may
+   * pass others, of any shape). */
+  bool *read = ir_xcalloc((size_t)b->n_args + 1, sizeof(bool)), flat = true;
+  for (ir_opid r = b->first; r != y; r = ir_o(c->g, r)->next)
+    for (int32_t i = 0; i < ir_o(c->g, r)->n_in; i++) {
+      const ir_value *v = ir_v(c->g, ir_o(c->g, r)->in[i]);
+      if (v->def == IR_NONE) read[v->index] = true;
+    }
   for (int32_t i = 0; i < b->n_args; i++) {
+    if (!read[i]) continue;
     cg_broadcast_check(c, c->bufs[b->args[i]].type, res->type);
     flat = flat && ir_dims_equal(c->bufs[b->args[i]].type, res->type);
   }
@@ -74,7 +82,7 @@ static bool lower_elementwise_group(cg_lower *c, ir_opid op) {
   }
   for (int32_t i = 0; i < b->n_args; i++) {
     const cg_buf *a = &c->bufs[b->args[i]];
-    vals[b->args[i]] = cg_load(c, a, flat ? at : cg_broadcast_linear(c, a, res->type.rank, nest.ivs));
+    if (read[i]) vals[b->args[i]] = cg_load(c, a, flat ? at : cg_broadcast_linear(c, a, res->type.rank, nest.ivs));
   }
   cg_group_values(c, op, b->first, vals);
   for (int32_t r = 0; r < o->n_out; r++) cg_store(c, cg_result(c, op, r), at, vals[ir_o(c->g, y)->in[r]]);
@@ -83,6 +91,7 @@ static bool lower_elementwise_group(cg_lower *c, ir_opid op) {
   else
     cg_nest_end(c, &nest);
   free(vals);
+  free(read);
   return true;
 }
 
