@@ -3,16 +3,20 @@
  * (runtime/exec.h): profiling hooks around every top-level op, and ops split
  * into tasks for the context's thread pool.
  *
- * Splitting. An op whose outermost result axis is independent work (an
- * elementwise op or group, the rows of a matmul, softmax or layernorm rows)
- * is lowered a second time into its own function, NAME_run.op<k>(closure,
- * task) (<result>_fused for a group), on views of its buffers: task i covers rows [i*R, i*R + R) of the
- * result and of every operand that has the same outermost axis. The op's
- * ordinary lowering runs unchanged on those views, so every element is
- * computed exactly as without splitting. R depends only on the shapes
- * (enough work per task to pay for handing it out), never on the number of
- * threads: the results are bitwise the same for any thread count, and
- * NAME_run goes through the same tasks whether or not a pool runs them.
+ * Splitting. An op whose leading result axes are independent work (an
+ * elementwise op or group: every axis but the last; softmax and layernorm:
+ * the axes before the reduced one; a matmul of another dtype: the batch or
+ * the rows of a) is lowered a second time into its own function,
+ * NAME_run.op<k>(closure, task) (<result>_fused for a group), on views of
+ * its buffers: a task covers one index of each cut axis but the last and
+ * R rows of the last, in the result and in every operand that has those
+ * axes (aligned right; a declared 1 or a missing axis is read whole), so a
+ * batch of one still splits over its time axis. The op's ordinary lowering
+ * runs unchanged on those views, so every element is computed exactly as
+ * without splitting. R depends only on the shapes (enough work per task to
+ * pay for handing it out), never on the number of threads: the results
+ * are bitwise the same for any thread count, and NAME_run goes through the
+ * same tasks whether or not a pool runs them.
  */
 #include "lower.h"
 
@@ -75,57 +79,72 @@ void cg_copy_target_attrs(cg_lower *c, LLVMValueRef fn) {
 
 typedef struct split_plan {
   int32_t n_in;
-  bool split_in[MAX_SPLIT_OPERANDS]; /* operand i is cut along its axis 0 too */
+  int32_t axes;                      /* the result's leading axes that are cut */
+  bool whole[MAX_SPLIT_OPERANDS];    /* operand i is read whole (matmul's b) */
   int32_t cost_operand, cost_axis;   /* work per result element: that dim (matmul's K), or 1 */
 } split_plan;
 
-/* Operands of an elementwise op: split when they have the result's axis
- * 0; broadcast along it (rank lower, or a declared 1) they are read whole.
- * Any other axis 0 (a dim only proven equal at run time) prevents the split. */
-static bool plan_elementwise(const ir_graph *g, ir_opid op, split_plan *p) {
+static bool declared_one(const ir_graph *g, ir_dim d) {
+  int64_t v;
+  return ir_dim_is_const(g->dims, d, &v) && v == 1;
+}
+
+/* Every operand not read whole, aligned right with the result, must have
+ * each cut axis as the result has it, as a declared 1 (broadcast) or not
+ * at all; any other dim (one only proven equal at run time) prevents the
+ * split. */
+static bool operands_align(const ir_graph *g, ir_opid op, const split_plan *p) {
   const ir_op *o = ir_o(g, op);
   ir_type r = ir_vtype(g, o->out[0]);
-  int64_t one;
   for (int32_t i = 0; i < o->n_in; i++) {
     ir_type t = ir_vtype(g, o->in[i]);
-    if (t.rank < r.rank || (ir_dim_is_const(g->dims, t.dims[0], &one) && one == 1 &&
-                            !(ir_dim_is_const(g->dims, r.dims[0], &one) && one == 1)))
-      continue;
-    if (t.dims[0] != r.dims[0]) return false;
-    p->split_in[i] = true;
+    if (p->whole[i]) continue;
+    if (t.rank > r.rank) return false;
+    for (int32_t a = 0; a < p->axes; a++) {
+      int32_t d = a - (r.rank - t.rank);
+      if (d >= 0 && !declared_one(g, t.dims[d]) && t.dims[d] != r.dims[a]) return false;
+    }
   }
   return true;
 }
 
 /* matmul: the batch axis 0 when there is one, else the rows of a (a's
- * leading axis: not with transpose_a). */
+ * leading axis: not with transpose_a); b is read whole when it has no
+ * batch. */
 static bool plan_matmul(const ir_graph *g, ir_opid op, split_plan *p) {
   const ir_op *o = ir_o(g, op);
-  ir_type a = ir_vtype(g, o->in[0]), b = ir_vtype(g, o->in[1]), r = ir_vtype(g, o->out[0]);
+  ir_type a = ir_vtype(g, o->in[0]), r = ir_vtype(g, o->out[0]);
   bool ta = ir_get_int(g, op, "transpose_a") != 0;
   p->cost_operand = 0;
   p->cost_axis = ta ? a.rank - 2 : a.rank - 1;
+  p->axes = 1;
   if (r.rank == 2) {
-    p->split_in[0] = true;
+    p->whole[1] = true;
     return !ta && a.rank == 2;
-  }
-  for (int32_t i = 0; i < 2; i++) {
-    ir_type t = i ? b : a;
-    if (t.rank < r.rank) continue; /* broadcast over the batch */
-    if (t.dims[0] != r.dims[0]) return false;
-    p->split_in[i] = true;
   }
   return true;
 }
 
-/* Row-wise ops along another axis: x is split; gamma/beta are read whole. */
+/* Row-wise ops along another axis: the axes before it are cut. */
 static bool plan_rows(const ir_graph *g, ir_opid op, split_plan *p) {
   const ir_op *o = ir_o(g, op);
   ir_type x = ir_vtype(g, o->in[0]);
   int64_t axis = o->kind == IR_OP_SOFTMAX ? ir_get_int(g, op, "axis") : x.rank - 1;
-  if (x.rank < 2 || axis == 0 || axis == -x.rank) return false;
-  p->split_in[0] = true;
+  if (axis < 0) axis += x.rank;
+  if (x.rank < 2 || axis <= 0 || axis >= x.rank) return false;
+  p->axes = (int32_t)axis;
+  for (int32_t i = 1; i < o->n_in; i++) p->whole[i] = true; /* gamma, beta */
   return true;
+}
+
+/* Whether the cut axes hold at least two rows, as far as known now. */
+static bool worth_splitting(const ir_graph *g, ir_type r, int32_t axes) {
+  int64_t rows = 1, v;
+  for (int32_t a = 0; a < axes; a++) {
+    if (!ir_dim_is_const(g->dims, r.dims[a], &v)) return true;
+    rows *= v;
+  }
+  return rows >= 2;
 }
 
 static bool plan_split(const ir_graph *g, ir_opid op, split_plan *p) {
@@ -136,12 +155,17 @@ static bool plan_split(const ir_graph *g, ir_opid op, split_plan *p) {
   bool group = o->kind == IR_OP_FUSED && ir_fused_form_of(g, op) == IR_FUSED_ELEMENTWISE;
   if (o->n_out != 1 || o->n_in > MAX_SPLIT_OPERANDS || (o->n_regions && !group)) return false;
   ir_type r = ir_vtype(g, o->out[0]);
-  int64_t rows;
-  if (r.rank < 1 || (ir_dim_is_const(g->dims, r.dims[0], &rows) && rows < 2)) return false;
-  if (o->kind == IR_OP_MATMUL) return !cg_gemm_applies(g, op) && plan_matmul(g, op, p); /* GEMM: own tasks */
-  if (o->kind == IR_OP_SOFTMAX || o->kind == IR_OP_LAYERNORM) return plan_rows(g, op, p);
-  if (group || (ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE)) return plan_elementwise(g, op, p);
-  return false;
+  if (r.rank < 1) return false;
+  bool ok;
+  if (o->kind == IR_OP_MATMUL)
+    ok = !cg_gemm_applies(g, op) && plan_matmul(g, op, p); /* GEMM: own tasks */
+  else if (o->kind == IR_OP_SOFTMAX || o->kind == IR_OP_LAYERNORM)
+    ok = plan_rows(g, op, p);
+  else if (group || (ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE))
+    ok = (p->axes = r.rank > 1 ? r.rank - 1 : 1) > 0; /* every axis but the contiguous last */
+  else
+    ok = false;
+  return ok && worth_splitting(g, r, p->axes) && operands_align(g, op, p);
 }
 
 /* ---- the task function ------------------------------------------------------------- */
@@ -213,21 +237,57 @@ static LLVMValueRef begin_task(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, LLV
   return closure;
 }
 
-/* buf as the rows [first, first + n) of its axis 0 (whole when !cut). */
-static void view_rows(cg_lower *c, cg_buf *view, ir_type t, LLVMValueRef base, bool cut,
-                      LLVMValueRef first, LLVMValueRef n) {
+/* Where a task is: the index of each cut axis but the last, and rows
+ * [first, first + n) of the last cut axis. */
+typedef struct task_block {
+  int32_t axes, result_rank;
+  LLVMValueRef *idx; /* axes - 1 entries */
+  LLVMValueRef first, n;
+} task_block;
+
+/* buf (type t) seen as the task's block: on each cut axis it has (aligned
+ * right with the result, not a declared 1), one index, or the rows of the
+ * last; the others whole. Whole when !cut. */
+static void view_block(cg_lower *c, cg_buf *view, ir_type t, LLVMValueRef base, bool cut, const task_block *tb) {
   view->type = t;
   view->dims = ir_arena_alloc(c->g->arena, sizeof(LLVMValueRef) * (size_t)(t.rank + 1));
-  LLVMValueRef row = cg_i64(c, 1);
-  for (int32_t d = 0; d < t.rank; d++) {
-    view->dims[d] = cg_dim(c, t.dims[d]);
-    if (d > 0) row = LLVMBuildMul(c->b, row, view->dims[d], "");
-  }
   view->ptr = base;
+  LLVMValueRef offset = cg_i64(c, 0);
+  for (int32_t d = 0; d < t.rank; d++) {
+    int32_t a = d + tb->result_rank - t.rank;
+    LLVMValueRef dim = cg_dim(c, t.dims[d]), at = cg_i64(c, 0);
+    view->dims[d] = dim;
+    if (cut && a < tb->axes && !declared_one(c->g, t.dims[d])) {
+      bool rows = a == tb->axes - 1;
+      at = rows ? tb->first : tb->idx[a];
+      view->dims[d] = rows ? tb->n : cg_i64(c, 1);
+    }
+    offset = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, offset, dim, ""), at, "");
+  }
   if (!cut) return;
-  view->dims[0] = n;
-  LLVMValueRef offset = cg_bytes(c, t.dtype, LLVMBuildMul(c->b, first, row, ""));
-  view->ptr = LLVMBuildGEP2(c->b, c->i8, base, &offset, 1, "rows");
+  LLVMValueRef bytes = cg_bytes(c, t.dtype, offset);
+  view->ptr = LLVMBuildGEP2(c->b, c->i8, base, &bytes, 1, "block");
+}
+
+/* Task `task` of the op: blocks of `per_task` rows of the last cut axis,
+ * for each index of the cut axes before it (the outer ones fastest last). */
+static task_block locate_task(cg_lower *c, ir_type r, int32_t axes, LLVMValueRef task, LLVMValueRef per_task) {
+  LLVMBuilderRef B = c->b;
+  task_block tb = {.axes = axes, .result_rank = r.rank};
+  tb.idx = ir_arena_alloc(c->g->arena, sizeof(LLVMValueRef) * (size_t)axes);
+  LLVMValueRef rows = cg_dim(c, r.dims[axes - 1]);
+  LLVMValueRef blocks = LLVMBuildSDiv(B, LLVMBuildSub(B, LLVMBuildAdd(B, rows, per_task, ""), cg_i64(c, 1), ""),
+                                      per_task, "blocks");
+  LLVMValueRef outer = LLVMBuildSDiv(B, task, blocks, "outer");
+  tb.first = LLVMBuildMul(B, LLVMBuildSRem(B, task, blocks, ""), per_task, "first");
+  LLVMValueRef left = LLVMBuildSub(B, rows, tb.first, "");
+  tb.n = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, left, per_task, ""), left, per_task, "n");
+  for (int32_t a = axes - 2; a >= 0; a--) {
+    LLVMValueRef dim = cg_dim(c, r.dims[a]);
+    tb.idx[a] = LLVMBuildSRem(B, outer, dim, "");
+    outer = LLVMBuildSDiv(B, outer, dim, "");
+  }
+  return tb;
 }
 
 /* NAME_run.op<k>(closure, task): the op's lowering on one task's rows. */
@@ -243,19 +303,14 @@ static LLVMValueRef build_task(cg_lower *c, ir_opid op, const split_plan *p, LLV
   cg_copy_target_attrs(c, fn);
   LLVMValueRef rows_per_task;
   LLVMValueRef closure = begin_task(c, fn, ct, &rows_per_task);
-  ir_type rt = ir_vtype(c->g, o->out[0]);
-  LLVMValueRef rows = cg_dim(c, rt.dims[0]);
-  LLVMValueRef first = LLVMBuildMul(c->b, LLVMGetParam(fn, 1), rows_per_task, "first");
-  LLVMValueRef left = LLVMBuildSub(c->b, rows, first, "");
-  LLVMValueRef n = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, left, rows_per_task, ""), left,
-                                   rows_per_task, "n");
+  task_block tb = locate_task(c, ir_vtype(c->g, o->out[0]), p->axes, LLVMGetParam(fn, 1), rows_per_task);
   cg_buf saved[MAX_SPLIT_OPERANDS + 1];
   for (int32_t i = 0; i < o->n_in; i++) saved[i] = c->bufs[o->in[i]];
   saved[o->n_in] = c->bufs[o->out[0]];
   for (int32_t i = 0; i <= o->n_in; i++) {
     ir_val v = i < o->n_in ? o->in[i] : o->out[0];
     LLVMValueRef base = closure_field(c, ct, closure, CL_BUFS + i, c->ptr);
-    view_rows(c, &c->bufs[v], ir_vtype(c->g, v), base, i == o->n_in || p->split_in[i], first, n);
+    view_block(c, &c->bufs[v], ir_vtype(c->g, v), base, i == o->n_in || !p->whole[i], &tb);
   }
   bool ok = lower(c, op);
   LLVMBuildRetVoid(c->b);
@@ -267,7 +322,7 @@ static LLVMValueRef build_task(cg_lower *c, ir_opid op, const split_plan *p, LLV
 static LLVMValueRef rows_per_task(cg_lower *c, ir_opid op, const split_plan *p) {
   const cg_buf *r = cg_result(c, op, 0);
   LLVMValueRef per_row = cg_i64(c, 1);
-  for (int32_t d = 1; d < r->type.rank; d++) per_row = LLVMBuildMul(c->b, per_row, r->dims[d], "");
+  for (int32_t d = p->axes; d < r->type.rank; d++) per_row = LLVMBuildMul(c->b, per_row, r->dims[d], "");
   if (p->cost_operand >= 0)
     per_row = LLVMBuildMul(c->b, per_row, cg_operand(c, op, p->cost_operand)->dims[p->cost_axis], "");
   LLVMValueRef one = cg_i64(c, 1);
@@ -299,7 +354,8 @@ void cg_parallel_for(cg_lower *c, LLVMValueRef task, LLVMValueRef closure, LLVMV
 
 /* In NAME_run: fill the closure, run the tasks (on the pool when exec has
  * one, else in a loop), and fail with the tasks' status if any failed. */
-static void run_tasks(cg_lower *c, ir_opid op, LLVMValueRef task, LLVMTypeRef ct, LLVMValueRef per_task) {
+static void run_tasks(cg_lower *c, ir_opid op, LLVMValueRef task, LLVMTypeRef ct, LLVMValueRef per_task,
+                      int32_t axes) {
   const ir_op *o = ir_o(c->g, op);
   LLVMValueRef closure = cg_entry_alloca(c, ct, "closure");
   LLVMValueRef status = cg_entry_alloca(c, c->i32, "task.status");
@@ -311,9 +367,12 @@ static void run_tasks(cg_lower *c, ir_opid op, LLVMValueRef task, LLVMTypeRef ct
     const cg_buf *b = i < o->n_in ? cg_operand(c, op, i) : cg_result(c, op, 0);
     LLVMBuildStore(c->b, b->ptr, LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)(CL_BUFS + i), ""));
   }
-  LLVMValueRef rows = cg_result(c, op, 0)->dims[0];
-  LLVMValueRef n_tasks = LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, LLVMBuildAdd(c->b, rows, per_task, ""), cg_i64(c, 1), ""),
-                                       per_task, "tasks");
+  const cg_buf *r = cg_result(c, op, 0);
+  LLVMValueRef rows = r->dims[axes - 1], outer = cg_i64(c, 1);
+  for (int32_t a = 0; a + 1 < axes; a++) outer = LLVMBuildMul(c->b, outer, r->dims[a], "");
+  LLVMValueRef blocks = LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, LLVMBuildAdd(c->b, rows, per_task, ""), cg_i64(c, 1), ""),
+                                      per_task, "blocks");
+  LLVMValueRef n_tasks = LLVMBuildMul(c->b, outer, blocks, "tasks");
   cg_parallel_for(c, task, closure, n_tasks);
   LLVMValueRef st = LLVMBuildLoad2(c->b, c->i32, status, "");
   LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.fail");
@@ -335,7 +394,7 @@ bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done) {
   LLVMValueRef task = build_task(c, op, &p, ct, lower);
   restore_state(c, &s);
   if (!task) return false;
-  run_tasks(c, op, task, ct, per_task);
+  run_tasks(c, op, task, ct, per_task, p.axes);
   *done = true;
   return true;
 }

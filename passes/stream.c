@@ -458,7 +458,7 @@ static bool analyze(sctx *s) {
     const ir_op *o = ir_o(g, op);
     if (o->kind != IR_OP_SCAN && attrs_use_time(s, op))
       return block(s, op, "has an attribute that depends on T (the length of the whole sequence)");
-    bool body_time = regions_use_time(s, op);
+    bool body_time = o->kind != IR_OP_FUSED && regions_use_time(s, op); /* a group streams by its ops' rules */
     bool no_time = !any_operand(s, op, SV_SEQ) && !attrs_use_time(s, op) && !body_time;
     for (int32_t r = 0; r < o->n_out && no_time; r++) no_time = time_axis_of_type(s, ir_vtype(g, o->out[r])) == -1;
     if (no_time && o->kind != IR_OP_YIELD) {
