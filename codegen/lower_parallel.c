@@ -75,7 +75,7 @@ void cg_copy_target_attrs(cg_lower *c, LLVMValueRef fn) {
 
 /* ---- which ops split, and how ------------------------------------------------------ */
 
-#define MAX_SPLIT_OPERANDS 8
+#define MAX_SPLIT_OPERANDS 32
 
 typedef struct split_plan {
   int32_t n_in;

@@ -34,14 +34,19 @@ static bool is_elementwise(const ir_graph *g, ir_opid op) {
   return (ir_opinfo_of(o->kind)->flags & IR_ELEMENTWISE) && o->n_out == 1;
 }
 
-/* The one op of v's block that reads v, when exactly one operand of the
- * whole graph does and it is not the block's terminator; else IR_NONE. */
-static ir_opid only_reader(const ir_graph *g, ir_opid def, ir_val v) {
-  if (ir_value_use_count(g, v) != 1) return IR_NONE;
+/* The one op of v's block that reads v (maybe as several of its
+ * operands), when no other op does and it is not the block's terminator;
+ * else IR_NONE. uses[v] counts v's operands in the graph as the pass
+ * started: fusing only removes reads, so a stale count errs toward no
+ * group. */
+static ir_opid only_reader(const ir_graph *g, const int32_t *uses, ir_opid def, ir_val v) {
   for (ir_opid op = ir_o(g, def)->next; op != IR_NONE; op = ir_o(g, op)->next) {
     const ir_op *o = ir_o(g, op);
-    for (int32_t i = 0; i < o->n_in; i++)
-      if (o->in[i] == v) return (ir_opinfo_of(o->kind)->flags & IR_TERMINATOR) ? IR_NONE : op;
+    int32_t reads = 0;
+    for (int32_t i = 0; i < o->n_in; i++) reads += o->in[i] == v;
+    if (!reads) continue;
+    bool terminator = ir_opinfo_of(o->kind)->flags & IR_TERMINATOR;
+    return reads == uses[v] && !terminator ? op : IR_NONE;
   }
   return IR_NONE;
 }
@@ -64,14 +69,14 @@ static bool may_join(const ir_graph *g, const chain *c, ir_opid op) {
 }
 
 /* The longest chain starting at root. */
-static void grow_chain(const ir_graph *g, ir_opid root, chain *c) {
+static void grow_chain(const ir_graph *g, const int32_t *uses, ir_opid root, chain *c) {
   c->ops[0] = root;
   c->n = 1;
   c->space = ir_vtype(g, ir_o(g, root)->out[0]);
   c->gemm = ir_o(g, root)->kind == IR_OP_MATMUL_PACKED;
   for (;;) {
     ir_opid last = c->ops[c->n - 1];
-    ir_opid next = only_reader(g, last, ir_o(g, last)->out[0]);
+    ir_opid next = only_reader(g, uses, last, ir_o(g, last)->out[0]);
     if (next == IR_NONE || !may_join(g, c, next)) return;
     c->ops[c->n++] = next;
   }
@@ -125,13 +130,13 @@ static bool may_root(const ir_graph *g, ir_opid op) {
   return ir_o(g, op)->kind == IR_OP_MATMUL_PACKED || is_elementwise(g, op);
 }
 
-static void fuse_block(ir_graph *g, ir_blockid b) {
+static void fuse_block(ir_graph *g, const int32_t *uses, ir_blockid b) {
   for (ir_opid op = ir_b(g, b)->first, next; op != IR_NONE; op = next) {
     next = ir_o(g, op)->next;
-    if (ir_o(g, op)->kind == IR_OP_SCAN) fuse_block(g, ir_o(g, op)->regions[0]);
+    if (ir_o(g, op)->kind == IR_OP_SCAN) fuse_block(g, uses, ir_o(g, op)->regions[0]);
     if (!may_root(g, op)) continue;
     chain c;
-    grow_chain(g, op, &c);
+    grow_chain(g, uses, op, &c);
     if (c.n < 2) continue;
     /* Ops between the members stay where they are, and are visited next. */
     while (next != IR_NONE && is_member(&c, next)) next = ir_o(g, next)->next;
@@ -141,6 +146,8 @@ static void fuse_block(ir_graph *g, ir_blockid b) {
 
 bool pass_fuse(ir_graph *g, pass_ctx *ctx) {
   (void)ctx;
-  fuse_block(g, g->body);
+  int32_t *uses = ir_use_counts(g);
+  fuse_block(g, uses, g->body);
+  free(uses);
   return true;
 }
