@@ -2,7 +2,7 @@
  * fuse.c - the fuse pass: kernel groups (ALGORITHMS.md section 5).
  *
  * A group is a chain of ops of one block in which every value but the
- * last has exactly one reader, the next op of the chain. Two kinds:
+ * last is read by one op only (maybe twice), the next of the chain. Two kinds:
  *  - a GEMM and its epilogue: a matmul_packed, then elementwise f32 ops
  *    over its result's dims whose other operands are read whole, as one
  *    row (a bias) or as a scalar: act(A B + bias) + residual;
