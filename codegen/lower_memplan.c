@@ -12,7 +12,7 @@
  * Slots. Every scratch buffer the body allocates is a slot holding one
  * byte size, a symbolic dim (element count times dtype size). After an op
  * the slots of the values that die there return to the pool; a later
- * value of exactly that size takes the most recently freed one instead of
+ * value of exactly that size takes the newest free one (the last made) instead of
  * new scratch. Since sizes are symbolic, slots of different sizes never
  * share bytes: every offset is a sum of symbolic sizes, fixed when the
  * code is generated, and the plan holds for every binding of the dims
@@ -85,7 +85,7 @@ void cg_memplan_free(cg_memplan *p) {
   free(p);
 }
 
-/* The most recently freed slot of `bytes`, or -1. */
+/* The newest free slot of `bytes` (the last made), or -1. */
 static int32_t free_slot(const cg_memplan *p, ir_dim bytes) {
   for (int32_t s = p->n_slots - 1; s >= 0; s--)
     if (p->slots[s].free && p->slots[s].bytes == bytes) return s;

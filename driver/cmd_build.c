@@ -84,6 +84,16 @@ static int parse_build_args(int argc, char **argv, build_args *a) {
     }
   }
   if (!cli_require_model("build", a->in)) return 1;
+  if (a->n_dims && !a->verbose) {
+    cli_error("--dim only sizes the arena -v prints; add -v");
+    return 1;
+  }
+  for (int i = 0; i < a->n_dims; i++)
+    for (int k = 0; k < i; k++)
+      if (!strcmp(a->dims[i].name, a->dims[k].name)) {
+        cli_error("--dim binds '%s' twice", a->dims[i].name);
+        return 1;
+      }
   return 0;
 }
 
@@ -177,6 +187,24 @@ static bool bind_symbols(const build_args *a, const cg_program *p, int64_t *syms
   return missing->len == 0;
 }
 
+/* Whether every --dim names a symbol of forward or step. */
+static bool dims_known(const build_args *a, const cg_model *m) {
+  for (int i = 0; i < a->n_dims; i++) {
+    bool found = false;
+    for (int k = 0; k < 2 && !found; k++) {
+      const cg_program *p = k ? m->step : m->forward;
+      const char *const *names;
+      int32_t n = p ? cg_program_symbols(p, &names) : 0;
+      for (int32_t j = 0; j < n && !found; j++) found = !strcmp(names[j], a->dims[i].name);
+    }
+    if (!found) {
+      cli_error("--dim %s: the model has no dim symbol '%s'", a->dims[i].name, a->dims[i].name);
+      return false;
+    }
+  }
+  return true;
+}
+
 /* -v: the scratch arena program p (forward or step) needs for the --dim
  * bindings, from its own NAME_scratch_bytes run in the JIT. */
 static bool report_arena(const build_args *a, const char *what, cg_program *p, ir_diag *d) {
@@ -264,6 +292,7 @@ static int build(build_args *a_in) {
     if (sr.step) m.step = cg_compile(sr.step, &a.cg, &d);
     ok = m.forward && (!sr.step || m.step);
   }
+  ok = ok && (!a.verbose || dims_known(&a, &m));
   if (ok) {
     char *path = a.out ? strdup(a.out) : default_output(a.in, ext);
     ok = write_build(&m, kind, path, &d);
