@@ -203,6 +203,17 @@ const ir_tensor_data *ir_constant_data(const ir_graph *g, ir_val v) {
   return a->present ? a->u.t : NULL;
 }
 
+int64_t ir_concurrent_group(const ir_graph *g, ir_opid op) {
+  return ir_o(g, op)->kind == IR_OP_SCAN ? ir_get_int(g, op, "concurrent") : 0;
+}
+
+ir_opid ir_concurrent_front(const ir_graph *g, ir_opid op) {
+  int64_t k = ir_concurrent_group(g, op);
+  if (k <= 0) return op;
+  while (ir_o(g, op)->prev != IR_NONE && ir_concurrent_group(g, ir_o(g, op)->prev) == k) op = ir_o(g, op)->prev;
+  return op;
+}
+
 void ir_op_describe(const ir_graph *g, ir_opid op, ir_buf *out) {
   const ir_op *o = ir_o(g, op);
   ir_buf_puts(out, ir_opinfo_of(o->kind)->name);

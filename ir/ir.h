@@ -241,6 +241,15 @@ ir_opid ir_def_of_kind(const ir_graph *g, ir_val v, ir_opkind kind);
 /* The data of v when a `constant` op defines it, else NULL. */
 const ir_tensor_data *ir_constant_data(const ir_graph *g, ir_val v);
 
+/* Concurrent scans (docs/ir.md, the bidir pass): the group of op, k > 0
+ * when op is a scan with `concurrent = k` (it may run at once with the
+ * adjacent scans of the same k), else 0. */
+int64_t ir_concurrent_group(const ir_graph *g, ir_opid op);
+/* The first op of op's group, op itself when it has none: where a pass that
+ * puts new ops before op must put them, so that the group stays adjacent
+ * (what they read is defined before the group, as op's operands are). */
+ir_opid ir_concurrent_front(const ir_graph *g, ir_opid op);
+
 /* "<kind> '<first result's name>'" ("matmul 'q'"; the kind alone when the
  * op has no named result), for messages about an op. */
 void ir_op_describe(const ir_graph *g, ir_opid op, ir_buf *out);
