@@ -22,12 +22,14 @@
  * what lowering needs (decompose: codegen lowers primitive ops only):
  *   -O0  "decompose"                                      only what lowering needs
  *   -O1  "decompose,canonicalize,dce,const-hoist"         plus cheap clean-up
- *   -O2  "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist"
+ *   -O2  "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,bidir"
  *        the default; -O3 is the same for now. scan-hoist lifts input
  *        projections out of scans before pack-weights packs their weights;
  *        cse merges packs of one weight and dce drops what they replaced.
- * const-hoist comes last: it moves what the others left of the work on
- * parameters into the init op, and nothing after it needs to look inside.
+ * const-hoist comes after every pass that creates work on parameters: it
+ * moves what they left into the init op, and nothing after it needs to
+ * look inside. bidir, last, only reorders top-level ops (what is left once
+ * init took the weights' work) and groups independent scans.
  */
 #include "pass.h"
 
@@ -62,7 +64,7 @@ const pass_info *const *pass_all(void) { return all_passes; }
 const char *pass_pipeline_for_level(int level) {
   if (level <= 0) return "decompose";
   if (level == 1) return "decompose,canonicalize,dce,const-hoist";
-  return "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist";
+  return "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,bidir";
 }
 
 /* ---- parsing pass lists --------------------------------------------------- */
