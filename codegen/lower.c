@@ -492,11 +492,14 @@ bool cg_lower_block(cg_lower *c, ir_blockid b) {
     bool top = b == c->g->body && !c->measuring && o->kind != IR_OP_INIT;
     if (top) cg_kernel_begin(c, op);
     bool split = false;
+    ir_opid last = op; /* a concurrent group is lowered at its first scan */
     bool ok = !top || cg_lower_split(c, op, lowerings[o->kind], &split);
+    if (ok && top && !split) ok = cg_lower_concurrent(c, op, &last, &split);
     if (ok && !split) ok = lowerings[o->kind](c, op);
     if (ok && top) cg_kernel_end(c, op);
     c->current = outer;
     if (!ok) return false;
+    op = last;
   }
   return true;
 }

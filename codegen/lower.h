@@ -187,6 +187,13 @@ void cg_kernel_end(cg_lower *c, ir_opid op);
  * False after an error. */
 bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done);
 
+/* Lowers the concurrent scans op starts (op's `concurrent` group, when it
+ * is a top-level scan of NAME_run with at least one partner) as one task
+ * per scan, *done set and *last the group's last scan, which the walker
+ * continues after; otherwise leaves op to the caller (*done false, *last
+ * op). The walker has allocated op's results. False after an error. */
+bool cg_lower_concurrent(cg_lower *c, ir_opid op, ir_opid *last, bool *done);
+
 /* Run task(closure, i) for i in [0, n_tasks): on the context's pool when
  * NAME_run's exec has one, else in a loop, in order. The tasks must not
  * fail. */
