@@ -433,7 +433,7 @@ static void check_concurrent_groups(verifier *V) {
       prev = id;
     }
   }
-  qsort(runs, (size_t)n, sizeof(group_run), compare_runs);
+  if (n > 1) qsort(runs, (size_t)n, sizeof(group_run), compare_runs);
   for (int32_t i = 1; i < n; i++) {
     if (runs[i].id != runs[i - 1].id || (i >= 2 && runs[i - 2].id == runs[i].id)) continue;
     report(V, ir_o(V->g, runs[i].first)->loc,
