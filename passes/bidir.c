@@ -24,8 +24,9 @@
  * do not change; only which of two failing run-time checks reports first
  * may.
  *
- * Every scan not in a group leads one once, in body order: after a join
- * moved scans before the group, the walk resumes at the first op moved.
+ * Every scan not in a group tries once, in body order, to lead one (a walk
+ * over the ops after it: linear per leader); after a join moved scans
+ * before the group, the walk resumes at the first op moved.
  * Scans in regions are left alone, and so are scans already in a group:
  * running the pass again changes nothing. New group ids follow the largest
  * in use. The input projections of the two directions stay two GEMMs (one
