@@ -528,14 +528,54 @@ static bool lower_op(cg_lower *c, ir_blockid b, ir_opid op) {
   return ok;
 }
 
+/* The last scan of op's concurrent group in the graph body (docs/ir.md),
+ * op itself when it starts none. */
+static ir_opid group_end(const cg_lower *c, ir_blockid b, ir_opid op) {
+  int64_t k = b == c->g->body ? ir_concurrent_group(c->g, op) : 0;
+  while (k > 0 && ir_o(c->g, op)->next != IR_NONE && ir_concurrent_group(c->g, ir_o(c->g, op)->next) == k)
+    op = ir_o(c->g, op)->next;
+  return op;
+}
+
+/* Ops first..last: one op, or a concurrent group, which NAME_run runs as
+ * one task per scan (cg_lower_concurrent) and every other walk scan by
+ * scan. */
+static bool lower_ops(cg_lower *c, ir_blockid b, ir_opid first, ir_opid last) {
+  if (first != last && !c->measuring && c->split) {
+    ir_opid outer = c->current;
+    c->current = first;
+    cg_kernel_begin(c, first);
+    bool ok = cg_lower_concurrent(c, first, last);
+    if (ok) cg_kernel_end(c, first);
+    c->current = outer;
+    return ok;
+  }
+  bool ok = true;
+  for (ir_opid op = first; ok; op = ir_o(c->g, op)->next) {
+    ok = lower_op(c, b, op);
+    if (op == last) break;
+  }
+  return ok;
+}
+
 bool cg_lower_block(cg_lower *c, ir_blockid b) {
   cg_memplan *plan = b == c->g->body && c->g->plan_memory ? cg_memplan_new(c) : NULL;
   bool ok = true;
   for (ir_opid op = ir_b(c->g, b)->first; ok && op != IR_NONE; op = ir_o(c->g, op)->next) {
     if (ir_opinfo_of(ir_o(c->g, op)->kind)->flags & IR_TERMINATOR) continue; /* the block's owner copies */
-    place_results(c, op, plan);
-    ok = lower_op(c, b, op);
-    if (plan) cg_memplan_release(c, plan, op);
+    /* A group's results are all placed before any of it runs, in every
+     * walk, so NAME_scratch_bytes sees the layout NAME_run uses. */
+    ir_opid last = group_end(c, b, op);
+    for (ir_opid m = op;; m = ir_o(c->g, m)->next) {
+      place_results(c, m, plan);
+      if (m == last) break;
+    }
+    ok = lower_ops(c, b, op, last);
+    for (ir_opid m = op; plan; m = ir_o(c->g, m)->next) {
+      cg_memplan_release(c, plan, m);
+      if (m == last) break;
+    }
+    op = last;
   }
   cg_memplan_free(plan);
   return ok;

@@ -190,6 +190,12 @@ void cg_kernel_end(cg_lower *c, ir_opid op);
  * False after an error. */
 bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done);
 
+/* Lowers the concurrent scans first..last of NAME_run's body (one
+ * `concurrent` group, at least two scans) as one task per scan, each with
+ * its own scratch region. The walker has placed every scan's results, in
+ * the same order in NAME_scratch_bytes. False after an error. */
+bool cg_lower_concurrent(cg_lower *c, ir_opid first, ir_opid last);
+
 /* Run task(closure, i) for i in [0, n_tasks): on the context's pool when
  * NAME_run's exec has one, else in a loop, in order. The tasks must not
  * fail. */

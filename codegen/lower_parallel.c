@@ -17,6 +17,9 @@
  * pay for handing it out), never on the number of threads: the results
  * are bitwise the same for any thread count, and NAME_run goes through the
  * same tasks whether or not a pool runs them.
+ *
+ * Concurrent scans (a group made by the bidir pass) run the same way, one
+ * task per scan; see "concurrent scans" below.
  */
 #include "lower.h"
 
@@ -214,8 +217,24 @@ static void restore_state(cg_lower *c, const fn_state *s) {
   LLVMPositionBuilderAtEnd(c->b, s->at);
 }
 
-/* Entry (allocas, closure fields, dims) and a failure exit that stores
- * the status for NAME_run and returns. */
+/* Ends a task function's entry block (c->entry_end) and builds its failure
+ * exit, which stores the status at status_out for NAME_run and returns;
+ * the builder continues in `start`. */
+static void end_task_entry(cg_lower *c, LLVMValueRef fn, LLVMBasicBlockRef start, LLVMValueRef status_out) {
+  c->args = NULL;
+  c->exec = NULL;
+  c->entry_end = LLVMBuildBr(c->b, start);
+  c->fail = LLVMAppendBasicBlockInContext(c->ctx, fn, "fail");
+  LLVMPositionBuilderAtEnd(c->b, c->fail);
+  LLVMValueRef store = LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i32, c->status, ""), status_out);
+  LLVMSetOrdering(store, LLVMAtomicOrderingMonotonic);
+  LLVMSetAlignment(store, 4);
+  LLVMBuildRetVoid(c->b);
+  LLVMPositionBuilderAtEnd(c->b, start);
+}
+
+/* Entry (allocas, closure fields, dims) and a failure exit. Every failing
+ * task of one op stores the same status (code and op) in one slot. */
 static LLVMValueRef begin_task(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, LLVMValueRef *rows_per_task) {
   LLVMBasicBlockRef start = cg_begin_entry(c, fn);
   LLVMValueRef closure = LLVMGetParam(fn, 0);
@@ -223,17 +242,7 @@ static LLVMValueRef begin_task(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, LLV
   LLVMValueRef status_out = closure_field(c, ct, closure, CL_STATUS, c->ptr);
   *rows_per_task = closure_field(c, ct, closure, CL_ROWS, c->i64);
   c->scratch = LLVMConstPointerNull(c->ptr); /* lowerings never allocate */
-  c->args = NULL;
-  c->exec = NULL;
-  c->entry_end = LLVMBuildBr(c->b, start);
-  c->fail = LLVMAppendBasicBlockInContext(c->ctx, fn, "fail");
-  LLVMPositionBuilderAtEnd(c->b, c->fail);
-  /* Every failing task of one op stores the same status (code and op). */
-  LLVMValueRef store = LLVMBuildStore(c->b, LLVMBuildLoad2(c->b, c->i32, c->status, ""), status_out);
-  LLVMSetOrdering(store, LLVMAtomicOrderingMonotonic);
-  LLVMSetAlignment(store, 4);
-  LLVMBuildRetVoid(c->b);
-  LLVMPositionBuilderAtEnd(c->b, start);
+  end_task_entry(c, fn, start, status_out);
   return closure;
 }
 
@@ -352,6 +361,18 @@ void cg_parallel_for(cg_lower *c, LLVMValueRef task, LLVMValueRef closure, LLVMV
   LLVMPositionBuilderAtEnd(c->b, done);
 }
 
+/* In NAME_run after tasks: fail with the status they stored at `slot`, if any. */
+static void fail_on_status(cg_lower *c, LLVMValueRef slot) {
+  LLVMValueRef st = LLVMBuildLoad2(c->b, c->i32, slot, "");
+  LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.fail");
+  LLVMBasicBlockRef good = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.ok");
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, st, cg_i32(c, 0), ""), good, bad);
+  LLVMPositionBuilderAtEnd(c->b, bad);
+  LLVMBuildStore(c->b, st, c->status);
+  LLVMBuildBr(c->b, c->fail);
+  LLVMPositionBuilderAtEnd(c->b, good);
+}
+
 /* In NAME_run: fill the closure, run the tasks (on the pool when exec has
  * one, else in a loop), and fail with the tasks' status if any failed. */
 static void run_tasks(cg_lower *c, ir_opid op, LLVMValueRef task, LLVMTypeRef ct, LLVMValueRef per_task,
@@ -374,14 +395,7 @@ static void run_tasks(cg_lower *c, ir_opid op, LLVMValueRef task, LLVMTypeRef ct
                                       per_task, "blocks");
   LLVMValueRef n_tasks = LLVMBuildMul(c->b, outer, blocks, "tasks");
   cg_parallel_for(c, task, closure, n_tasks);
-  LLVMValueRef st = LLVMBuildLoad2(c->b, c->i32, status, "");
-  LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.fail");
-  LLVMBasicBlockRef good = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.ok");
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, st, cg_i32(c, 0), ""), good, bad);
-  LLVMPositionBuilderAtEnd(c->b, bad);
-  LLVMBuildStore(c->b, st, c->status);
-  LLVMBuildBr(c->b, c->fail);
-  LLVMPositionBuilderAtEnd(c->b, good);
+  fail_on_status(c, status);
 }
 
 bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done) {
@@ -397,4 +411,191 @@ bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done) {
   run_tasks(c, op, task, ct, per_task, p.axes);
   *done = true;
   return true;
+}
+
+/* ---- concurrent scans ------------------------------------------------------------ */
+
+/* A group of concurrent scans (`concurrent = k`, the bidir pass) in NAME_run
+ * runs as one parallel_for with one task per scan: NAME_run.group<op>(closure,
+ * i) lowers the group's scan i, unchanged, on its operands' and results'
+ * buffers. Nested parallel_for calls (the GEMMs of the bodies) get no exec
+ * and run their tasks inline, on the scan's thread.
+ *
+ * Scratch. All that a scan allocates (step index, slices, staging, one
+ * step's body values, reused from step to step) must be its own while it
+ * runs next to the others. NAME_run gives scan i the region that starts
+ * where the bump pointer stands after the regions before it and spans what
+ * the measuring walk of scan i allocates: that walk (NAME_scratch_bytes's)
+ * runs right there, emitting only the bump pointer's arithmetic, so the
+ * regions are exactly what NAME_scratch_bytes counted for the same scans
+ * (its walk measures them one after the other) and cannot drift from it.
+ * Each task starts its bump pointer at its region.
+ *
+ * Status. Each task has its own slot. After the tasks, the first scan of
+ * the group that failed fails NAME_run, as it would have failed first when
+ * run in order.
+ *
+ * Closure: {syms, status slots, scratch, then per scan: its region's
+ * offset and a pointer per operand and result}. */
+enum { GC_SYMS, GC_STATUS, GC_SCRATCH, GC_SCANS };
+
+typedef struct scan_group {
+  ir_opid *scans;
+  int32_t n;
+  int32_t *field; /* per scan: the closure field of its region offset */
+  int32_t n_fields;
+} scan_group;
+
+/* Buffers a scan's task receives: one per operand and result. */
+static int32_t n_scan_bufs(const ir_graph *g, ir_opid op) { return ir_o(g, op)->n_in + ir_o(g, op)->n_out; }
+
+static scan_group group_of(const ir_graph *g, ir_opid first) {
+  scan_group s = {0};
+  int64_t id = ir_concurrent_group(g, first);
+  for (ir_opid op = first; op != IR_NONE && ir_concurrent_group(g, op) == id; op = ir_o(g, op)->next) s.n++;
+  s.scans = ir_xmalloc(sizeof(ir_opid) * (size_t)s.n);
+  s.field = ir_xmalloc(sizeof(int32_t) * (size_t)s.n);
+  s.n_fields = GC_SCANS;
+  ir_opid op = first;
+  for (int32_t i = 0; i < s.n; i++, op = ir_o(g, op)->next) {
+    s.scans[i] = op;
+    s.field[i] = s.n_fields;
+    s.n_fields += 1 + n_scan_bufs(g, op);
+  }
+  return s;
+}
+
+static LLVMTypeRef group_closure_type(cg_lower *c, const scan_group *s) {
+  LLVMTypeRef *fields = ir_xmalloc(sizeof(LLVMTypeRef) * (size_t)s->n_fields);
+  for (int32_t f = 0; f < s->n_fields; f++) fields[f] = c->ptr;
+  for (int32_t i = 0; i < s->n; i++) fields[s->field[i]] = c->i64;
+  LLVMTypeRef t = LLVMStructTypeInContext(c->ctx, fields, (unsigned)s->n_fields, 0);
+  free(fields);
+  return t;
+}
+
+/* Operand k (k < n_in) or result k - n_in of op. */
+static ir_val scan_buf_value(const ir_graph *g, ir_opid op, int32_t k) {
+  const ir_op *o = ir_o(g, op);
+  return k < o->n_in ? o->in[k] : o->out[k - o->n_in];
+}
+
+/* Case i of the task: scan i on views of its buffers, its bump pointer at
+ * its region. */
+static bool build_group_case(cg_lower *c, const scan_group *s, int32_t i, LLVMTypeRef ct, LLVMValueRef closure) {
+  ir_opid op = s->scans[i];
+  int32_t n_bufs = n_scan_bufs(c->g, op);
+  LLVMBuildStore(c->b, closure_field(c, ct, closure, s->field[i], c->i64), c->sp);
+  for (int32_t k = 0; k < n_bufs; k++) {
+    ir_val v = scan_buf_value(c->g, op, k);
+    LLVMValueRef base = closure_field(c, ct, closure, s->field[i] + 1 + k, c->ptr);
+    cg_view_buf(c, &c->bufs[v], ir_vtype(c->g, v), base);
+  }
+  c->current = op;
+  return lower_scan(c, op);
+}
+
+/* NAME_run.group<op>(closure, i): a switch over the group's scans. */
+static LLVMValueRef build_group_task(cg_lower *c, const scan_group *s, LLVMTypeRef ct) {
+  ir_buf name = {0};
+  ir_buf_printf(&name, "%s_run.group%d", c->prefix, (int)s->scans[0]);
+  LLVMValueRef fn = LLVMAddFunction(c->mod, name.s,
+                                    LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->i64}, 2, 0));
+  ir_buf_free(&name);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  cg_copy_target_attrs(c, fn);
+  LLVMBasicBlockRef start = cg_begin_entry(c, fn);
+  LLVMValueRef closure = LLVMGetParam(fn, 0), task = LLVMGetParam(fn, 1);
+  c->syms = closure_field(c, ct, closure, GC_SYMS, c->ptr);
+  c->scratch = closure_field(c, ct, closure, GC_SCRATCH, c->ptr);
+  LLVMValueRef slots = closure_field(c, ct, closure, GC_STATUS, c->ptr);
+  end_task_entry(c, fn, start, LLVMBuildGEP2(c->b, c->i32, slots, &task, 1, "status.slot"));
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "done");
+  LLVMValueRef sw = LLVMBuildSwitch(c->b, task, done, (unsigned)s->n);
+  bool ok = true;
+  for (int32_t i = 0; i < s->n && ok; i++) {
+    LLVMBasicBlockRef at = LLVMAppendBasicBlockInContext(c->ctx, fn, "scan");
+    LLVMAddCase(sw, cg_i64(c, i), at);
+    LLVMPositionBuilderAtEnd(c->b, at);
+    ok = build_group_case(c, s, i, ct, closure);
+    LLVMBuildBr(c->b, done);
+  }
+  LLVMPositionBuilderAtEnd(c->b, done);
+  LLVMBuildRetVoid(c->b);
+  return ok ? fn : NULL;
+}
+
+/* In NAME_run: the regions, the closure, the tasks, the statuses in order. */
+static void run_group(cg_lower *c, const scan_group *s, LLVMTypeRef ct, LLVMValueRef task,
+                      const LLVMValueRef *offsets) {
+  LLVMValueRef closure = cg_entry_alloca(c, ct, "group.closure");
+  LLVMValueRef slots = cg_entry_alloca(c, LLVMArrayType(c->i32, (unsigned)s->n), "group.status");
+  LLVMValueRef *slot = ir_xmalloc(sizeof(LLVMValueRef) * (size_t)s->n);
+  LLVMBuildStore(c->b, c->syms, LLVMBuildStructGEP2(c->b, ct, closure, GC_SYMS, ""));
+  LLVMBuildStore(c->b, slots, LLVMBuildStructGEP2(c->b, ct, closure, GC_STATUS, ""));
+  LLVMBuildStore(c->b, c->scratch, LLVMBuildStructGEP2(c->b, ct, closure, GC_SCRATCH, ""));
+  for (int32_t i = 0; i < s->n; i++) {
+    slot[i] = LLVMBuildGEP2(c->b, c->i32, slots, (LLVMValueRef[]){cg_i64(c, i)}, 1, "");
+    LLVMBuildStore(c->b, cg_i32(c, 0), slot[i]);
+    LLVMBuildStore(c->b, offsets[i], LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)s->field[i], ""));
+    for (int32_t k = 0; k < n_scan_bufs(c->g, s->scans[i]); k++)
+      LLVMBuildStore(c->b, c->bufs[scan_buf_value(c->g, s->scans[i], k)].ptr,
+                     LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)(s->field[i] + 1 + k), ""));
+  }
+  cg_parallel_for(c, task, closure, cg_i64(c, s->n));
+  for (int32_t i = 0; i < s->n; i++) fail_on_status(c, slot[i]);
+  free(slot);
+}
+
+/* Region i: where the bump pointer stands, then scan i's measuring walk. */
+static bool lay_out_regions(cg_lower *c, const scan_group *s, LLVMValueRef *offsets) {
+  bool ok = true;
+  for (int32_t i = 0; i < s->n && ok; i++) {
+    offsets[i] = LLVMBuildLoad2(c->b, c->i64, c->sp, "region");
+    c->measuring = true;
+    c->current = s->scans[i];
+    ok = lower_scan(c, s->scans[i]);
+    c->measuring = false;
+  }
+  return ok;
+}
+
+/* Saves the buffers of the group's operands and results into saved, or
+ * restores them from it. All are saved before any changes, so restoring
+ * in any order gives them back even where scans share an operand. */
+static void keep_bufs(cg_lower *c, const scan_group *s, cg_buf *saved, bool restore) {
+  for (int32_t i = 0, f = 0; i < s->n; i++)
+    for (int32_t k = 0; k < n_scan_bufs(c->g, s->scans[i]); k++, f++) {
+      cg_buf *b = &c->bufs[scan_buf_value(c->g, s->scans[i], k)];
+      if (restore) *b = saved[f];
+      else saved[f] = *b;
+    }
+}
+
+/* The walker has placed every scan's results. */
+static bool lower_group(cg_lower *c, const scan_group *s) {
+  LLVMValueRef *offsets = ir_xmalloc(sizeof(LLVMValueRef) * (size_t)s->n);
+  cg_buf *saved = ir_xmalloc(sizeof(cg_buf) * (size_t)s->n_fields);
+  ir_opid current = c->current;
+  bool ok = lay_out_regions(c, s, offsets);
+  LLVMTypeRef ct = group_closure_type(c, s);
+  keep_bufs(c, s, saved, false);
+  fn_state st = save_state(c);
+  LLVMValueRef task = ok ? build_group_task(c, s, ct) : NULL;
+  restore_state(c, &st);
+  keep_bufs(c, s, saved, true);
+  c->current = current;
+  if (task) run_group(c, s, ct, task, offsets);
+  free(saved);
+  free(offsets);
+  return task != NULL;
+}
+
+bool cg_lower_concurrent(cg_lower *c, ir_opid first, ir_opid last) {
+  scan_group s = group_of(c->g, first);
+  IR_ASSERT(s.n >= 2 && s.scans[s.n - 1] == last);
+  bool ok = lower_group(c, &s);
+  free(s.scans);
+  free(s.field);
+  return ok;
 }

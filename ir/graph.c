@@ -268,6 +268,17 @@ ir_fused_form ir_fused_form_of(const ir_graph *g, ir_opid fused) {
   return elementwise_ops(g, b, first, y, space, false) ? IR_FUSED_ELEMENTWISE : IR_FUSED_GENERIC;
 }
 
+int64_t ir_concurrent_group(const ir_graph *g, ir_opid op) {
+  return ir_o(g, op)->kind == IR_OP_SCAN ? ir_get_int(g, op, "concurrent") : 0;
+}
+
+ir_opid ir_concurrent_front(const ir_graph *g, ir_opid op) {
+  int64_t k = ir_concurrent_group(g, op);
+  if (k <= 0) return op;
+  while (ir_o(g, op)->prev != IR_NONE && ir_concurrent_group(g, ir_o(g, op)->prev) == k) op = ir_o(g, op)->prev;
+  return op;
+}
+
 void ir_op_describe(const ir_graph *g, ir_opid op, ir_buf *out) {
   const ir_op *o = ir_o(g, op);
   ir_buf_puts(out, ir_opinfo_of(o->kind)->name);

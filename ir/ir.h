@@ -260,6 +260,14 @@ ir_bcast ir_broadcast_class(const ir_graph *g, ir_type t, ir_type r);
  *  - GENERIC: anything else (its ops run one after another). */
 typedef enum ir_fused_form { IR_FUSED_GENERIC, IR_FUSED_ELEMENTWISE, IR_FUSED_GEMM } ir_fused_form;
 ir_fused_form ir_fused_form_of(const ir_graph *g, ir_opid fused);
+/* Concurrent scans (docs/ir.md, the bidir pass): the group of op, k > 0
+ * when op is a scan with `concurrent = k` (it may run at once with the
+ * adjacent scans of the same k), else 0. */
+int64_t ir_concurrent_group(const ir_graph *g, ir_opid op);
+/* The first op of op's group, op itself when it has none: where a pass that
+ * puts new ops before op must put them, so that the group stays adjacent
+ * (what they read is defined before the group, as op's operands are). */
+ir_opid ir_concurrent_front(const ir_graph *g, ir_opid op);
 
 /* "<kind> '<first result's name>'" ("matmul 'q'"; the kind alone when the
  * op has no named result), for messages about an op. */

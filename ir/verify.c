@@ -25,6 +25,12 @@
  * `init` (values computed once when a compiled model opens) has a place of
  * its own: at most one per graph, in the graph body, reading graph
  * parameters only, since the generated NAME_init gets nothing else.
+ *
+ * Concurrent scans (`concurrent = k`, k > 0) are checked once the blocks
+ * are known to be sound: the scans of group k form one run of adjacent ops
+ * of one block (ids are graph-wide), and none reads another's results, so
+ * they may run in any order or at once. Adjacency makes a direct read the
+ * only way one could depend on another.
  */
 #include "ir.h"
 
@@ -382,6 +388,61 @@ static void check_block(verifier *V, ir_blockid b) {
   check_terminator(V, b);
 }
 
+/* ---- concurrent scan groups ------------------------------------------------ */
+
+/* A run of adjacent scans of one group: where it stands, for sorting. */
+typedef struct group_run {
+  int64_t id;
+  int32_t run; /* runs are numbered in walk order */
+  ir_opid first;
+} group_run;
+
+static int compare_runs(const void *a, const void *b) {
+  const group_run *x = a, *y = b;
+  if (x->id != y->id) return x->id < y->id ? -1 : 1;
+  return x->run < y->run ? -1 : x->run > y->run;
+}
+
+/* Members of the run that op continues must not define op's operands. */
+static void check_group_reads(verifier *V, ir_blockid b, ir_opid o, int64_t id) {
+  const ir_op *op = ir_o(V->g, o);
+  for (int32_t i = 0; i < op->n_in; i++) {
+    ir_opid def = ir_v(V->g, op->in[i])->def;
+    if (def != IR_NONE && ir_o(V->g, def)->block == b && ir_concurrent_group(V->g, def) == id)
+      report(V, op->loc, "scan of concurrent group %lld reads %s, a result of another scan of the group",
+             (long long)id, val_desc(V, op->in[i]));
+  }
+}
+
+/* Collects the runs of every block; a group found in two runs is split. */
+static void check_concurrent_groups(verifier *V) {
+  group_run *runs = NULL;
+  int32_t n = 0, cap = 0;
+  for (int32_t q = 0; q < V->q_len; q++) {
+    ir_blockid b = V->queue[q];
+    int64_t prev = 0;
+    for (ir_opid o = ir_b(V->g, b)->first; o != IR_NONE; o = ir_o(V->g, o)->next) {
+      int64_t id = ir_concurrent_group(V->g, o);
+      if (id < 0) report(V, ir_o(V->g, o)->loc, "scan: concurrent = %lld, expected 0 (none) or a group id > 0", (long long)id);
+      if (id > 0 && id == prev) check_group_reads(V, b, o, id);
+      if (id > 0 && id != prev) {
+        ir_grow((void **)&runs, &cap, n + 1, sizeof(group_run));
+        runs[n] = (group_run){id, n, o};
+        n++;
+      }
+      prev = id;
+    }
+  }
+  if (n > 1) qsort(runs, (size_t)n, sizeof(group_run), compare_runs);
+  for (int32_t i = 1; i < n; i++) {
+    if (runs[i].id != runs[i - 1].id || (i >= 2 && runs[i - 2].id == runs[i].id)) continue;
+    report(V, ir_o(V->g, runs[i].first)->loc,
+           "the scans of concurrent group %lld are not adjacent ops of one block", (long long)runs[i].id);
+    ir_note_at(V->d, ir_o(V->g, runs[i - 1].first)->loc, "the group starts here");
+  }
+  free(runs);
+}
+
 /* ---- graph outputs -------------------------------------------------------- */
 
 static int compare_names(const void *a, const void *b) {
@@ -423,6 +484,7 @@ bool ir_verify(ir_graph *g, ir_diag *d) {
   V.block_seen = ir_xcalloc((size_t)g->n_blocks + 1, sizeof(bool));
   enqueue_block(&V, g->body);
   while (V.q_head < V.q_len) check_block(&V, V.queue[V.q_head++]);
+  if (V.ok) check_concurrent_groups(&V);
   check_output_names(&V);
   free(V.defined_in);
   free(V.op_seen);

@@ -22,12 +22,13 @@
  * what lowering needs (decompose: codegen lowers primitive ops only):
  *   -O0  "decompose"                                      only what lowering needs
  *   -O1  "decompose,canonicalize,dce,const-hoist"         plus cheap clean-up
- *   -O2  "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,fuse,memplan"
+ *   -O2  "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,bidir,fuse,memplan"
  *        the default; -O3 is the same for now. scan-hoist lifts input
  *        projections out of scans before pack-weights packs their weights;
  *        cse merges packs of one weight and dce drops what they replaced.
  * const-hoist moves what the others left of the work on parameters into
- * the init op; fuse then groups what is left to run per call (its groups
+ * the init op; bidir then only reorders top-level ops and groups
+ * independent scans; fuse groups what is left to run per call (its groups
  * are opaque to the passes before it), and memplan asks codegen to reuse
  * dead buffers.
  */
@@ -64,7 +65,7 @@ const pass_info *const *pass_all(void) { return all_passes; }
 const char *pass_pipeline_for_level(int level) {
   if (level <= 0) return "decompose";
   if (level == 1) return "decompose,canonicalize,dce,const-hoist";
-  return "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,fuse,memplan";
+  return "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,bidir,fuse,memplan";
 }
 
 /* ---- parsing pass lists --------------------------------------------------- */

@@ -111,17 +111,19 @@ static void map_args_outside(hoist *h) {
     ir_valmap_set(&h->outer, b->args[a], ir_o(h->g, h->scan)->in[a - 1]);
 }
 
-/* Clones the lifted ops before the scan, typed for the whole sequence.
- * Constants of the body are copied out too, for lifted ops to read; they
- * also stay inside, and dce drops the copies nothing reads. */
+/* Clones the lifted ops before the scan (before its concurrent group, if
+ * any), typed for the whole sequence. Constants of the body are copied out
+ * too, for lifted ops to read; they also stay inside, and dce drops the
+ * copies nothing reads. */
 static bool clone_lifted(hoist *h) {
   ir_graph *g = h->g;
+  ir_opid front = ir_concurrent_front(g, h->scan);
   for (ir_opid op = ir_b(g, h->body)->first; op != IR_NONE; op = ir_o(g, op)->next) {
     const ir_op *o = ir_o(g, op);
     bool invariant = o->n_out > 0 && h->cls[o->out[0]] == V_INV;
     if (!h->lift[op] && !invariant) continue;
     ir_opid c = ir_op_clone(g, op, g->body, &h->outer);
-    ir_op_move_before(g, h->scan, c);
+    ir_op_move_before(g, front, c);
     if (invariant) continue;
     ir_type t;
     int32_t n = 0;

@@ -586,14 +586,17 @@ static void offset_step_index(sctx *s, ir_opid op, ir_diag *d) {
   ir_op_set_operands(g, add, 2, (ir_val[]){t, pos});
 }
 
+/* The carries' selects go before the scan's concurrent group, if any, so
+ * that the group stays adjacent. */
 static void rewrite_scan(sctx *s, ir_opid op, ir_diag *d) {
   ir_op *o = ir_o(s->g, op);
   int32_t carries = (int32_t)ir_get_int(s->g, op, "carries");
+  ir_opid front = ir_concurrent_front(s->g, op);
   ir_val *in = ir_xmalloc(sizeof(ir_val) * (size_t)o->n_in);
   memcpy(in, o->in, sizeof(ir_val) * (size_t)o->n_in);
   for (int32_t i = 0; i < carries; i++) {
     ir_val st = state_arg(s, ir_vtype(s->g, in[i]));
-    in[i] = from_state(s, op, st, in[i], d);
+    in[i] = from_state(s, front, st, in[i], d);
     add_state(s, ir_o(s->g, op)->out[i]);
   }
   ir_op_set_operands(s->g, op, ir_o(s->g, op)->n_in, in);

@@ -9,13 +9,16 @@
  * differs too.
  *
  *   threads_check MODEL.so WEIGHTS.safetensors SYM=N ... [--dump DIR]
+ *                 [--threads N,N,...] [--int NAME=V]...
  *
  * Every symbol of the model is given as SYM=N, those bound by the weights
  * with the values the file's shapes give them (buffers are sized from
  * these values). --dump DIR also writes the inputs and the one-thread
  * outputs as DIR/NAME.bin (the raw format of `seqc run --input/--output`).
+ * --threads gives the thread counts instead of 1,2,3 (the first is the
+ * reference); --int fills the i32/i64 input NAME with V instead of zeros.
  * Prints "threads ok: N outputs, B bytes" or the first difference,
- * exiting 1.
+ * exiting 1; a failing forward prints the model's last error.
  */
 #include <dlfcn.h>
 #include <stdint.h>
@@ -62,6 +65,12 @@ static void fill(int32_t dt, float *p, size_t bytes, uint32_t seed) {
   }
 }
 
+/* An i32/i64 input filled with v. */
+static void fill_int(int32_t dt, void *p, size_t bytes, int64_t v) {
+  for (size_t i = 0; dt == SEQRT_I64 && i < bytes / 8; i++) ((int64_t *)p)[i] = v;
+  for (size_t i = 0; dt == SEQRT_I32 && i < bytes / 4; i++) ((int32_t *)p)[i] = (int32_t)v;
+}
+
 static void dump(const char *dir, const char *name, const void *p, size_t bytes) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%s.bin", dir, name);
@@ -93,15 +102,27 @@ static void run(const seqrt_model_desc *d, const char *weights, int num_threads,
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s MODEL.so WEIGHTS.safetensors SYM=N ... [--dump DIR]\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL.so WEIGHTS.safetensors SYM=N ... [--dump DIR] [--threads N,...] [--int NAME=V]\n", argv[0]);
     return 2;
   }
   const seqrt_model_desc *d = load(argv[1]);
   int64_t *syms = calloc((size_t)d->n_symbols + 1, sizeof(int64_t));
-  const char *dir = NULL;
+  const char *dir = NULL, *int_names[16];
+  int64_t int_values[16];
+  int threads[8] = {1, 2, 3}, n_threads = 3, n_ints = 0;
   for (int i = 3; i < argc; i++) {
     if (!strcmp(argv[i], "--dump") && i + 1 < argc) {
       dir = argv[++i];
+      continue;
+    }
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      n_threads = 0;
+      for (char *p = argv[++i]; *p && n_threads < 8; p += *p == ',') threads[n_threads++] = (int)strtol(p, &p, 10);
+      continue;
+    }
+    if (!strcmp(argv[i], "--int") && i + 1 < argc && n_ints < 16 && strchr(argv[i + 1], '=')) {
+      int_names[n_ints] = argv[++i];
+      int_values[n_ints++] = atoll(strchr(argv[i], '=') + 1);
       continue;
     }
     const char *eq = strchr(argv[i], '=');
@@ -132,6 +153,10 @@ int main(int argc, char **argv) {
     size_t b = bytes_of(d->inputs[i].dtype, d->inputs[i].rank, at);
     ins[i] = calloc(b + 4, 1);
     fill(d->inputs[i].dtype, ins[i], b, 1234u + 77u * (uint32_t)i);
+    for (int k = 0; k < n_ints; k++)
+      if (!strncmp(int_names[k], d->inputs[i].name, strlen(d->inputs[i].name)) &&
+          int_names[k][strlen(d->inputs[i].name)] == '=')
+        fill_int(d->inputs[i].dtype, ins[i], b, int_values[k]);
     if (dir) dump(dir, d->inputs[i].name, ins[i], b);
   }
   for (int32_t i = 0; i < d->n_params; i++) at += d->params[i].rank;
@@ -141,14 +166,15 @@ int main(int argc, char **argv) {
     outs[i] = malloc(out_bytes[i] + 1);
     all += out_bytes[i];
   }
-  run(d, argv[2], 1, call, (const void *const *)ins, first, out_bytes, 0x11);
-  for (int n = 2; n <= 3; n++) {
-    run(d, argv[2], n, call, (const void *const *)ins, outs, out_bytes, 0x11 * n);
+  run(d, argv[2], threads[0], call, (const void *const *)ins, first, out_bytes, 0x11);
+  for (int t = 1; t < n_threads; t++) {
+    int n = threads[t];
+    run(d, argv[2], n, call, (const void *const *)ins, outs, out_bytes, 0x11 * (t + 1));
     for (int32_t i = 0; i < d->n_outputs; i++)
       for (size_t k = 0, w = dtype_sizes[d->outputs[i].dtype]; k < out_bytes[i] / w; k++)
         if (memcmp((char *)outs[i] + w * k, (char *)first[i] + w * k, w) != 0) {
-          printf("threads_check: %d threads: output '%s' differs from 1 thread at element %zu", n,
-                 d->outputs[i].name, k);
+          printf("threads_check: %d threads: output '%s' differs from %d thread%s at element %zu", n,
+                 d->outputs[i].name, threads[0], threads[0] == 1 ? "" : "s", k);
           if (d->outputs[i].dtype == SEQRT_F32)
             printf(" (%.9g vs %.9g)", (double)((float *)outs[i])[k], (double)((float *)first[i])[k]);
           printf("\n");
