@@ -168,6 +168,9 @@ static bool plan_split(const ir_graph *g, ir_opid op, split_plan *p) {
     ok = (p->axes = r.rank > 1 ? r.rank - 1 : 1) > 0; /* every axis but the contiguous last */
   else
     ok = false;
+  /* A declared 1 as the last cut axis would make a task of every index
+   * of the axes before it: cut those alone. */
+  while (ok && p->axes > 1 && declared_one(g, r.dims[p->axes - 1])) p->axes--;
   return ok && worth_splitting(g, r, p->axes) && operands_align(g, op, p);
 }
 
@@ -246,6 +249,21 @@ static LLVMValueRef begin_task(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, LLV
   return closure;
 }
 
+/* max(v, 1): a count of blocks or tasks, or a divisor, that is never 0. */
+static LLVMValueRef at_least_one(cg_lower *c, LLVMValueRef v) {
+  LLVMValueRef one = cg_i64(c, 1);
+  return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, v, one, ""), one, v, "");
+}
+
+/* Blocks of per_task rows over `rows`, at least one: an op over no rows
+ * still runs one task, on empty views, so that its run-time checks run
+ * as they do unsplit. */
+static LLVMValueRef row_blocks(cg_lower *c, LLVMValueRef rows, LLVMValueRef per_task) {
+  LLVMBuilderRef B = c->b;
+  return at_least_one(c, LLVMBuildSDiv(B, LLVMBuildSub(B, LLVMBuildAdd(B, rows, per_task, ""), cg_i64(c, 1), ""),
+                                       per_task, "blocks"));
+}
+
 /* Where a task is: the index of each cut axis but the last, and rows
  * [first, first + n) of the last cut axis. */
 typedef struct task_block {
@@ -269,7 +287,10 @@ static void view_block(cg_lower *c, cg_buf *view, ir_type t, LLVMValueRef base, 
     if (cut && a < tb->axes && !declared_one(c->g, t.dims[d])) {
       bool rows = a == tb->axes - 1;
       at = rows ? tb->first : tb->idx[a];
-      view->dims[d] = rows ? tb->n : cg_i64(c, 1);
+      /* an empty outer axis leaves the block empty (see row_blocks) */
+      view->dims[d] = rows ? tb->n
+                           : LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, dim, cg_i64(c, 1), ""), dim,
+                                             cg_i64(c, 1), "");
     }
     offset = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, offset, dim, ""), at, "");
   }
@@ -285,14 +306,13 @@ static task_block locate_task(cg_lower *c, ir_type r, int32_t axes, LLVMValueRef
   task_block tb = {.axes = axes, .result_rank = r.rank};
   tb.idx = ir_arena_alloc(c->g->arena, sizeof(LLVMValueRef) * (size_t)axes);
   LLVMValueRef rows = cg_dim(c, r.dims[axes - 1]);
-  LLVMValueRef blocks = LLVMBuildSDiv(B, LLVMBuildSub(B, LLVMBuildAdd(B, rows, per_task, ""), cg_i64(c, 1), ""),
-                                      per_task, "blocks");
+  LLVMValueRef blocks = row_blocks(c, rows, per_task);
   LLVMValueRef outer = LLVMBuildSDiv(B, task, blocks, "outer");
   tb.first = LLVMBuildMul(B, LLVMBuildSRem(B, task, blocks, ""), per_task, "first");
   LLVMValueRef left = LLVMBuildSub(B, rows, tb.first, "");
   tb.n = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, left, per_task, ""), left, per_task, "n");
   for (int32_t a = axes - 2; a >= 0; a--) {
-    LLVMValueRef dim = cg_dim(c, r.dims[a]);
+    LLVMValueRef dim = at_least_one(c, cg_dim(c, r.dims[a]));
     tb.idx[a] = LLVMBuildSRem(B, outer, dim, "");
     outer = LLVMBuildSDiv(B, outer, dim, "");
   }
@@ -391,9 +411,7 @@ static void run_tasks(cg_lower *c, ir_opid op, LLVMValueRef task, LLVMTypeRef ct
   const cg_buf *r = cg_result(c, op, 0);
   LLVMValueRef rows = r->dims[axes - 1], outer = cg_i64(c, 1);
   for (int32_t a = 0; a + 1 < axes; a++) outer = LLVMBuildMul(c->b, outer, r->dims[a], "");
-  LLVMValueRef blocks = LLVMBuildSDiv(c->b, LLVMBuildSub(c->b, LLVMBuildAdd(c->b, rows, per_task, ""), cg_i64(c, 1), ""),
-                                      per_task, "blocks");
-  LLVMValueRef n_tasks = LLVMBuildMul(c->b, outer, blocks, "tasks");
+  LLVMValueRef n_tasks = at_least_one(c, LLVMBuildMul(c->b, outer, row_blocks(c, rows, per_task), "tasks"));
   cg_parallel_for(c, task, closure, n_tasks);
   fail_on_status(c, status);
 }

@@ -209,8 +209,9 @@ static bool dims_known(const build_args *a, const cg_model *m) {
  * bindings, from its own NAME_scratch_bytes run in the JIT. */
 static bool report_arena(const build_args *a, const char *what, cg_program *p, ir_diag *d) {
   if (!p) return true;
-  if (a->cg.triple) {
-    printf("%s: the scratch arena is sized on the host only (drop --target)\n", what);
+  if (a->cg.triple || a->cg.cpu || a->cg.features) {
+    /* the JIT would run code built for another CPU */
+    printf("%s: the scratch arena is sized for the host only (drop --target, --cpu, --features)\n", what);
     return true;
   }
   const char *const *names;

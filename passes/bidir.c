@@ -86,17 +86,27 @@ static bool defines_marked(const ir_graph *g, ir_opid op, const int32_t *mark, i
 
 /* Moves the ops strictly between `last` and `scan` that scan depends on
  * before `first`, keeping their order. */
-static void pull_inputs(grouper *s, ir_opid first, ir_opid last, ir_opid scan) {
+/* The ops between last and scan that scan needs, into s->pulled (nearest
+ * first); false when one of them is a member of another group, which
+ * moving would tear from its partners. */
+static bool find_inputs(grouper *s, ir_opid last, ir_opid scan) {
   ir_graph *g = s->g;
   s->need_gen++;
   s->n_pulled = 0;
   mark_operands(g, scan, s->needed, s->need_gen);
   for (ir_opid op = ir_o(g, scan)->prev; op != last; op = ir_o(g, op)->prev) {
     if (!defines_marked(g, op, s->needed, s->need_gen)) continue;
+    if (ir_concurrent_group(g, op) != 0) return false;
     mark_operands(g, op, s->needed, s->need_gen);
     ir_grow((void **)&s->pulled, &s->cap_pulled, s->n_pulled + 1, sizeof(ir_opid));
     s->pulled[s->n_pulled++] = op;
   }
+  return true;
+}
+
+/* Moves what find_inputs found before the group's first op. */
+static void pull_inputs(grouper *s, ir_opid first) {
+  ir_graph *g = s->g;
   for (int32_t i = s->n_pulled - 1; i >= 0; i--) ir_op_move_before(g, first, s->pulled[i]);
   if (s->n_pulled > 0 && s->resume == IR_NONE) s->resume = s->pulled[s->n_pulled - 1];
 }
@@ -112,11 +122,11 @@ static ir_opid grow_group(grouper *s, ir_opid leader, int64_t id) {
   for (ir_opid op = ir_o(g, leader)->next, next; op != IR_NONE; op = next) {
     next = ir_o(g, op)->next;
     bool tainted = reads_marked(g, op, s->tainted, s->taint_gen);
-    if (tainted || !is_free_scan(g, op) || !balanced(g, leader, op)) {
+    if (tainted || !is_free_scan(g, op) || !balanced(g, leader, op) || !find_inputs(s, last, op)) {
       if (tainted) mark_results(g, op, s->tainted, s->taint_gen);
       continue;
     }
-    pull_inputs(s, leader, last, op);
+    pull_inputs(s, leader);
     if (ir_o(g, last)->next != op) ir_op_move_before(g, ir_o(g, last)->next, op);
     ir_set_int(g, leader, "concurrent", id);
     ir_set_int(g, op, "concurrent", id);

@@ -418,8 +418,11 @@ static bool stream_fused(sctx *s, ir_opid op) {
   for (int32_t i = 0; i < b->n_args && i < o->n_in; i++) s->info[b->args[i]] = s->info[o->in[i]];
   int32_t carriers = s->n_carriers;
   ir_opid y = ir_block_terminator(s->g, body);
-  for (ir_opid r = b->first; r != IR_NONE && r != y; r = ir_o(s->g, r)->next)
+  for (ir_opid r = b->first; r != IR_NONE && r != y; r = ir_o(s->g, r)->next) {
+    if (attrs_use_time(s, r))
+      return block(s, r, "has an attribute that depends on T (the length of the whole sequence)");
     if (!stream_by_rule(s, r)) return false;
+  }
   if (s->n_carriers != carriers) return block(s, op, "is a kernel group whose ops carry state");
   for (int32_t r = 0; y != IR_NONE && r < o->n_out && r < ir_o(s->g, y)->n_in; r++)
     s->info[o->out[r]] = s->info[ir_o(s->g, y)->in[r]];
