@@ -77,19 +77,11 @@ static LLVMValueRef load_index(cg_lower *c, const cg_buf *b, LLVMValueRef lin) {
   return b->type.dtype == IR_I64 ? v : LLVMBuildSExt(c->b, v, c->i64, "");
 }
 
-/* The element count of t as a dim expression (IR_DIM_INVALID if it
- * overflows). */
-static ir_dim element_count(cg_lower *c, ir_type t) {
-  ir_dim n = ir_dim_const(c->g->dims, 1);
-  for (int32_t i = 0; i < t.rank && n != IR_DIM_INVALID; i++) n = ir_dim_mul(c->g->dims, n, t.dims[i]);
-  return n;
-}
-
 /* ---- reshape, transpose, broadcast ------------------------------------------------ */
 
 bool lower_reshape(cg_lower *c, ir_opid op) {
   const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
-  ir_dim nx = element_count(c, x->type), ny = element_count(c, y->type);
+  ir_dim nx = ir_type_numel_dim(c->g, x->type), ny = ir_type_numel_dim(c->g, y->type);
   if (nx == IR_DIM_INVALID || ny == IR_DIM_INVALID || nx != ny)
     cg_check(c, LLVMBuildICmp(c->b, LLVMIntEQ, cg_numel(c, x), cg_numel(c, y), ""), CG_DIM_MISMATCH);
   return true; /* the walker gave y x's buffer */

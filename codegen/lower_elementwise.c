@@ -30,16 +30,11 @@
 
 /* ---- broadcasting ------------------------------------------------------------- */
 
-static bool declared_one(cg_lower *c, ir_dim d) {
-  int64_t v;
-  return ir_dim_is_const(c->g->dims, d, &v) && v == 1;
-}
-
 void cg_broadcast_check(cg_lower *c, ir_type operand, ir_type result) {
   IR_ASSERT(operand.rank <= result.rank);
   int32_t off = result.rank - operand.rank;
   for (int32_t i = 0; i < operand.rank; i++)
-    if (!declared_one(c, operand.dims[i])) cg_check_dim_eq(c, operand.dims[i], result.dims[off + i]);
+    if (!ir_dim_is_one(c->g->dims, operand.dims[i])) cg_check_dim_eq(c, operand.dims[i], result.dims[off + i]);
 }
 
 LLVMValueRef cg_broadcast_linear(cg_lower *c, const cg_buf *operand, int32_t result_rank,
@@ -48,7 +43,7 @@ LLVMValueRef cg_broadcast_linear(cg_lower *c, const cg_buf *operand, int32_t res
   IR_ASSERT(off >= 0);
   LLVMValueRef lin = cg_i64(c, 0);
   for (int32_t i = 0; i < operand->type.rank; i++) {
-    if (declared_one(c, operand->type.dims[i])) continue; /* index 0 of a dim of 1 */
+    if (ir_dim_is_one(c->g->dims, operand->type.dims[i])) continue; /* index 0 of a dim of 1 */
     lin = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, lin, operand->dims[i], ""), ivs[off + i], "");
   }
   return lin;

@@ -47,9 +47,8 @@ struct cg_memplan {
 
 /* Element count times the dtype size, or IR_DIM_INVALID. */
 static ir_dim byte_size(cg_lower *c, ir_type t) {
-  ir_dim n = ir_dim_const(c->g->dims, (int64_t)ir_dtype_size(t.dtype));
-  for (int32_t i = 0; i < t.rank && n != IR_DIM_INVALID; i++) n = ir_dim_mul(c->g->dims, n, t.dims[i]);
-  return n;
+  ir_dim n = ir_type_numel_dim(c->g, t);
+  return n == IR_DIM_INVALID ? n : ir_dim_mul(c->g->dims, n, ir_dim_const(c->g->dims, (int64_t)ir_dtype_size(t.dtype)));
 }
 
 static void note_read(cg_memplan *p, ir_val v, int32_t at) {

@@ -87,11 +87,6 @@ typedef struct split_plan {
   int32_t cost_operand, cost_axis;   /* work per result element: that dim (matmul's K), or 1 */
 } split_plan;
 
-static bool declared_one(const ir_graph *g, ir_dim d) {
-  int64_t v;
-  return ir_dim_is_const(g->dims, d, &v) && v == 1;
-}
-
 /* Every operand not read whole, aligned right with the result, must have
  * each cut axis as the result has it, as a declared 1 (broadcast) or not
  * at all; any other dim (one only proven equal at run time) prevents the
@@ -105,7 +100,7 @@ static bool operands_align(const ir_graph *g, ir_opid op, const split_plan *p) {
     if (t.rank > r.rank) return false;
     for (int32_t a = 0; a < p->axes; a++) {
       int32_t d = a - (r.rank - t.rank);
-      if (d >= 0 && !declared_one(g, t.dims[d]) && t.dims[d] != r.dims[a]) return false;
+      if (d >= 0 && !ir_dim_is_one(g->dims, t.dims[d]) && t.dims[d] != r.dims[a]) return false;
     }
   }
   return true;
@@ -170,7 +165,7 @@ static bool plan_split(const ir_graph *g, ir_opid op, split_plan *p) {
     ok = false;
   /* A declared 1 as the last cut axis would make a task of every index
    * of the axes before it: cut those alone. */
-  while (ok && p->axes > 1 && declared_one(g, r.dims[p->axes - 1])) p->axes--;
+  while (ok && p->axes > 1 && ir_dim_is_one(g->dims, r.dims[p->axes - 1])) p->axes--;
   return ok && worth_splitting(g, r, p->axes) && operands_align(g, op, p);
 }
 
@@ -284,7 +279,7 @@ static void view_block(cg_lower *c, cg_buf *view, ir_type t, LLVMValueRef base, 
     int32_t a = d + tb->result_rank - t.rank;
     LLVMValueRef dim = cg_dim(c, t.dims[d]), at = cg_i64(c, 0);
     view->dims[d] = dim;
-    if (cut && a < tb->axes && !declared_one(c->g, t.dims[d])) {
+    if (cut && a < tb->axes && !ir_dim_is_one(c->g->dims, t.dims[d])) {
       bool rows = a == tb->axes - 1;
       at = rows ? tb->first : tb->idx[a];
       /* an empty outer axis leaves the block empty (see row_blocks) */

@@ -535,6 +535,11 @@ bool ir_dim_is_const(const ir_dimtab *t, ir_dim d, int64_t *v) {
   return true;
 }
 
+bool ir_dim_is_one(const ir_dimtab *t, ir_dim d) {
+  int64_t v;
+  return ir_dim_is_const(t, d, &v) && v == 1;
+}
+
 bool ir_dim_is_sym(const ir_dimtab *t, ir_dim d, const char **name) {
   if (!valid(t, d) || t->nodes[d].kind != DK_SYM) return false;
   if (name) *name = t->nodes[d].name;

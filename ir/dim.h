@@ -41,6 +41,8 @@ ir_dim ir_dim_max(ir_dimtab *t, ir_dim a, ir_dim b);
 
 /* True and *v set if d is a constant. */
 bool ir_dim_is_const(const ir_dimtab *t, ir_dim d, int64_t *v);
+/* Whether d is the constant 1 (a dim that broadcasts). */
+bool ir_dim_is_one(const ir_dimtab *t, ir_dim d);
 /* True and *name set if d is a bare symbol; the name is NUL-terminated and
  * owned by the table (valid as long as the table). */
 bool ir_dim_is_sym(const ir_dimtab *t, ir_dim d, const char **name);

@@ -56,6 +56,12 @@ bool ir_dims_equal(ir_type a, ir_type b) {
 
 bool ir_type_equal(ir_type a, ir_type b) { return a.dtype == b.dtype && ir_dims_equal(a, b); }
 
+ir_dim ir_type_numel_dim(ir_graph *g, ir_type t) {
+  ir_dim n = ir_dim_const(g->dims, 1);
+  for (int32_t i = 0; i < t.rank && n != IR_DIM_INVALID; i++) n = ir_dim_mul(g->dims, n, t.dims[i]);
+  return n;
+}
+
 int64_t ir_type_static_numel(const ir_graph *g, ir_type t) {
   int64_t n = 1;
   for (int32_t i = 0; i < t.rank; i++) {
@@ -205,19 +211,14 @@ const ir_tensor_data *ir_constant_data(const ir_graph *g, ir_val v) {
   return a->present ? a->u.t : NULL;
 }
 
-static bool declared_one(const ir_graph *g, ir_dim d) {
-  int64_t v;
-  return ir_dim_is_const(g->dims, d, &v) && v == 1;
-}
-
 ir_bcast ir_broadcast_class(const ir_graph *g, ir_type t, ir_type r) {
   if (t.rank > r.rank) return IR_BCAST_OTHER;
   bool ones = true;
-  for (int32_t i = 0; i < t.rank; i++) ones = ones && declared_one(g, t.dims[i]);
+  for (int32_t i = 0; i < t.rank; i++) ones = ones && ir_dim_is_one(g->dims, t.dims[i]);
   if (ones) return IR_BCAST_SCALAR;
   if (ir_dims_equal(t, r)) return IR_BCAST_FULL;
   for (int32_t i = 0; i + 1 < t.rank; i++)
-    if (!declared_one(g, t.dims[i])) return IR_BCAST_OTHER;
+    if (!ir_dim_is_one(g->dims, t.dims[i])) return IR_BCAST_OTHER;
   return t.dims[t.rank - 1] == r.dims[r.rank - 1] ? IR_BCAST_ROW : IR_BCAST_OTHER;
 }
 

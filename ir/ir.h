@@ -183,6 +183,9 @@ bool ir_type_equal(ir_type a, ir_type b); /* dims interned in the same table */
 bool ir_dims_equal(ir_type a, ir_type b); /* the same dims, whatever the dtypes */
 /* Element count if every dim is a constant; -1 otherwise or on overflow. */
 int64_t ir_type_static_numel(const ir_graph *g, ir_type t);
+/* The element count of t as a dim (the product of its dims by dim
+ * algebra), IR_DIM_INVALID on overflow. */
+ir_dim ir_type_numel_dim(ir_graph *g, ir_type t);
 
 static inline ir_value *ir_v(const ir_graph *g, ir_val v) { return &g->vals[v]; }
 static inline ir_op *ir_o(const ir_graph *g, ir_opid o) { return &g->ops[o]; }

@@ -459,17 +459,10 @@ static bool infer_layernorm(infer_ctx *c) {
 
 /* ---- data movement --------------------------------------------------------- */
 
-/* Product of all dims by dim algebra, IR_DIM_INVALID on overflow. */
-static ir_dim element_count(infer_ctx *c, ir_type t) {
-  ir_dim n = ir_dim_const(c->g->dims, 1);
-  for (int32_t i = 0; i < t.rank && n != IR_DIM_INVALID; i++) n = ir_dim_mul(c->g->dims, n, t.dims[i]);
-  return n;
-}
-
 static bool infer_reshape(infer_ctx *c) {
   ir_type x = in_type(c, 0), r = declared_type(c);
   if (!require_same_dtype(c, "operand and result", x, r)) return false;
-  ir_dim nx = element_count(c, x), nr = element_count(c, r);
+  ir_dim nx = ir_type_numel_dim(c->g, x), nr = ir_type_numel_dim(c->g, r);
   if (nx == IR_DIM_INVALID || nr == IR_DIM_INVALID)
     return fail(c, "element count of %s or %s overflows", ty(c, x), ty(c, r));
   if (dims_differ(c, nx, nr))
