@@ -42,10 +42,12 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-# The runtime goes into every generated .so: position independent, hidden.
+# The runtime goes into every generated .so: position independent, hidden,
+# one section per function and object so that the link drops what a model
+# does not use (--gc-sections, codegen/link.c).
 $(BUILD)/obj/runtime/%.o: runtime/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -ffunction-sections -fdata-sections -c $< -o $@
 
 # The public types of generated headers, embedded in seqc as text
 # (codegen/abi.h): runtime/seqrt_types.h is their one definition.

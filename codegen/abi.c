@@ -675,6 +675,35 @@ static void put_arg_order(const abi_plan *p, ir_buf *b) {
   ir_buf_printf(b, "%s};\n", n ? "" : "-1");
 }
 
+/* Whether some op of g's body other than its init reads graph argument i
+ * (regions are isolated from above: a nested read is an operand of a
+ * top-level op). */
+static bool run_reads_arg(const ir_graph *g, int32_t i) {
+  ir_val v = ir_b(g, g->body)->args[i];
+  for (ir_opid op = ir_b(g, g->body)->first; op != IR_NONE; op = ir_o(g, op)->next) {
+    const ir_op *o = ir_o(g, op);
+    for (int32_t k = 0; o->kind != IR_OP_INIT && k < o->n_in; k++)
+      if (o->in[k] == v) return true;
+  }
+  return false;
+}
+
+/* `param_init_only`: the parameters neither program's run reads
+ * (seqrt_model_desc); the name NULL when there are none. */
+static const char *put_param_init_only(const abi_plan *p, ir_buf *b) {
+  ir_buf flags = {0};
+  int32_t n = 0;
+  for (int32_t i = 0; i < p->n_args; i++) {
+    if (p->args[i].role != ABI_PARAM) continue;
+    bool only = !run_reads_arg(p->forward.g, i) && !(p->step.g && run_reads_arg(p->step.g, i));
+    ir_buf_printf(&flags, "%s%d", flags.len ? ", " : "", only);
+    n += only;
+  }
+  if (n) ir_buf_printf(b, "static const uint8_t param_init_only[] = {%s};\n", flags.s);
+  ir_buf_free(&flags);
+  return n ? "param_init_only" : "NULL";
+}
+
 static int32_t count_call_symbols(const abi_plan *p) {
   int32_t n = 0;
   for (int32_t i = 0; i < p->n_symbols; i++) n += !p->is_param_symbol[i];
@@ -777,6 +806,7 @@ void abi_write_glue(const abi_plan *p, uint64_t fingerprint, ir_buf *b) {
   put_program(&p->forward, "forward_program", "NULL", b);
   if (p->step.g) put_step_program(p, b);
   int32_t n_param_syms = p->n_symbols - count_call_symbols(p);
+  const char *init_only = put_param_init_only(p, b);
   put_entry_points(p, b);
   ir_buf_printf(b, "\nstatic const rt_model_desc desc = {\n"
                    "    \"%s\", UINT64_C(0x%016llx), %d, symbols,\n"
@@ -787,10 +817,10 @@ void abi_write_glue(const abi_plan *p, uint64_t fingerprint, ir_buf *b) {
                 count_role(p, ABI_PARAM), count_role(p, ABI_OUTPUT), n_param_syms,
                 count_call_symbols(p), p->time_symbol);
   if (p->step.g) {
-    ir_buf_printf(b, "NULL, &step_program, %d, state, state_dims};\n\n", p->n_state);
+    ir_buf_printf(b, "NULL, &step_program, %d, state, state_dims, %s};\n\n", p->n_state, init_only);
   } else {
     put_c_string(p->no_step ? p->no_step : "it cannot stream", b);
-    ir_buf_puts(b, ", NULL, 0, NULL, NULL};\n\n");
+    ir_buf_printf(b, ", NULL, 0, NULL, NULL, %s};\n\n", init_only);
   }
   put_wrappers(p, b);
 }

@@ -3,7 +3,9 @@
  * the glue that implements NAME.h (abi.c) and the runtime library, linked by
  * the system C compiler. The link exports only NAME_* (version script and
  * hidden visibility), binds its own symbols (-Bsymbolic), leaves nothing
- * undefined but libc and libm (--no-undefined, -static-libgcc).
+ * undefined but libc and libm (--no-undefined, -static-libgcc), and keeps
+ * it small: unused runtime sections collected, symbols and debug info
+ * stripped (docs/performance.md, "Build time and size").
  *
  * The compiler is `cc` from PATH (or $CC); the runtime comes from where seqc
  * was built (SEQC_RUNTIME_INCLUDE, SEQC_RUNTIME_LIB; overridable through the
@@ -125,7 +127,7 @@ static bool compile_and_link(const cg_model *m, const abi_plan *plan, const ir_b
   ir_buf_printf(&vs, "-Wl,--version-script=%s", mpath.s ? mpath.s : "");
   char *compile[] = {(char *)cc, "-std=c11", "-O2", "-fPIC", "-fvisibility=hidden", "-w",
                      inc.s, inc2.s, "-c", gpath.s, "-o", glue_o.s, NULL};
-  char *link[16];
+  char *link[20];
   int k = 0;
   link[k++] = (char *)cc;
   link[k++] = "-shared";
@@ -138,6 +140,13 @@ static bool compile_and_link(const cg_model *m, const abi_plan *plan, const ir_b
   link[k++] = vs.s;
   link[k++] = "-Wl,-Bsymbolic";
   link[k++] = "-Wl,--no-undefined";
+  /* Size (issue 10): drop the runtime's functions this model never calls
+   * (it is compiled with one section per function), its debug info and the
+   * symbol table (the exports stay in the dynamic one), and the page of
+   * padding that would keep headers and read-only data off the code pages. */
+  link[k++] = "-Wl,--gc-sections";
+  link[k++] = "-Wl,--strip-all";
+  link[k++] = "-Wl,-z,noseparate-code";
   link[k++] = "-static-libgcc";
   link[k++] = "-lm";
   link[k] = NULL;

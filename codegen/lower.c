@@ -499,15 +499,56 @@ static const cg_lower_fn lowerings[IR_OP_COUNT] = {
 #include "../ir/ops.def"
 };
 
+/* Position of v in the init region's yield, or -1. */
+static int32_t init_yield_index(const cg_lower *c, ir_val v) {
+  const ir_op *y = ir_o(c->g, ir_block_terminator(c->g, c->init_region));
+  for (int32_t k = 0; k < y->n_in; k++)
+    if (y->in[k] == v) return k;
+  return -1;
+}
+
+bool cg_init_yield_in_place(const cg_lower *c, ir_val v, int32_t k) {
+  ir_opid def = ir_v(c->g, v)->def;
+  if (c->init_region == IR_NONE || def == IR_NONE || ir_o(c->g, def)->block != c->init_region) return false;
+  ir_opkind kind = ir_o(c->g, def)->kind;
+  return kind != IR_OP_RESHAPE && kind != IR_OP_INIT && init_yield_index(c, v) == k;
+}
+
+/* Results of an op of NAME_init's region that the region yields go
+ * straight into the caller's hoisted buffers: no scratch for them and no
+ * copy (the packed weights would otherwise take their whole size twice at
+ * open). Those buffers are 64-byte aligned like scratch, and like any
+ * buffer none is written after the op that makes it. */
+static void alloc_init_results(cg_lower *c, ir_opid op) {
+  const ir_op *o = ir_o(c->g, op);
+  for (int32_t i = 0; i < o->n_out; i++) {
+    cg_buf *b = &c->bufs[o->out[i]];
+    int32_t k = init_yield_index(c, o->out[i]);
+    if (k < 0) {
+      cg_alloc_buf(c, b, ir_vtype(c->g, o->out[i]));
+      continue;
+    }
+    LLVMValueRef ptr = LLVMConstPointerNull(c->ptr);
+    if (c->init_outs) {
+      LLVMValueRef slot = LLVMBuildGEP2(c->b, c->ptr, c->init_outs, (LLVMValueRef[]){cg_i64(c, k)}, 1, "");
+      ptr = LLVMBuildLoad2(c->b, c->ptr, slot, "hoisted");
+    }
+    cg_view_buf(c, b, ir_vtype(c->g, o->out[i]), ptr);
+  }
+}
+
 /* Buffers for op's results: init's live in the caller's buffers
- * (lower_init), a reshape's in its operand's, the others in scratch,
- * reused from dead values under a memory plan. */
-static void place_results(cg_lower *c, ir_opid op, cg_memplan *plan) {
+ * (lower_init), so do the values NAME_init yields, a reshape's in its
+ * operand's, the others in scratch, reused from dead values under a memory
+ * plan. */
+static void place_results(cg_lower *c, ir_blockid b, ir_opid op, cg_memplan *plan) {
   ir_opkind k = ir_o(c->g, op)->kind;
   if (k == IR_OP_RESHAPE)
     alias_reshape(c, op);
   else if (k != IR_OP_INIT && plan)
     cg_memplan_alloc_results(c, plan, op);
+  else if (k != IR_OP_INIT && b == c->init_region)
+    alloc_init_results(c, op);
   else if (k != IR_OP_INIT)
     cg_alloc_results(c, op);
   cg_alloc_temps(c, op);
@@ -567,7 +608,7 @@ bool cg_lower_block(cg_lower *c, ir_blockid b) {
      * walk, so NAME_scratch_bytes sees the layout NAME_run uses. */
     ir_opid last = group_end(c, b, op);
     for (ir_opid m = op;; m = ir_o(c->g, m)->next) {
-      place_results(c, m, plan);
+      place_results(c, b, m, plan);
       if (m == last) break;
     }
     ok = lower_ops(c, b, op, last);

@@ -63,6 +63,11 @@ typedef struct cg_lower {
   LLVMValueRef gemm_tiles[2][CG_GEMM_MAX_MR + 1];
   LLVMValueRef gemm_task;
   LLVMValueRef *op_temp;    /* by op id: scratch an op uses besides its results (cg_alloc_temps) */
+  /* Building NAME_init or NAME_init_scratch_bytes: the init region, whose
+   * yielded values are computed straight into the caller's hoisted[k]
+   * (init_outs, NULL when measuring) instead of scratch; IR_NONE otherwise. */
+  ir_blockid init_region;
+  LLVMValueRef init_outs;
 } cg_lower;
 
 /* ---- dims and buffers ------------------------------------------------------ */
@@ -196,6 +201,29 @@ bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done);
  * the same order in NAME_scratch_bytes. False after an error. */
 bool cg_lower_concurrent(cg_lower *c, ir_opid first, ir_opid last);
 
+/* The lowering state of the function being built, kept while a task
+ * function is built in between: cg_save_fn leaves a fresh dim cache,
+ * cg_restore_fn frees it and puts everything back. */
+typedef struct cg_fn_state {
+  LLVMValueRef fn, entry_end, status, syms, args, scratch, sp, overflow, exec;
+  LLVMBasicBlockRef entry, fail, at;
+  LLVMValueRef *dim_cache;
+  int32_t dim_cache_cap;
+} cg_fn_state;
+cg_fn_state cg_save_fn(cg_lower *c);
+void cg_restore_fn(cg_lower *c, const cg_fn_state *s);
+/* Ends a task function's entry block (c->entry_end; c->args and c->exec
+ * become NULL) and builds its failure exit, which stores the status at
+ * status_out for NAME_run and returns; the builder continues in `start`. */
+void cg_end_task_entry(cg_lower *c, LLVMValueRef fn, LLVMBasicBlockRef start, LLVMValueRef status_out);
+/* After tasks: fail with the status they stored at `slot`, if any. */
+void cg_fail_on_status(cg_lower *c, LLVMValueRef slot);
+/* member(closure, i, n) for i in [0, n) on n threads at once, n <= max
+ * chosen by the runtime (exec->team_run); without one (no exec, no pool,
+ * inside a task) member(closure, 0, 1) on this thread. */
+void cg_team_run(cg_lower *c, LLVMValueRef member, LLVMValueRef closure, LLVMValueRef max);
+/* Inside a member of a team of n > 1: exec->team_wait(exec, count, target). */
+void cg_team_wait(cg_lower *c, LLVMValueRef exec, LLVMValueRef count, LLVMValueRef target);
 /* Run task(closure, i) for i in [0, n_tasks): on the context's pool when
  * NAME_run's exec has one, else in a loop, in order. The tasks must not
  * fail. */
@@ -211,6 +239,11 @@ typedef struct cg_gemm {
   LLVMValueRef a, a_row, a_k, bp, c, m, n, k;
 } cg_gemm;
 void cg_gemm_run(cg_lower *c, const cg_gemm *g);
+/* Rows [i0, i1) by the columns of panels [q0, q1) of C = A B, every k
+ * block, on the calling thread: what one task of cg_gemm_run computes for
+ * that block (so the same sums, bitwise). */
+void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef i1, LLVMValueRef q0,
+                   LLVMValueRef q1);
 /* out (ceildiv(n, 32) x k x 32 floats) = B[k, n] packed, B[k, j] at b[k*b_k + j*b_j]. */
 void cg_gemm_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_j, LLVMValueRef k,
                   LLVMValueRef n, LLVMValueRef out);
@@ -219,6 +252,15 @@ bool cg_gemm_applies(const ir_graph *g, ir_opid op);
 /* Scratch op needs besides its results, into c->op_temp[op] (the walker
  * calls it after cg_alloc_results, in both walks). */
 void cg_alloc_temps(cg_lower *c, ir_opid op);
+
+/* ---- lower_recurrent.c: the persistent recurrent kernel ---- */
+
+/* Lowers scan op (its body's buffers bound, its carries' initial values
+ * in its results, staging[i] a second buffer per carry) as one team of
+ * threads over all its steps when its body is products of a carry plus
+ * elementwise math (*done set); otherwise leaves it to the caller (*done
+ * false). False after an error. */
+bool cg_lower_recurrent(cg_lower *c, ir_opid op, const cg_buf *staging, bool *done);
 
 /* ---- lower_fused.c: kernel groups ---- */
 
@@ -235,6 +277,9 @@ bool cg_gemm_fused(cg_lower *c, ir_opid op);
 
 /* Lower every op of block b (used by the graph body and by scan bodies). */
 bool cg_lower_block(cg_lower *c, ir_blockid b);
+/* Whether value v, yielded at position k of the init region, was computed
+ * straight into the caller's hoisted[k] (so NAME_init copies nothing). */
+bool cg_init_yield_in_place(const cg_lower *c, ir_val v, int32_t k);
 /* Give every result of op a scratch buffer (the walker does this before
  * lowering the op; scan lowering reuses it for its step buffers). */
 void cg_alloc_results(cg_lower *c, ir_opid op);

@@ -312,6 +312,21 @@ static void emit_epilogue(cg_lower *c, const epilogue *e, LLVMTypeRef ct, LLVMVa
   free(args);
 }
 
+void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef i1, LLVMValueRef q0,
+                   LLVMValueRef q1) {
+  LLVMBuilderRef B = c->b;
+  /* At least one block, so that k = 0 still stores zeros; equal blocks. */
+  LLVMValueRef nkb = smax(c, cg_i64(c, 1), ceil_div(c, g->k, cg_i64(c, c->gemm_kc)));
+  LLVMValueRef kcmax = smax(c, cg_i64(c, 1), ceil_div(c, g->k, nkb));
+  cg_loop kl = cg_for_begin(c, nkb, "kblock");
+  kblock kb = {g->a, g->a_row, g->a_k, g->bp, LLVMBuildMul(B, g->k, cg_i64(c, PANEL), ""), NULL,
+               NULL, g->c, g->n, LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc")};
+  kb.kc0 = LLVMBuildMul(B, kl.iv, kcmax, "kc0");
+  kb.kc = smin(c, kcmax, LLVMBuildSub(B, g->k, kb.kc0, ""));
+  emit_tiles(c, &kb, i0, i1, q0, q1);
+  cg_for_end(c, &kl);
+}
+
 /* The body of a task function (closure, task); with an epilogue after the
  * last k block. */
 static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, const epilogue *e) {
@@ -334,16 +349,8 @@ static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, const 
     LLVMBuildRetVoid(B);
     return;
   }
-  /* At least one block, so that k = 0 still stores zeros; equal blocks. */
-  LLVMValueRef nkb = smax(c, cg_i64(c, 1), ceil_div(c, f[CL_K], cg_i64(c, c->gemm_kc)));
-  LLVMValueRef kcmax = smax(c, cg_i64(c, 1), ceil_div(c, f[CL_K], nkb));
-  cg_loop kl = cg_for_begin(c, nkb, "kblock");
-  kblock kb = {f[CL_A], f[CL_A_ROW], f[CL_A_K], f[CL_BP], LLVMBuildMul(B, f[CL_K], cg_i64(c, PANEL), ""), NULL,
-               NULL, f[CL_C], f[CL_N], LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc")};
-  kb.kc0 = LLVMBuildMul(B, kl.iv, kcmax, "kc0");
-  kb.kc = smin(c, kcmax, LLVMBuildSub(B, f[CL_K], kb.kc0, ""));
-  emit_tiles(c, &kb, i0, i1, q0, q1);
-  cg_for_end(c, &kl);
+  cg_gemm g = {f[CL_A], f[CL_A_ROW], f[CL_A_K], f[CL_BP], f[CL_C], f[CL_M], f[CL_N], f[CL_K]};
+  cg_gemm_block(c, &g, i0, i1, q0, q1);
   LLVMBuildRetVoid(B);
 }
 

@@ -27,7 +27,7 @@
 #include <string.h>
 
 /* Field indices of seqrt_exec (runtime/exec.h); a unit test pins them. */
-enum { EXEC_PARALLEL_FOR, EXEC_KERNEL_BEGIN, EXEC_KERNEL_END };
+enum { EXEC_PARALLEL_FOR, EXEC_KERNEL_BEGIN, EXEC_KERNEL_END, EXEC_TEAM_RUN, EXEC_TEAM_WAIT };
 
 /* Multiply-adds (or element operations) a task should at least get. */
 #define TASK_WORK 32768
@@ -189,24 +189,15 @@ static LLVMValueRef closure_field(cg_lower *c, LLVMTypeRef ct, LLVMValueRef clos
   return LLVMBuildLoad2(c->b, t, LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)field, ""), "");
 }
 
-/* The lowering state of the function being built, saved while a task
- * function is built in between. */
-typedef struct fn_state {
-  LLVMValueRef fn, entry_end, status, syms, args, scratch, sp, overflow, exec;
-  LLVMBasicBlockRef entry, fail, at;
-  LLVMValueRef *dim_cache;
-  int32_t dim_cache_cap;
-} fn_state;
-
-static fn_state save_state(cg_lower *c) {
-  fn_state s = {c->fn, c->entry_end, c->status, c->syms, c->args, c->scratch, c->sp, c->overflow,
-                c->exec, c->entry, c->fail, LLVMGetInsertBlock(c->b), c->dim_cache, c->dim_cache_cap};
+cg_fn_state cg_save_fn(cg_lower *c) {
+  cg_fn_state s = {c->fn, c->entry_end, c->status, c->syms, c->args, c->scratch, c->sp, c->overflow,
+                   c->exec, c->entry, c->fail, LLVMGetInsertBlock(c->b), c->dim_cache, c->dim_cache_cap};
   c->dim_cache = NULL;
   c->dim_cache_cap = 0;
   return s;
 }
 
-static void restore_state(cg_lower *c, const fn_state *s) {
+void cg_restore_fn(cg_lower *c, const cg_fn_state *s) {
   free(c->dim_cache);
   c->fn = s->fn, c->entry_end = s->entry_end, c->status = s->status, c->syms = s->syms;
   c->args = s->args, c->scratch = s->scratch, c->sp = s->sp, c->overflow = s->overflow;
@@ -215,10 +206,7 @@ static void restore_state(cg_lower *c, const fn_state *s) {
   LLVMPositionBuilderAtEnd(c->b, s->at);
 }
 
-/* Ends a task function's entry block (c->entry_end) and builds its failure
- * exit, which stores the status at status_out for NAME_run and returns;
- * the builder continues in `start`. */
-static void end_task_entry(cg_lower *c, LLVMValueRef fn, LLVMBasicBlockRef start, LLVMValueRef status_out) {
+void cg_end_task_entry(cg_lower *c, LLVMValueRef fn, LLVMBasicBlockRef start, LLVMValueRef status_out) {
   c->args = NULL;
   c->exec = NULL;
   c->entry_end = LLVMBuildBr(c->b, start);
@@ -240,7 +228,7 @@ static LLVMValueRef begin_task(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, LLV
   LLVMValueRef status_out = closure_field(c, ct, closure, CL_STATUS, c->ptr);
   *rows_per_task = closure_field(c, ct, closure, CL_ROWS, c->i64);
   c->scratch = LLVMConstPointerNull(c->ptr); /* lowerings never allocate */
-  end_task_entry(c, fn, start, status_out);
+  cg_end_task_entry(c, fn, start, status_out);
   return closure;
 }
 
@@ -376,8 +364,30 @@ void cg_parallel_for(cg_lower *c, LLVMValueRef task, LLVMValueRef closure, LLVMV
   LLVMPositionBuilderAtEnd(c->b, done);
 }
 
-/* In NAME_run after tasks: fail with the status they stored at `slot`, if any. */
-static void fail_on_status(cg_lower *c, LLVMValueRef slot) {
+void cg_team_run(cg_lower *c, LLVMValueRef member, LLVMValueRef closure, LLVMValueRef max) {
+  LLVMTypeRef member_t = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->i64, c->i64}, 3, 0);
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "team.done");
+  LLVMBasicBlockRef alone;
+  LLVMValueRef run = c->exec ? load_exec_field(c, EXEC_TEAM_RUN, &alone) : NULL;
+  if (run) {
+    LLVMTypeRef rt = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->ptr, c->ptr, c->i64}, 4, 0);
+    LLVMBuildCall2(c->b, rt, run, (LLVMValueRef[]){c->exec, member, closure, max}, 4, "");
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, alone);
+  }
+  LLVMBuildCall2(c->b, member_t, member, (LLVMValueRef[]){closure, cg_i64(c, 0), cg_i64(c, 1)}, 3, "");
+  LLVMBuildBr(c->b, done);
+  LLVMPositionBuilderAtEnd(c->b, done);
+}
+
+void cg_team_wait(cg_lower *c, LLVMValueRef exec, LLVMValueRef count, LLVMValueRef target) {
+  LLVMValueRef slot = LLVMBuildGEP2(c->b, c->ptr, exec, (LLVMValueRef[]){cg_i64(c, EXEC_TEAM_WAIT)}, 1, "");
+  LLVMValueRef fn = LLVMBuildLoad2(c->b, c->ptr, slot, "wait");
+  LLVMTypeRef t = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->ptr, c->i64}, 3, 0);
+  LLVMBuildCall2(c->b, t, fn, (LLVMValueRef[]){exec, count, target}, 3, "");
+}
+
+void cg_fail_on_status(cg_lower *c, LLVMValueRef slot) {
   LLVMValueRef st = LLVMBuildLoad2(c->b, c->i32, slot, "");
   LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.fail");
   LLVMBasicBlockRef good = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.ok");
@@ -408,7 +418,7 @@ static void run_tasks(cg_lower *c, ir_opid op, LLVMValueRef task, LLVMTypeRef ct
   for (int32_t a = 0; a + 1 < axes; a++) outer = LLVMBuildMul(c->b, outer, r->dims[a], "");
   LLVMValueRef n_tasks = at_least_one(c, LLVMBuildMul(c->b, outer, row_blocks(c, rows, per_task), "tasks"));
   cg_parallel_for(c, task, closure, n_tasks);
-  fail_on_status(c, status);
+  cg_fail_on_status(c, status);
 }
 
 bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done) {
@@ -417,9 +427,9 @@ bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done) {
   if (c->measuring || !c->split || !plan_split(c->g, op, &p)) return true;
   LLVMTypeRef ct = closure_type(c, p.n_in + 1);
   LLVMValueRef per_task = rows_per_task(c, op, &p);
-  fn_state s = save_state(c);
+  cg_fn_state s = cg_save_fn(c);
   LLVMValueRef task = build_task(c, op, &p, ct, lower);
-  restore_state(c, &s);
+  cg_restore_fn(c, &s);
   if (!task) return false;
   run_tasks(c, op, task, ct, per_task, p.axes);
   *done = true;
@@ -522,7 +532,7 @@ static LLVMValueRef build_group_task(cg_lower *c, const scan_group *s, LLVMTypeR
   c->syms = closure_field(c, ct, closure, GC_SYMS, c->ptr);
   c->scratch = closure_field(c, ct, closure, GC_SCRATCH, c->ptr);
   LLVMValueRef slots = closure_field(c, ct, closure, GC_STATUS, c->ptr);
-  end_task_entry(c, fn, start, LLVMBuildGEP2(c->b, c->i32, slots, &task, 1, "status.slot"));
+  cg_end_task_entry(c, fn, start, LLVMBuildGEP2(c->b, c->i32, slots, &task, 1, "status.slot"));
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "done");
   LLVMValueRef sw = LLVMBuildSwitch(c->b, task, done, (unsigned)s->n);
   bool ok = true;
@@ -556,7 +566,7 @@ static void run_group(cg_lower *c, const scan_group *s, LLVMTypeRef ct, LLVMValu
                      LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)(s->field[i] + 1 + k), ""));
   }
   cg_parallel_for(c, task, closure, cg_i64(c, s->n));
-  for (int32_t i = 0; i < s->n; i++) fail_on_status(c, slot[i]);
+  for (int32_t i = 0; i < s->n; i++) cg_fail_on_status(c, slot[i]);
   free(slot);
 }
 
@@ -593,9 +603,9 @@ static bool lower_group(cg_lower *c, const scan_group *s) {
   bool ok = lay_out_regions(c, s, offsets);
   LLVMTypeRef ct = group_closure_type(c, s);
   keep_bufs(c, s, saved, false);
-  fn_state st = save_state(c);
+  cg_fn_state st = cg_save_fn(c);
   LLVMValueRef task = ok ? build_group_task(c, s, ct) : NULL;
-  restore_state(c, &st);
+  cg_restore_fn(c, &st);
   keep_bufs(c, s, saved, true);
   c->current = current;
   if (task) run_group(c, s, ct, task, offsets);

@@ -105,6 +105,11 @@ bool lower_scan(cg_lower *c, ir_opid op) {
   for (int32_t i = 0; i < s.carries; i++) cg_copy(c, &c->bufs[o->out[i]], cg_operand(c, op, i));
   for (int32_t i = 0; i < s.xs; i++)
     cg_check_dim_eq(c, ir_vtype(c->g, o->in[s.carries + i]).dims[s.axis], ir_get_dim(c->g, op, "length"));
+  bool done, ok = cg_lower_recurrent(c, op, staging, &done);
+  if (!ok || done) {
+    free(staging);
+    return ok;
+  }
   LLVMValueRef length = cg_dim(c, ir_get_dim(c->g, op, "length"));
   LLVMValueRef mark = LLVMBuildLoad2(c->b, c->i64, c->sp, "mark");
   cg_loop step = cg_for_begin(c, length, "step");
@@ -114,7 +119,7 @@ bool lower_scan(cg_lower *c, ir_opid op) {
   for (int32_t i = 0; i < s.xs; i++)
     copy_slice(c, cg_operand(c, op, s.carries + i), &c->bufs[body->args[1 + s.carries + i]], s.axis,
                t, SLICE_READ);
-  bool ok = cg_lower_block(c, s.body);
+  ok = cg_lower_block(c, s.body);
   if (ok) {
     finish_step(c, op, &s, staging, t);
     LLVMBuildStore(c->b, mark, c->sp);

@@ -64,6 +64,12 @@ static void init_targets(void) {
 
 /* ---- the four functions ----------------------------------------------------------- */
 
+static void add_enum_attr(cg_program *p, LLVMValueRef fn, const char *name) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  IR_ASSERT(kind != 0);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(p->ctx, kind, 0));
+}
+
 static void set_target_attrs(cg_program *p, LLVMValueRef fn) {
   char *cpu = LLVMGetTargetMachineCPU(p->tm), *features = LLVMGetTargetMachineFeatureString(p->tm);
   LLVMAddTargetDependentFunctionAttr(fn, "target-cpu", cpu);
@@ -118,6 +124,10 @@ static LLVMValueRef add_function(cg_lower *c, cg_program *p, const char *suffix,
   LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, ty);
   ir_buf_free(&name);
   set_target_attrs(p, fn);
+  /* Only NAME_run is hot. The scratch measurements run once per ctx and
+   * init once per open: optimized for size, they take less build time and
+   * space (issue 10). */
+  if (strcmp(suffix, "run") != 0) add_enum_attr(p, fn, "optsize");
   begin_function(c, fn, run_like ? c->i32 : c->i64);
   c->measuring = !run_like;
   c->syms = LLVMGetParam(fn, 0);
@@ -125,14 +135,18 @@ static LLVMValueRef add_function(cg_lower *c, cg_program *p, const char *suffix,
   c->args = NULL;
   c->exec = NULL;
   c->split = false;
+  c->init_region = IR_NONE;
+  c->init_outs = NULL;
   memset(c->bufs, 0, sizeof(cg_buf) * (size_t)c->g->n_vals);
   return fn;
 }
 
-/* Copy the values block b yields into the caller's arrays outs[i]. */
+/* Copy the values block b yields into the caller's arrays outs[i] (but for
+ * the init results already computed there). */
 static void copy_yield_out(cg_lower *c, ir_blockid b, LLVMValueRef outs) {
   const ir_op *y = ir_o(c->g, ir_block_terminator(c->g, b));
   for (int32_t i = 0; i < y->n_in; i++) {
+    if (cg_init_yield_in_place(c, y->in[i], i)) continue;
     cg_buf out = c->bufs[y->in[i]];
     out.ptr = load_ptr_arg(c, outs, i);
     cg_copy(c, &out, &c->bufs[y->in[i]]);
@@ -187,6 +201,8 @@ static bool build_init(cg_lower *c, cg_program *p, ir_opid init) {
   if (init != IR_NONE) {
     ir_blockid region = ir_o(c->g, init)->regions[0];
     bind_init_args(c, init, LLVMGetParam(fn, 1));
+    c->init_region = region;
+    c->init_outs = LLVMGetParam(fn, 2);
     if (!cg_lower_block(c, region)) return false;
     copy_yield_out(c, region, LLVMGetParam(fn, 2));
   }
@@ -198,7 +214,8 @@ static bool build_init_scratch_bytes(cg_lower *c, cg_program *p, ir_opid init) {
   add_function(c, p, "init_scratch_bytes", false);
   if (init != IR_NONE) {
     bind_init_args(c, init, NULL);
-    if (!cg_lower_block(c, ir_o(c->g, init)->regions[0])) return false;
+    c->init_region = ir_o(c->g, init)->regions[0];
+    if (!cg_lower_block(c, c->init_region)) return false;
   }
   return_scratch_size(c);
   return true;
@@ -273,6 +290,13 @@ static bool run_llvm_pipeline(cg_program *p, int level, ir_diag *d) {
   char pipeline[32];
   snprintf(pipeline, sizeof pipeline, "default<O%d>", level);
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+  /* The lowering unrolls what pays itself (a GEMM tile's rows and panels);
+   * LLVM's partial and runtime unrolling of the other loops doubled the
+   * code and the build time of B4 without making its kernels faster
+   * (docs/performance.md). Identical functions, such as the tasks of two
+   * layers of the same shape, are merged into one. */
+  LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
+  LLVMPassBuilderOptionsSetMergeFunctions(opts, 1);
   LLVMErrorRef err = LLVMRunPasses(p->mod, pipeline, p->tm, opts);
   LLVMDisposePassBuilderOptions(opts);
   if (err) {
@@ -348,6 +372,7 @@ static void init_lower(cg_lower *c, cg_program *p, ir_graph *g, const cg_options
   c->contract = o->opt_level >= 2;
   c->prefix = p->name;
   c->current = IR_NONE;
+  c->init_region = IR_NONE;
 }
 
 cg_program *cg_compile(ir_graph *g, const cg_options *o, ir_diag *d) {

@@ -34,6 +34,15 @@ static void parallel_for(seqrt_exec *e, void (*task)(void *, int64_t), void *clo
   rt_pool_run(exec_of(e)->pool, task, closure, n);
 }
 
+static void team_run(seqrt_exec *e, void (*member)(void *, int64_t, int64_t), void *closure, int64_t max) {
+  rt_pool_team(exec_of(e)->pool, member, closure, max);
+}
+
+static void team_wait(seqrt_exec *e, const int64_t *count, int64_t target) {
+  (void)e;
+  rt_pool_wait(count, target);
+}
+
 static void kernel_begin(seqrt_exec *e, int32_t op) {
   (void)op;
   exec_of(e)->profile->started = now_ns();
@@ -75,7 +84,11 @@ rt_status rt_exec_init(rt_exec *x, const rt_model *m) {
   memset(x, 0, sizeof *x);
   rt_status st = rt_pool_new(m->num_threads, &x->pool);
   if (st != RT_OK) return st;
-  if (rt_pool_threads(x->pool) > 1) x->pub.parallel_for = parallel_for;
+  if (rt_pool_threads(x->pool) > 1) {
+    x->pub.parallel_for = parallel_for;
+    x->pub.team_run = team_run;
+    x->pub.team_wait = team_wait;
+  }
   if (!profiling_asked()) return RT_OK;
   st = new_profile(m->desc, &x->profile);
   if (st != RT_OK) return st;

@@ -22,6 +22,17 @@ struct seqrt_exec {
    * index in the program's op_names) when profiling; NULL otherwise. */
   void (*kernel_begin)(seqrt_exec *e, int32_t op);
   void (*kernel_end)(seqrt_exec *e, int32_t op);
+  /* Runs member(closure, i, n) for every i in [0, n), 1 <= n <= max (the
+   * runtime picks n: the pool's threads, or 1 when the pool is busy), on
+   * up to n threads at once, and returns when all have finished. Members
+   * may wait for each other's progress with team_wait, but only for work
+   * that any member could have done (a member may start after the others
+   * have finished). NULL: the code calls member(closure, 0, 1) itself. */
+  void (*team_run)(seqrt_exec *e, void (*member)(void *closure, int64_t i, int64_t n), void *closure,
+                   int64_t max);
+  /* Returns once *count, which members increase with atomic adds
+   * (release), is at least target; what they wrote before is then visible. */
+  void (*team_wait)(seqrt_exec *e, const int64_t *count, int64_t target);
 };
 
 #endif

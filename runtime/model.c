@@ -448,27 +448,43 @@ static void convert(const rt_st_tensor *t, int32_t to, void *dst) {
   }
 }
 
-/* Copies every (bound) parameter into one 64-byte aligned block. */
+static bool init_only(const rt_model_desc *d, int32_t i) {
+  return d->param_init_only && d->param_init_only[i];
+}
+
+/* Copies every (bound) parameter into two 64-byte aligned blocks: m->data
+ * for those run reads, m->init_data for those only the inits read. */
 static rt_status pack_params(rt_model *m, const rt_st_tensor **tensors) {
   const rt_model_desc *d = m->desc;
-  uint64_t total = 0;
+  uint64_t total[2] = {0, 0};
   for (int32_t i = 0; i < d->n_params; i++) {
-    uint64_t bytes = (uint64_t)tensors[i]->numel * rt_dtype_size(d->params[i].dtype);
+    uint64_t bytes = (uint64_t)tensors[i]->numel * rt_dtype_size(d->params[i].dtype), *t = &total[init_only(d, i)];
     if (bytes / rt_dtype_size(d->params[i].dtype) != (uint64_t)tensors[i]->numel ||
-        total + bytes + 63 < total || total + bytes + 63 > SIZE_MAX - 64)
+        *t + bytes + 63 < *t || *t + bytes + 63 > SIZE_MAX - 64)
       return rt_model_fail(d, RT_ENOMEM, "the parameters are too large");
-    total = (total + bytes + 63) / 64 * 64;
+    *t = (*t + bytes + 63) / 64 * 64;
   }
-  m->data = aligned_alloc(64, (size_t)total + 64);
-  if (!m->data) return rt_model_fail(d, RT_ENOMEM, "out of memory for %llu bytes of parameters",
-                                     (unsigned long long)total);
-  size_t off = 0;
+  m->data = aligned_alloc(64, (size_t)total[0] + 64);
+  m->init_data = total[1] ? aligned_alloc(64, (size_t)total[1]) : NULL;
+  if (!m->data || (total[1] && !m->init_data))
+    return rt_model_fail(d, RT_ENOMEM, "out of memory for %llu bytes of parameters",
+                         (unsigned long long)(total[0] + total[1]));
+  size_t off[2] = {0, 0};
   for (int32_t i = 0; i < d->n_params; i++) {
-    m->params[i] = (unsigned char *)m->data + off;
+    int k = init_only(d, i);
+    m->params[i] = (unsigned char *)(k ? m->init_data : m->data) + off[k];
     convert(tensors[i], d->params[i].dtype, m->params[i]);
-    off += ((size_t)tensors[i]->numel * rt_dtype_size(d->params[i].dtype) + 63) / 64 * 64;
+    off[k] += ((size_t)tensors[i]->numel * rt_dtype_size(d->params[i].dtype) + 63) / 64 * 64;
   }
   return RT_OK;
+}
+
+/* After the inits: nothing reads the init-only parameters any more. */
+static void free_init_params(rt_model *m) {
+  for (int32_t i = 0; i < m->desc->n_params; i++)
+    if (init_only(m->desc, i)) m->params[i] = NULL;
+  free(m->init_data);
+  m->init_data = NULL;
 }
 
 static rt_status bind(rt_model *m, rt_st_file *f) {
@@ -525,6 +541,7 @@ static rt_status open_with(const rt_model_desc *d, rt_st_file *f, const rt_optio
   if (st == RT_OK) st = bind(m, f);
   rt_st_close(f);
   if (st == RT_OK) st = rt_model_init_programs(m);
+  if (st == RT_OK) free_init_params(m);
   if (st != RT_OK) {
     rt_model_close(m);
     return st;
@@ -555,6 +572,7 @@ void rt_model_close(rt_model *m) {
   if (!m) return;
   rt_model_free_programs(m);
   free(m->data);
+  free(m->init_data);
   free(m->params);
   free(m->syms);
   free(m);

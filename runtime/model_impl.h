@@ -25,8 +25,10 @@ struct rt_model {
   int num_threads;  /* from rt_options, 1 when defaulted */
   int64_t n_dims;   /* entries desc->dims writes: the sum of all ranks */
   int64_t *syms;    /* n_symbols values: parameter symbols bound at open, call symbols 0 */
-  void **params;    /* n_params pointers into data */
-  void *data;       /* every parameter, each at a 64-byte aligned offset; owned */
+  void **params;    /* n_params pointers into data or init_data (NULL once that is freed) */
+  void *data;       /* every parameter run reads, each at a 64-byte aligned offset; owned */
+  void *init_data;  /* likewise the parameters only the inits read (desc->param_init_only):
+                       freed right after them, so a packed weight is not kept twice */
   rt_prog forward, step;
 };
 

@@ -201,6 +201,15 @@ static void publish(rt_pool *p, rt_task_fn fn, void *closure, uint64_t n) {
   wake_workers(p, want);
 }
 
+/* Publishes the job, takes part in it and waits for the stragglers; the
+ * caller holds `running`, which this releases. */
+static void run_job(rt_pool *p, rt_task_fn fn, void *closure, uint64_t n) {
+  publish(p, fn, closure, n);
+  run_tasks(p, fn, closure, n);
+  wait_done(p, n);
+  atomic_store_explicit(&p->running, false, memory_order_release);
+}
+
 void rt_pool_run(rt_pool *p, rt_task_fn fn, void *closure, int64_t n) {
   if (n <= 0 || !fn) return;
   if (!p || p->num_threads == 1 || n == 1) {
@@ -213,10 +222,43 @@ void rt_pool_run(rt_pool *p, rt_task_fn fn, void *closure, int64_t n) {
     run_inline(fn, closure, n);
     return;
   }
-  publish(p, fn, closure, (uint64_t)n);
-  run_tasks(p, fn, closure, (uint64_t)n);
-  wait_done(p, (uint64_t)n);
-  atomic_store_explicit(&p->running, false, memory_order_release);
+  run_job(p, fn, closure, (uint64_t)n);
+}
+
+/* ---- teams ------------------------------------------------------------------ */
+
+typedef struct team_job {
+  rt_team_fn fn;
+  void *closure;
+  int64_t n;
+} team_job;
+
+static void team_task(void *closure, int64_t i) {
+  const team_job *t = closure;
+  t->fn(t->closure, i, t->n);
+}
+
+/* A team is a job of n tasks on a pool of at least n threads, so that
+ * the caller plus n - 1 woken workers can run them all at once. */
+void rt_pool_team(rt_pool *p, rt_team_fn fn, void *closure, int64_t max) {
+  if (!fn) return;
+  int64_t n = p ? p->n_workers + 1 : 1;
+  if (max < n) n = max;
+  if (n <= 1 || atomic_exchange(&p->running, true)) {
+    fn(closure, 0, 1); /* busy (a task of this pool) or nothing to share */
+    return;
+  }
+  team_job t = {fn, closure, n};
+  run_job(p, team_task, &t, (uint64_t)n);
+}
+
+/* Spins, then yields: a member holding the work waited for may have been
+ * preempted on an oversubscribed CPU. */
+void rt_pool_wait(const int64_t *count, int64_t target) {
+  for (int i = 0; __atomic_load_n(count, __ATOMIC_ACQUIRE) < target; i++) {
+    if (i < RT_POOL_SPIN) cpu_relax();
+    else sched_yield();
+  }
 }
 
 /* ---- creation and teardown ------------------------------------------------ */

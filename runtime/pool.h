@@ -54,6 +54,24 @@ int rt_pool_threads(const rt_pool *p);
  * in index order, on its own thread; nothing deadlocks. */
 void rt_pool_run(rt_pool *p, rt_task_fn fn, void *closure, int64_t n);
 
+/* One member of a team: i in [0, n). */
+typedef void (*rt_team_fn)(void *closure, int64_t i, int64_t n);
+
+/* Runs fn(closure, i, n) for every i in [0, n) and returns when all have
+ * finished, n being the pool's thread count capped at max (at least 1),
+ * as a job of n tasks (the caller takes one): members usually run at once
+ * and may wait for each other's progress (rt_pool_wait), but must never
+ * depend on that: a member can start late, after the others are done, or
+ * run on the caller after another member has finished. A NULL or
+ * 1-thread pool, max <= 1, and a call from a task of this pool (or a
+ * second thread while a job runs) run fn(closure, 0, 1) on the caller. */
+void rt_pool_team(rt_pool *p, rt_team_fn fn, void *closure, int64_t max);
+
+/* Returns once *count, which other threads increase with atomic
+ * read-modify-writes (release), is at least target; their writes before
+ * those increments are then visible. Spins, then yields the CPU. */
+void rt_pool_wait(const int64_t *count, int64_t target);
+
 /* The thread count the environment variable SEQRT_NUM_THREADS asks for: a
  * decimal integer (optional sign), clamped to [1, RT_MAX_THREADS]; 1 when it
  * is unset, empty or not a number. The runtime's default for

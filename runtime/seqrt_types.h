@@ -148,6 +148,10 @@ typedef struct seqrt_model_desc {
   int32_t n_state;
   const seqrt_tensor_desc *state; /* dim_symbols index the step program's symbols */
   void (*state_dims)(const int64_t *step_syms, int64_t *out); /* ranks concatenated */
+  /* n_params flags: 1 when only the programs' inits read the parameter (a
+   * weight that is only packed), so the runtime frees its bytes once the
+   * inits ran; NULL when run reads every parameter. */
+  const uint8_t *param_init_only;
 } seqrt_model_desc;
 
 

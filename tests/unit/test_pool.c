@@ -396,6 +396,115 @@ static void test_nested_run_is_inline(void **state) {
   free(s);
 }
 
+/* ---- teams ------------------------------------------------------------------ */
+
+/* Rounds of a lock-step computation: in round r every member writes its
+ * slot of row r from the whole of row r - 1, which only waiting for every
+ * member's count of round r - 1 makes complete and visible. */
+enum { TEAM_ROUNDS = 2000, TEAM_MAX = 4 };
+
+typedef struct team_state {
+  rt_pool *pool;
+  int64_t size;                        /* n as the members saw it */
+  atomic_int members;                  /* members that ran */
+  int64_t done;                        /* slots written, over all rounds */
+  int64_t rows[TEAM_ROUNDS][TEAM_MAX];
+  pthread_t who[TEAM_MAX];
+} team_state;
+
+static void team_member(void *closure, int64_t i, int64_t n) {
+  team_state *s = closure;
+  s->size = n;
+  s->who[i] = pthread_self();
+  atomic_fetch_add(&s->members, 1);
+  s->rows[0][i] = i + 1;
+  __atomic_fetch_add(&s->done, 1, __ATOMIC_RELEASE);
+  for (int r = 1; r < TEAM_ROUNDS; r++) {
+    rt_pool_wait(&s->done, (int64_t)r * n);
+    int64_t sum = 0;
+    for (int64_t k = 0; k < n; k++) sum += s->rows[r - 1][k];
+    s->rows[r][i] = sum % 1000003 + i;
+    __atomic_fetch_add(&s->done, 1, __ATOMIC_RELEASE);
+  }
+}
+
+/* What team_member computes with n members. */
+static int64_t team_expected(int64_t n, int r, int64_t i) {
+  int64_t row[TEAM_MAX], next[TEAM_MAX];
+  for (int64_t k = 0; k < n; k++) row[k] = k + 1;
+  for (int q = 1; q <= r; q++) {
+    int64_t sum = 0;
+    for (int64_t k = 0; k < n; k++) sum += row[k];
+    for (int64_t k = 0; k < n; k++) next[k] = sum % 1000003 + k;
+    memcpy(row, next, sizeof row);
+  }
+  return row[i];
+}
+
+static void check_team(int threads, int64_t max, int64_t want) {
+  team_state *s = calloc(1, sizeof *s);
+  assert_non_null(s);
+  s->pool = threads ? new_pool(threads) : NULL;
+  rt_pool_team(s->pool, team_member, s, max);
+  assert_int_equal(s->size, want);
+  assert_int_equal(atomic_load(&s->members), want);
+  for (int64_t i = 0; i < want; i++) {
+    assert_int_equal(s->rows[TEAM_ROUNDS - 1][i], team_expected(want, TEAM_ROUNDS - 1, i));
+    for (int64_t k = 0; k < i; k++) assert_false(pthread_equal(s->who[i], s->who[k]));
+  }
+  if (s->pool) run_and_check_counts(s->pool, 100); /* the pool is not left busy */
+  rt_pool_free(s->pool);
+  free(s);
+}
+
+static void test_team_members_run_at_once(void **state) {
+  (void)state;
+  check_team(2, 2, 2);
+  check_team(3, 8, 3); /* capped by the pool */
+  check_team(4, 3, 3); /* capped by max */
+  check_team(4, 4, 4);
+}
+
+static void test_team_of_one(void **state) {
+  (void)state;
+  check_team(0, 4, 1); /* no pool */
+  check_team(1, 4, 1);
+  check_team(3, 1, 1);
+  check_team(3, 0, 1);
+}
+
+static void team_in_task(void *closure, int64_t task) {
+  team_state *s = closure;
+  if (task == 0) rt_pool_team(s->pool, team_member, s, 4);
+}
+
+static void test_team_inside_a_task_is_inline(void **state) {
+  (void)state;
+  team_state *s = calloc(1, sizeof *s);
+  assert_non_null(s);
+  s->pool = new_pool(3);
+  rt_pool_run(s->pool, team_in_task, s, 2);
+  assert_int_equal(s->size, 1);
+  assert_int_equal(s->rows[TEAM_ROUNDS - 1][0], team_expected(1, TEAM_ROUNDS - 1, 0));
+  run_and_check_counts(s->pool, 100);
+  rt_pool_free(s->pool);
+  free(s);
+}
+
+/* A team after the workers went to sleep: they wake up and join it. */
+static void test_team_after_workers_sleep(void **state) {
+  (void)state;
+  team_state *s = calloc(1, sizeof *s);
+  assert_non_null(s);
+  s->pool = new_pool(2);
+  sleep_ms(50);
+  rt_pool_team(s->pool, team_member, s, 2);
+  assert_int_equal(s->size, 2);
+  assert_int_equal(s->rows[TEAM_ROUNDS - 1][1], team_expected(2, TEAM_ROUNDS - 1, 1));
+  rt_pool_free(s->pool);
+  free(s);
+}
+
 /* ---- errors --------------------------------------------------------------- */
 
 static void test_invalid_counts(void **state) {
@@ -483,6 +592,10 @@ int main(void) {
       cmocka_unit_test(test_free_right_after_new),
       cmocka_unit_test(test_deterministic_reduction),
       cmocka_unit_test(test_nested_run_is_inline),
+      cmocka_unit_test(test_team_members_run_at_once),
+      cmocka_unit_test(test_team_of_one),
+      cmocka_unit_test(test_team_inside_a_task_is_inline),
+      cmocka_unit_test(test_team_after_workers_sleep),
       cmocka_unit_test(test_invalid_counts),
       cmocka_unit_test(test_thread_start_failure),
       cmocka_unit_test(test_default_threads),

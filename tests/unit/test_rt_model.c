@@ -77,7 +77,7 @@ static const rt_model_desc tagger = {
     "tagger", 0x1234, 4, tagger_symbols, 2, tagger_inputs, 3, tagger_params, tagger_arg_order,
     2, tagger_outputs, tagger_dims, 2, tagger_param_syms, 2, tagger_call_syms,
     NULL, /* entry points: the runtime does not use them */
-    &tagger_program, -1, "no T", NULL, 0, NULL, NULL};
+    &tagger_program, -1, "no T", NULL, 0, NULL, NULL, NULL};
 
 static const float W[D] = {1, 2, -1, 0.5f}, BIAS[D] = {0.25f, 0, 1, -2};
 
@@ -283,7 +283,7 @@ static int32_t widen_run(const int64_t *s, void *const *a, void *const *o, void 
 static const seqrt_program widen_program = PROGRAM(widen_run, no_scratch, 1);
 const rt_model_desc widen = {"widen", 1, 1, n_symbol, 0, NULL, 2, widen_params, widen_order, 2,
                              widen_params, widen_dims, 1, sym_N, 0, NULL, NULL, &widen_program,
-                             -1, "no T", NULL, 0, NULL, NULL};
+                             -1, "no T", NULL, 0, NULL, NULL, NULL};
 
 static const rt_tensor_desc strict_params[] = {
     {"h", RT_DT_F16, 1, dims_N}, {"g", RT_DT_BF16, 1, dims_N}, {"i", RT_DT_I32, 1, dims_N},
@@ -294,7 +294,7 @@ static int32_t strict_run(const int64_t *s, void *const *a, void *const *o, void
 static const seqrt_program strict_program = PROGRAM(strict_run, no_scratch, 1);
 const rt_model_desc strict = {"strict", 2, 1, n_symbol, 0, NULL, 6, strict_params, strict_order, 6,
                               strict_params, strict_dims, 1, sym_N, 0, NULL, NULL, &strict_program,
-                              -1, "no T", NULL, 0, NULL, NULL};
+                              -1, "no T", NULL, 0, NULL, NULL, NULL};
 
 /* Opens `d` on the tensors and copies its parameters into outs. */
 static void run_copy(const rt_model_desc *d, const st_tensor *t, size_t n, void *const *outs) {
@@ -575,6 +575,8 @@ static void test_exec_layout(void **state) {
   assert_int_equal(offsetof(seqrt_exec, parallel_for), 0 * sizeof(void *));
   assert_int_equal(offsetof(seqrt_exec, kernel_begin), 1 * sizeof(void *));
   assert_int_equal(offsetof(seqrt_exec, kernel_end), 2 * sizeof(void *));
+  assert_int_equal(offsetof(seqrt_exec, team_run), 3 * sizeof(void *));
+  assert_int_equal(offsetof(seqrt_exec, team_wait), 4 * sizeof(void *));
 }
 
 static void test_failing_op_named(void **state) {

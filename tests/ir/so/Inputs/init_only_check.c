@@ -1,0 +1,64 @@
+/*
+ * init_only_check.c - prints which parameters of a shared object built by
+ * seqc only its inits read (seqrt_model_desc.param_init_only), then opens
+ * the model and runs forward once on zeros, so a run that still read a
+ * freed parameter would be caught by the sanitizers or crash.
+ *
+ *   init_only_check MODEL.so WEIGHTS SYM=N ...
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../../../runtime/seqrt_types.h"
+
+static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
+
+int main(int argc, char **argv) {
+  if (argc < 3) return fprintf(stderr, "usage: %s MODEL.so WEIGHTS SYM=N ...\n", argv[0]), 1;
+  void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+  if (!h) return fprintf(stderr, "%s\n", dlerror()), 1;
+  const char *base = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
+  char name[256];
+  snprintf(name, sizeof name, "%.*s_descriptor", (int)strcspn(base, "."), base);
+  void *fn = dlsym(h, name);
+  if (!fn) return fprintf(stderr, "no %s\n", name), 1;
+  const seqrt_model_desc *(*descriptor)(void);
+  memcpy(&descriptor, &fn, sizeof fn);
+  const seqrt_model_desc *d = descriptor();
+  for (int32_t i = 0; i < d->n_params; i++)
+    printf("param %s: %s\n", d->params[i].name,
+           d->param_init_only && d->param_init_only[i] ? "init only" : "read by run");
+  int64_t syms[64] = {0}, call[64] = {0}, dims[1024];
+  for (int32_t s = 0; s < d->n_symbols; s++)
+    for (int a = 3; a < argc; a++) {
+      size_t n = strlen(d->symbols[s]);
+      if (!strncmp(argv[a], d->symbols[s], n) && argv[a][n] == '=') syms[s] = atoll(argv[a] + n + 1);
+    }
+  for (int32_t k = 0; k < d->n_call_symbols; k++) call[k] = syms[d->call_symbols[k]];
+  void *model = NULL, *ctx = NULL;
+  if (d->entry->open(argv[2], NULL, &model) || d->entry->ctx_new(model, call, &ctx))
+    return fprintf(stderr, "%s\n", d->entry->last_error()), 1;
+  d->dims(syms, dims);
+  void *ins[64], *outs[64];
+  const int64_t *at = dims;
+  for (int32_t i = 0; i < d->n_inputs + d->n_params + d->n_outputs; i++) {
+    const seqrt_tensor_desc *t = i < d->n_inputs ? &d->inputs[i]
+                                 : i < d->n_inputs + d->n_params ? &d->params[i - d->n_inputs]
+                                                                 : &d->outputs[i - d->n_inputs - d->n_params];
+    size_t bytes = dtype_sizes[t->dtype];
+    for (int32_t k = 0; k < t->rank; k++) bytes *= (size_t)at[k];
+    at += t->rank;
+    if (i < d->n_inputs) ins[i] = calloc(bytes + 1, 1);
+    else if (i >= d->n_inputs + d->n_params) outs[i - d->n_inputs - d->n_params] = calloc(bytes + 1, 1);
+  }
+  int rc = d->entry->forward(ctx, call, (const void *const *)ins, outs);
+  printf("forward: %s\n", rc ? d->entry->last_error() : "ok");
+  for (int32_t i = 0; i < d->n_inputs; i++) free(ins[i]);
+  for (int32_t i = 0; i < d->n_outputs; i++) free(outs[i]);
+  d->entry->ctx_free(ctx);
+  d->entry->close(model);
+  dlclose(h);
+  return rc != 0;
+}
