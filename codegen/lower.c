@@ -159,6 +159,12 @@ static void set_buf_dims(cg_lower *c, cg_buf *out, ir_type t) {
   for (int32_t i = 0; i < t.rank; i++) out->dims[i] = cg_dim(c, t.dims[i]);
 }
 
+void cg_add_fn_attr(LLVMContextRef ctx, LLVMValueRef fn, const char *name, uint64_t val) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  IR_ASSERT(kind != 0);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(ctx, kind, val));
+}
+
 void cg_alloc_buf(cg_lower *c, cg_buf *out, ir_type t) {
   set_buf_dims(c, out, t);
   LLVMBuilderRef B = c->b;

@@ -160,6 +160,10 @@ static inline LLVMValueRef cg_fcmp(cg_lower *c, LLVMRealPredicate p, LLVMValueRe
   return LLVMBuildFCmp(c->b, p, a, b, "");
 }
 
+/* Function attribute `name` (an LLVM enum attribute, e.g. "noinline") with
+ * value val (0 for flags) on fn. */
+void cg_add_fn_attr(LLVMContextRef ctx, LLVMValueRef fn, const char *name, uint64_t val);
+
 /* A call to an intrinsic, e.g. cg_intrinsic(c, "llvm.fabs", ty, 1, &x). */
 LLVMValueRef cg_intrinsic(cg_lower *c, const char *name, LLVMTypeRef overload, int n,
                           LLVMValueRef *args);

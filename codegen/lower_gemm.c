@@ -152,6 +152,9 @@ static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels) {
   snprintf(name, sizeof name, "gemm.tile.m%dp%d", (int)rows, (int)panels);
   LLVMValueRef fn = LLVMAddFunction(c->mod, name, tile_fn_type(c));
   LLVMSetLinkage(fn, LLVMInternalLinkage);
+  /* One copy per module: every product and recurrent kernel calls it once
+   * per tile and k block, which costs nothing next to the k loop. */
+  cg_add_fn_attr(c->ctx, fn, "noinline", 0);
   cg_copy_target_attrs(c, fn);
   LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));

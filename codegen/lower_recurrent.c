@@ -664,15 +664,21 @@ static LLVMValueRef counter(cg_lower *c, LLVMValueRef state, LLVMValueRef q) {
   return LLVMBuildGEP2(c->b, c->i64, state, &at, 1, "");
 }
 
-/* Block b of step s, if no member took it yet: products, gate math, done. */
-static void run_block(cg_lower *c, const kernel *kn, member *m, LLVMValueRef state, LLVMValueRef s, LLVMValueRef b) {
+/* Block b of step s, if no member took it yet: products, gate math, done.
+ * A team of one takes every block without atomics. */
+static void run_block(cg_lower *c, const kernel *kn, member *m, LLVMValueRef state, LLVMValueRef s, LLVMValueRef b,
+                      LLVMValueRef shared) {
   const cell *k = kn->k;
   LLVMBuilderRef B = c->b;
+  LLVMBasicBlockRef claim = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block.claim");
+  LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block");
+  LLVMBasicBlockRef count = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block.count");
+  LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block.next");
+  LLVMBuildCondBr(B, shared, claim, run);
+  LLVMPositionBuilderAtEnd(B, claim);
   LLVMValueRef epoch = counter(c, state, LLVMBuildAdd(B, b, cg_i64(c, 1), ""));
   LLVMValueRef take = LLVMBuildAtomicCmpXchg(B, epoch, s, LLVMBuildAdd(B, s, cg_i64(c, 1), ""),
                                              LLVMAtomicOrderingMonotonic, LLVMAtomicOrderingMonotonic, 0);
-  LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block");
-  LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block.next");
   LLVMBuildCondBr(B, LLVMBuildExtractValue(B, take, 1, "taken"), run, skip);
   LLVMPositionBuilderAtEnd(B, run);
   LLVMValueRef width = cg_i64(c, kn->block_units), u = cg_i64(c, k->units);
@@ -681,6 +687,8 @@ static void run_block(cg_lower *c, const kernel *kn, member *m, LLVMValueRef sta
   m->hi = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, hi, u, ""), hi, u, "hi");
   emit_products(c, kn, m);
   emit_gates(c, kn, m);
+  LLVMBuildCondBr(B, shared, count, skip);
+  LLVMPositionBuilderAtEnd(B, count);
   /* release: the block's stores before the count that announces them */
   LLVMBuildAtomicRMW(B, LLVMAtomicRMWBinOpAdd, counter(c, state, cg_i64(c, 0)), cg_i64(c, 1),
                      LLVMAtomicOrderingRelease, 0);
@@ -700,12 +708,13 @@ static void emit_steps(cg_lower *c, const kernel *kn, member *m, LLVMValueRef ex
   cg_loop step = cg_for_begin(c, length, "step");
   m->t = k->reverse ? LLVMBuildSub(B, LLVMBuildSub(B, length, cg_i64(c, 1), ""), step.iv, "t") : step.iv;
   pick_carries(c, kn, m, step.iv);
+  LLVMValueRef shared = LLVMBuildICmp(B, LLVMIntSGT, n, cg_i64(c, 1), "shared");
   cg_loop blk = cg_for_begin(c, nb, "blocks");
-  run_block(c, kn, m, state, step.iv, LLVMBuildSRem(B, LLVMBuildAdd(B, first, blk.iv, ""), nb, "b"));
+  run_block(c, kn, m, state, step.iv, LLVMBuildSRem(B, LLVMBuildAdd(B, first, blk.iv, ""), nb, "b"), shared);
   cg_for_end(c, &blk);
   LLVMBasicBlockRef wait = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "wait");
   LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "step.next");
-  LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSGT, n, cg_i64(c, 1), ""), wait, next);
+  LLVMBuildCondBr(B, shared, wait, next);
   LLVMPositionBuilderAtEnd(B, wait);
   LLVMValueRef all = LLVMBuildMul(B, LLVMBuildAdd(B, step.iv, cg_i64(c, 1), ""), nb, "");
   cg_team_wait(c, exec, counter(c, state, cg_i64(c, 0)), all);

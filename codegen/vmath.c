@@ -421,23 +421,17 @@ const char *cg_vm_name(cg_vm_fn f) {
   return vm_table[f].name;
 }
 
-static void add_attr(cg_lower *c, LLVMValueRef fn, const char *name, uint64_t val) {
-  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
-  IR_ASSERT(kind != 0);
-  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, kind, val));
-}
-
 /* Define seqc.vm.NAME.f32 with the builder borrowed from the lowering; its
  * insertion point (always the end of a block) is restored afterwards. */
 static LLVMValueRef define_f32(cg_lower *c, cg_vm_fn f, const char *name) {
   LLVMTypeRef fty = LLVMFunctionType(c->f32, &c->f32, 1, 0);
   LLVMValueRef fn = LLVMAddFunction(c->mod, name, fty);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
-  add_attr(c, fn, "alwaysinline", 0);
-  add_attr(c, fn, "nounwind", 0);
-  add_attr(c, fn, "willreturn", 0);
-  add_attr(c, fn, "nosync", 0);
-  add_attr(c, fn, "memory", 0); /* memory(none) */
+  cg_add_fn_attr(c->ctx, fn, "alwaysinline", 0);
+  cg_add_fn_attr(c->ctx, fn, "nounwind", 0);
+  cg_add_fn_attr(c->ctx, fn, "willreturn", 0);
+  cg_add_fn_attr(c->ctx, fn, "nosync", 0);
+  cg_add_fn_attr(c->ctx, fn, "memory", 0); /* memory(none) */
   LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
   LLVMBuildRet(c->b, vm_table[f].gen(c, LLVMGetParam(fn, 0)));
@@ -464,7 +458,7 @@ LLVMValueRef cg_libm_call(cg_lower *c, const char *name, int n_args, LLVMValueRe
   LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
   if (!fn) {
     fn = LLVMAddFunction(c->mod, name, fty);
-    add_attr(c, fn, "nounwind", 0);
+    cg_add_fn_attr(c->ctx, fn, "nounwind", 0);
   }
   return LLVMBuildCall2(c->b, fty, fn, args, (unsigned)n_args, "");
 }
