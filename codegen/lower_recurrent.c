@@ -22,34 +22,43 @@
  * only columns o + j of the values before it: the gate math of unit j is
  * one elementwise pass over those columns, after the products.
  *
- * The kernel. Member m of a team of n (exec->team_run) owns units
- * [lo, hi), whole panels of 32. Each step it
+ * The kernel. The units are cut into blocks of whole panels of 32
+ * (choose_blocks). Each step, for every block not yet taken (a
+ * compare-exchange on the block's step counter), a member of the team
+ * (exec->team_run)
  *   1. computes the columns o + [lo, hi) of every product at the offsets o
  *      the product is read at, from the whole current carry: the GEMM's
  *      own tile code on those panels (cg_gemm_block), so each element is
- *      the same multiply-add chain as in a plain product; its share of the
- *      packed weights is the same every step and stays in its core's cache;
+ *      the same multiply-add chain as in a plain product;
  *   2. runs the gate math over rows x [lo, hi), values in registers, and
- *      stores its units of the next carries and of the step's outputs;
- *   3. meets the others at one barrier (team_barrier).
- * The carries alternate between the scan's results and the staging
- * buffers (ping-pong), so one barrier per step is enough: step s reads one
- * set whole and writes its units of the other, which nobody reads until
- * every member has passed the barrier. After an odd number of steps each
- * member copies its units back into the results.
+ *      stores the block's units of the next carries and of the step's
+ *      outputs;
+ *   3. counts the block done (a release add).
+ * Then it waits until the step's last block is done (exec->team_wait).
+ * Member i tries its own blocks first (from i * blocks / n), so its share
+ * of the packed weights is the same every step and stays in its core's
+ * cache; it takes others' only when their member is late. The carries
+ * alternate between the scan's results and the staging buffers
+ * (ping-pong), so one wait per step is enough: step s reads one set whole
+ * and writes its units of the other, which nobody reads before every
+ * block of step s is done. After an odd number of steps member 0 copies
+ * the last carries back into the results.
  *
- * Teams. Splitting needs U and every product offset to be multiples of 32
- * and the offsets of a product to be at least U apart (members write
- * disjoint columns); otherwise, or when a step has less work than
- * MEMBER_WORK multiply-adds per member (a small cell, where a barrier
- * costs more than it saves), one member runs it all, without barriers.
- * Inside a task (a concurrent group's scan) the runtime gives a team of
- * one. Results do not depend on the team: every element is computed by
- * the same operations whichever member computes it.
+ * Teams. Several blocks need U and every product offset to be multiples
+ * of 32 and a product's offsets to be at least U apart (blocks write
+ * disjoint columns); otherwise all units are one block. A step with less
+ * than MEMBER_WORK multiply-adds per member (a small cell, where the wait
+ * costs more than it saves) gets fewer members, one at the least, which
+ * takes every block without atomics. Inside a task (a concurrent group's
+ * scan) the runtime gives a team of one. Waiting is for blocks, never for
+ * a member: one that starts late or is preempted finds its blocks taken
+ * and catches up, so no thread can stall the team. Results do not depend
+ * on the team: every element is computed by the same operations whichever
+ * member computes it.
  *
  * The member function, <first result>_recurrent, emits no run-time check
  * (they all run in NAME_run before the team starts), so no member can
- * leave the others waiting at a barrier.
+ * stop before its blocks are done.
  */
 #include "lower.h"
 
@@ -351,7 +360,8 @@ static cell *cell_of(const ir_graph *g, ir_opid scan) {
 
 /* ---- the kernel ------------------------------------------------------------------ */
 
-/* Closure fields: syms, exec, then one pointer per buffer (field_of). */
+/* Closure fields: syms, exec, the team's counters, then one pointer per
+ * buffer (buffer number F_BUFS + k). */
 enum { F_SYMS, F_EXEC, F_STATE, F_BUFS };
 
 typedef struct kernel {
