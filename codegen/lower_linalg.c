@@ -12,10 +12,11 @@
  * (k ascending for matmul), except that f32/f64 sums along a contiguous row
  * (a sum over the last axis, a matmul dot product with transpose_b) use
  * SUM_LANES explicit vector accumulators in a spelled-out order (lane_sum),
- * and the row sums of softmax and layernorm ROW_LANES of them, the last
- * chunk padded (row_fold_lanes).
+ * and the row sums of softmax ROW_LANES of them, the last chunk padded
+ * (row_fold_lanes).
  * Either way a float sum of n terms is within n*eps*sum|terms| of the exact
- * one.
+ * one. layernorm's mean and variance are Welford's, in the same ROW_LANES
+ * lanes (row_moments), merged in a fixed tree.
  *
  * Integers. The interpreter fails when an integer result does not fit its
  * dtype exactly (the i32 range; |x| < 2^53 for i64). Compiled code
@@ -663,16 +664,74 @@ bool lower_argreduce(cg_lower *c, ir_opid op) {
  * (32 floats are two AVX-512 or four AVX2 registers, each its own chain). */
 enum { ROW_LANES = 32 };
 
-/* What a row reduction folds: the elements' sum, the sum of their squared
- * deviations from a center, or their maximum. */
-typedef enum row_fold { ROW_SUM, ROW_SQDEV, ROW_MAX } row_fold;
+/* One chunk of a row walk (row_walk): the k-th, ROW_LANES elements from
+ * element `start` of the row; in the last, padded chunk `mask` (a vector of
+ * i1) says which lanes hold elements, `live` (i64) how many; NULL and
+ * ROW_LANES in full chunks. */
+typedef struct row_chunk_at {
+  LLVMValueRef k, start, live, mask;
+} row_chunk_at;
+typedef void row_chunk_fn(cg_lower *c, void *state, const row_chunk_at *at);
+
+/* 0, 1, ..., ROW_LANES - 1 as i32 lanes. */
+static LLVMValueRef lane_indices(cg_lower *c) {
+  LLVMValueRef ix[ROW_LANES];
+  for (int l = 0; l < ROW_LANES; l++) ix[l] = cg_i32(c, l);
+  return LLVMConstVector(ix, ROW_LANES);
+}
+
+/* Walks a row of n elements in chunks of ROW_LANES, calling `chunk` on the
+ * chunks from the `from`-th on, in order: element i goes to lane
+ * i mod ROW_LANES. The last chunk is padded (a mask, no scalar tail), in a
+ * loop that runs once or never. */
+static void row_walk(cg_lower *c, LLVMValueRef n, int64_t from, row_chunk_fn *chunk, void *state) {
+  LLVMValueRef full = LLVMBuildSDiv(c->b, n, cg_i64(c, ROW_LANES), "");
+  LLVMValueRef rest = LLVMBuildSub(c->b, full, cg_i64(c, from), "");
+  cg_loop ch = cg_for_begin(c, LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, rest, cg_i64(c, 0), ""), rest,
+                                               cg_i64(c, 0), ""), "chunk");
+  LLVMValueRef k = LLVMBuildAdd(c->b, ch.iv, cg_i64(c, from), "");
+  row_chunk_at at = {k, LLVMBuildMul(c->b, k, cg_i64(c, ROW_LANES), ""), cg_i64(c, ROW_LANES), NULL};
+  chunk(c, state, &at);
+  cg_for_end(c, &ch);
+  LLVMValueRef done = LLVMBuildMul(c->b, full, cg_i64(c, ROW_LANES), "");
+  LLVMValueRef left = LLVMBuildSub(c->b, n, done, ""); /* 0 .. ROW_LANES - 1 */
+  LLVMValueRef has_tail = LLVMBuildZExt(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, left, cg_i64(c, 0), ""), c->i64, "");
+  cg_loop tail = cg_for_begin(c, has_tail, "tail");
+  LLVMValueRef live = cg_splat(c, ROW_LANES, LLVMBuildTrunc(c->b, left, c->i32, ""));
+  at = (row_chunk_at){full, done, left, LLVMBuildICmp(c->b, LLVMIntSLT, lane_indices(c), live, "")};
+  chunk(c, state, &at);
+  cg_for_end(c, &tail);
+}
+
+/* ROW_LANES contiguous float or double elements at p; with a mask, only
+ * its lanes are read, the others are `passthru`. */
+static LLVMValueRef load_row_chunk(cg_lower *c, LLVMTypeRef t, LLVMValueRef p, LLVMValueRef mask,
+                                   LLVMValueRef passthru) {
+  LLVMTypeRef vt = LLVMVectorType(t, ROW_LANES);
+  unsigned align = t == c->f64 ? 8 : 4; /* element alignment: rows start anywhere */
+  if (mask) return cg_masked_load(c, vt, p, align, mask, passthru);
+  LLVMValueRef v = LLVMBuildLoad2(c->b, vt, p, "");
+  LLVMSetAlignment(v, align);
+  return v;
+}
+
+/* The halves [0, width) and [width, 2 width) of a vector. */
+static void split_lanes(cg_lower *c, LLVMValueRef v, int width, LLVMValueRef *lo, LLVMValueRef *hi) {
+  LLVMValueRef l[ROW_LANES / 2], h[ROW_LANES / 2];
+  for (int i = 0; i < width; i++) l[i] = cg_i32(c, i), h[i] = cg_i32(c, width + i);
+  *lo = LLVMBuildShuffleVector(c->b, v, v, LLVMConstVector(l, (unsigned)width), "");
+  *hi = LLVMBuildShuffleVector(c->b, v, v, LLVMConstVector(h, (unsigned)width), "");
+}
+
+/* What a row reduction folds: the elements' sum or their maximum. */
+typedef enum row_fold { ROW_SUM, ROW_MAX } row_fold;
 
 /* One row_fold_lanes in the making. */
 typedef struct row_reduce {
   row_fold fold;
   LLVMTypeRef t, vt;     /* element type (float, double), ROW_LANES of it */
+  LLVMValueRef row;      /* the row's first element */
   LLVMValueRef identity; /* ROW_LANES of 0, or of -inf for ROW_MAX */
-  LLVMValueRef center;   /* ROW_SQDEV: the center in every lane */
   LLVMValueRef acc;      /* alloca of vt: the lanes */
 } row_reduce;
 
@@ -693,59 +752,30 @@ static LLVMValueRef row_combine(cg_lower *c, row_fold f, LLVMValueRef acc, LLVMV
   return cg_fadd(c, acc, v);
 }
 
-/* Folds the ROW_LANES elements at p into the lanes; with a mask, only its
- * lanes (the others add the identity). */
-static void row_chunk(cg_lower *c, const row_reduce *r, LLVMValueRef p, LLVMValueRef mask) {
-  unsigned align = r->t == c->f64 ? 8 : 4; /* element alignment: rows start anywhere */
-  LLVMValueRef v;
-  if (mask) {
-    v = cg_masked_load(c, r->vt, p, align, mask, r->identity);
-  } else {
-    v = LLVMBuildLoad2(c->b, r->vt, p, "");
-    LLVMSetAlignment(v, align);
-  }
-  if (r->fold == ROW_SQDEV) {
-    LLVMValueRef dev = cg_fsub(c, v, r->center);
-    v = cg_fmul(c, dev, dev);
-    if (mask) v = LLVMBuildSelect(c->b, mask, v, r->identity, "");
-  }
+/* Folds a chunk into the lanes (row_chunk_fn); padding lanes add the
+ * identity. */
+static void row_fold_chunk(cg_lower *c, void *state, const row_chunk_at *at) {
+  row_reduce *r = state;
+  LLVMValueRef v = load_row_chunk(c, r->t, element_at(c, r->t, r->row, at->start), at->mask, r->identity);
   LLVMBuildStore(c->b, row_combine(c, r->fold, LLVMBuildLoad2(c->b, r->vt, r->acc, ""), v), r->acc);
 }
 
 /* Folds row[0..n) (contiguous float or double) as f says. Element i goes to
  * lane i mod ROW_LANES, each lane folding its elements in ascending order;
- * the last chunk is padded with the identity (a masked load, no scalar
- * tail) and the lanes are combined in a fixed tree, halving the width.
- * The order depends on n only. Because of the padding, trailing zeros
- * never change a sum, whatever n is: a softmax row of a KV cache and the
- * same row in forward (masked keys are exactly 0) add the same terms in
- * the same lanes. */
-static LLVMValueRef row_fold_lanes(cg_lower *c, row_fold f, LLVMTypeRef t, LLVMValueRef row, LLVMValueRef n,
-                                   LLVMValueRef center) {
-  row_reduce r = {f, t, LLVMVectorType(t, ROW_LANES), splat_const(t, f == ROW_MAX ? -INFINITY : 0.0), NULL, NULL};
-  if (center) r.center = cg_splat(c, ROW_LANES, center);
+ * the last chunk is padded with the identity (row_walk) and the lanes are
+ * combined in a fixed tree, halving the width. The order depends on n
+ * only. Because of the padding, trailing zeros never change a sum,
+ * whatever n is: a softmax row of a KV cache and the same row in forward
+ * (masked keys are exactly 0) add the same terms in the same lanes. */
+static LLVMValueRef row_fold_lanes(cg_lower *c, row_fold f, LLVMTypeRef t, LLVMValueRef row, LLVMValueRef n) {
+  row_reduce r = {f, t, LLVMVectorType(t, ROW_LANES), row, splat_const(t, f == ROW_MAX ? -INFINITY : 0.0), NULL};
   r.acc = cg_entry_alloca(c, r.vt, f == ROW_MAX ? "lanes.max" : "lanes.sum");
   LLVMBuildStore(c->b, r.identity, r.acc);
-  LLVMValueRef full = LLVMBuildSDiv(c->b, n, cg_i64(c, ROW_LANES), "");
-  cg_loop ch = cg_for_begin(c, full, "chunk");
-  row_chunk(c, &r, element_at(c, t, row, LLVMBuildMul(c->b, ch.iv, cg_i64(c, ROW_LANES), "")), NULL);
-  cg_for_end(c, &ch);
-  LLVMValueRef done = LLVMBuildMul(c->b, full, cg_i64(c, ROW_LANES), "");
-  LLVMValueRef left = LLVMBuildSub(c->b, n, done, ""); /* 0 .. ROW_LANES - 1 */
-  /* The padded chunk, when there is one: a loop that runs once or never. */
-  LLVMValueRef has_tail = LLVMBuildZExt(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, left, cg_i64(c, 0), ""), c->i64, "");
-  cg_loop tail = cg_for_begin(c, has_tail, "tail");
-  LLVMValueRef lane_ix[ROW_LANES];
-  for (int l = 0; l < ROW_LANES; l++) lane_ix[l] = cg_i32(c, l);
-  LLVMValueRef live = cg_splat(c, ROW_LANES, LLVMBuildTrunc(c->b, left, c->i32, ""));
-  row_chunk(c, &r, element_at(c, t, row, done), LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(lane_ix, ROW_LANES), live, ""));
-  cg_for_end(c, &tail);
+  row_walk(c, n, 0, row_fold_chunk, &r);
   LLVMValueRef acc = LLVMBuildLoad2(c->b, r.vt, r.acc, "");
   for (int width = ROW_LANES / 2; width >= 1; width /= 2) {
-    LLVMValueRef lo[ROW_LANES / 2], hi[ROW_LANES / 2];
-    for (int l = 0; l < width; l++) lo[l] = cg_i32(c, l), hi[l] = cg_i32(c, width + l);
-    LLVMValueRef a = LLVMBuildShuffleVector(c->b, acc, acc, LLVMConstVector(lo, (unsigned)width), "");
-    LLVMValueRef b = LLVMBuildShuffleVector(c->b, acc, acc, LLVMConstVector(hi, (unsigned)width), "");
+    LLVMValueRef a, b;
+    split_lanes(c, acc, width, &a, &b);
     acc = row_combine(c, f, a, b);
   }
   return LLVMBuildExtractElement(c->b, acc, cg_i32(c, 0), "");
@@ -765,12 +795,12 @@ static void softmax_rows(cg_lower *c, const cg_buf *x, const cg_buf *y) {
   cg_loop r = cg_for_begin(c, rows, "row");
   LLVMValueRef start = LLVMBuildMul(c->b, r.iv, n, "");
   LLVMValueRef xr = element_at(c, t, x->ptr, start), yr = element_at(c, t, y->ptr, start);
-  LLVMValueRef m = row_fold_lanes(c, ROW_MAX, t, xr, n, NULL);
+  LLVMValueRef m = row_fold_lanes(c, ROW_MAX, t, xr, n);
   cg_loop i = cg_for_begin(c, n, "i");
   LLVMValueRef e = fexp(c, cg_fsub(c, LLVMBuildLoad2(c->b, t, element_at(c, t, xr, i.iv), ""), m));
   LLVMBuildStore(c->b, e, element_at(c, t, yr, i.iv));
   cg_for_end(c, &i);
-  LLVMValueRef sum = row_fold_lanes(c, ROW_SUM, t, yr, n, NULL);
+  LLVMValueRef sum = row_fold_lanes(c, ROW_SUM, t, yr, n);
   cg_loop j = cg_for_begin(c, n, "i");
   LLVMValueRef at = element_at(c, t, yr, j.iv);
   LLVMBuildStore(c->b, cg_fdiv(c, LLVMBuildLoad2(c->b, t, at, ""), sum), at);
@@ -827,39 +857,123 @@ bool lower_softmax(cg_lower *c, ir_opid op) {
 
 /* ---- layernorm ---------------------------------------------------------------------- */
 
-/* The mean and the biased variance of the d elements of x from linear
- * index base, in the accumulator type: two passes, the second over
- * x - mean, as the interpreter. f32/f64 rows fold in vector lanes
- * (row_fold_lanes); f16/bf16 ones, converted element by element, in order. */
-static void row_moments(cg_lower *c, const cg_buf *x, LLVMValueRef base, LLVMValueRef d, LLVMValueRef *mean,
-                        LLVMValueRef *var) {
-  ir_dtype acc_dt = acc_dtype(x->type.dtype);
-  LLVMTypeRef t = cg_compute_type(c, acc_dt);
-  LLVMValueRef fd = LLVMBuildSIToFP(c->b, d, t, "");
-  if (lane_summable(x->type.dtype)) {
-    LLVMValueRef row = element_at(c, t, x->ptr, base);
-    *mean = cg_fdiv(c, row_fold_lanes(c, ROW_SUM, t, row, d, NULL), fd);
-    *var = cg_fdiv(c, row_fold_lanes(c, ROW_SQDEV, t, row, d, *mean), fd);
-    return;
+/* Welford's mean and sum of squared deviations (M2) in ROW_LANES lanes
+ * (row_moments), over y = x - x[0] rather than x: the running means stay
+ * near 0, where their roundings are small, however far the row is from 0. */
+typedef struct row_welford {
+  const cg_buf *x;
+  LLVMValueRef base;     /* linear index of the row's first element in x */
+  LLVMTypeRef t, vt;     /* accumulator type (float, double), ROW_LANES of it */
+  LLVMValueRef shift;    /* x[0] in every lane */
+  LLVMValueRef mean, m2; /* allocas of vt: the lanes' running values */
+  LLVMValueRef stage;    /* f16/bf16: alloca of vt a chunk is converted into */
+} row_welford;
+
+/* A chunk of y = x - x[0] in the accumulator type (padding lanes: -x[0]).
+ * f32/f64 rows are loaded as they are; f16/bf16 elements are converted one
+ * by one into `stage` first. */
+static LLVMValueRef welford_load(cg_lower *c, const row_welford *w, const row_chunk_at *at) {
+  LLVMValueRef zero = LLVMConstNull(w->vt), v;
+  LLVMValueRef first = LLVMBuildAdd(c->b, w->base, at->start, "");
+  if (w->stage) {
+    cg_loop l = cg_for_begin(c, at->live, "lane");
+    LLVMBuildStore(c->b, load_acc(c, w->x, LLVMBuildAdd(c->b, first, l.iv, "")), element_at(c, w->t, w->stage, l.iv));
+    cg_for_end(c, &l);
+    v = load_row_chunk(c, w->t, w->stage, at->mask, zero);
+  } else {
+    v = load_row_chunk(c, w->t, element_at(c, w->t, w->x->ptr, first), at->mask, zero);
   }
-  LLVMValueRef sum_slot = cg_entry_alloca(c, t, "sum"), sq_slot = cg_entry_alloca(c, t, "sq");
-  LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sum_slot);
-  cg_loop i1 = cg_for_begin(c, d, "i");
-  LLVMValueRef v = load_acc(c, x, LLVMBuildAdd(c->b, base, i1.iv, ""));
-  LLVMBuildStore(c->b, cg_fadd(c, load_slot(c, sum_slot, acc_dt), v), sum_slot);
-  cg_for_end(c, &i1);
-  *mean = cg_fdiv(c, load_slot(c, sum_slot, acc_dt), fd);
-  LLVMBuildStore(c->b, cg_const(c, acc_dt, 0), sq_slot);
-  cg_loop i2 = cg_for_begin(c, d, "i");
-  LLVMValueRef dev = cg_fsub(c, load_acc(c, x, LLVMBuildAdd(c->b, base, i2.iv, "")), *mean);
-  LLVMBuildStore(c->b, cg_fadd(c, load_slot(c, sq_slot, acc_dt), cg_fmul(c, dev, dev)), sq_slot);
-  cg_for_end(c, &i2);
-  *var = cg_fdiv(c, load_slot(c, sq_slot, acc_dt), fd);
+  return cg_fsub(c, v, w->shift);
 }
 
-/* Per row over the last axis: mean, biased variance (row_moments), then
- * (x - mean) / sqrt(var + eps), times gamma, plus beta, in a loop LLVM
- * vectorizes. */
+/* The k-th chunk (k >= 1, or the padded one) gives each live lane its
+ * (k+1)-th element y: d = y - mean; mean += d / (k+1); M2 += d * (y - mean).
+ * All lanes share the count, so 1 / (k+1) is one scalar division per chunk
+ * and the lanes multiply by it (no vector division in the loop). */
+static void welford_chunk(cg_lower *c, void *state, const row_chunk_at *at) {
+  row_welford *w = state;
+  LLVMValueRef y = welford_load(c, w, at);
+  LLVMValueRef mean = LLVMBuildLoad2(c->b, w->vt, w->mean, ""), m2 = LLVMBuildLoad2(c->b, w->vt, w->m2, "");
+  LLVMValueRef count = LLVMBuildSIToFP(c->b, LLVMBuildAdd(c->b, at->k, cg_i64(c, 1), ""), w->t, "");
+  LLVMValueRef r = cg_splat(c, ROW_LANES, cg_fdiv(c, LLVMConstReal(w->t, 1.0), count));
+  LLVMValueRef d = cg_fsub(c, y, mean);
+  LLVMValueRef mean2 = cg_fmuladd(c, d, r, mean);
+  LLVMValueRef m22 = cg_fmuladd(c, d, cg_fsub(c, y, mean2), m2);
+  if (at->mask) { /* padding lanes keep their values */
+    mean2 = LLVMBuildSelect(c->b, at->mask, mean2, mean, "");
+    m22 = LLVMBuildSelect(c->b, at->mask, m22, m2, "");
+  }
+  LLVMBuildStore(c->b, mean2, w->mean);
+  LLVMBuildStore(c->b, m22, w->m2);
+}
+
+/* Merges the lanes of (n, mean, M2) pairwise, lanes [0, w) with [w, 2w) for
+ * w = ROW_LANES/2 .. 1 (Chan et al.): n = na + nb, d = mean_b - mean_a,
+ * mean = mean_a + d * nb/n, M2 = M2_a + M2_b + d^2 * na * nb/n. A lane with
+ * no elements (mean 0, M2 0) merges with weight nb/n = 0; n = 0 divides by
+ * 1 instead. The weights depend on the counts only, which LLVM hoists out
+ * of the row loop. */
+static void welford_merge(cg_lower *c, LLVMTypeRef t, LLVMValueRef n, LLVMValueRef *mean, LLVMValueRef *m2) {
+  for (int width = ROW_LANES / 2; width >= 1; width /= 2) {
+    LLVMValueRef na, nb, mua, mub, m2a, m2b;
+    split_lanes(c, n, width, &na, &nb);
+    split_lanes(c, *mean, width, &mua, &mub);
+    split_lanes(c, *m2, width, &m2a, &m2b);
+    n = cg_fadd(c, na, nb);
+    LLVMValueRef empty = cg_fcmp(c, LLVMRealOEQ, n, LLVMConstNull(LLVMTypeOf(n)));
+    LLVMValueRef wb = cg_fdiv(c, nb, LLVMBuildSelect(c->b, empty, cg_splat(c, width, LLVMConstReal(t, 1.0)), n, ""));
+    LLVMValueRef d = cg_fsub(c, mub, mua);
+    *mean = cg_fmuladd(c, d, wb, mua);
+    *m2 = cg_fmuladd(c, cg_fmul(c, d, d), cg_fmul(c, na, wb), cg_fadd(c, m2a, m2b));
+  }
+}
+
+/* The mean and the biased variance (M2 / d, as PyTorch) of the d elements
+ * of x from linear index base, in the accumulator type, reading the row
+ * once: Welford over y = x - x[0] in ROW_LANES lanes, lane l taking the
+ * elements i = l mod ROW_LANES in order (the first whole chunk sets
+ * mean = y, M2 = 0; welford_chunk the others, the last one padded), then
+ * the lanes merged in a fixed tree (welford_merge) and mean = x[0] +
+ * mean(y), rounded once. Lane l holds d / ROW_LANES elements, plus one
+ * when l < d mod ROW_LANES. The order depends on d only. */
+static void row_moments(cg_lower *c, const cg_buf *x, LLVMValueRef base, LLVMValueRef d, LLVMValueRef *mean,
+                        LLVMValueRef *var) {
+  LLVMTypeRef t = cg_compute_type(c, acc_dtype(x->type.dtype)), vt = LLVMVectorType(t, ROW_LANES);
+  row_welford w = {x, base, t, vt, NULL, cg_entry_alloca(c, vt, "lanes.mean"), cg_entry_alloca(c, vt, "lanes.m2"), NULL};
+  if (!lane_summable(x->type.dtype)) w.stage = cg_entry_alloca(c, vt, "lanes.stage");
+  LLVMValueRef zero = cg_i64(c, 0), one = cg_i64(c, 1);
+  /* x[0], or 0 for an empty row (not read). */
+  LLVMValueRef shift_slot = cg_entry_alloca(c, t, "shift");
+  LLVMBuildStore(c->b, LLVMConstNull(t), shift_slot);
+  cg_loop first = cg_for_begin(c, LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, d, zero, ""), one, zero, ""),
+                               "first");
+  LLVMBuildStore(c->b, load_acc(c, x, base), shift_slot);
+  cg_for_end(c, &first);
+  LLVMValueRef shift = LLVMBuildLoad2(c->b, t, shift_slot, "");
+  w.shift = cg_splat(c, ROW_LANES, shift);
+  LLVMBuildStore(c->b, LLVMConstNull(vt), w.mean);
+  LLVMBuildStore(c->b, LLVMConstNull(vt), w.m2);
+  LLVMValueRef whole = LLVMBuildICmp(c->b, LLVMIntSGE, d, cg_i64(c, ROW_LANES), "");
+  cg_loop c0 = cg_for_begin(c, LLVMBuildSelect(c->b, whole, one, zero, ""), "chunk0");
+  row_chunk_at at0 = {zero, zero, cg_i64(c, ROW_LANES), NULL};
+  LLVMBuildStore(c->b, welford_load(c, &w, &at0), w.mean);
+  cg_for_end(c, &c0);
+  row_walk(c, d, 1, welford_chunk, &w);
+  LLVMValueRef full = LLVMBuildSDiv(c->b, d, cg_i64(c, ROW_LANES), "");
+  LLVMValueRef left = LLVMBuildTrunc(c->b, LLVMBuildSRem(c->b, d, cg_i64(c, ROW_LANES), ""), c->i32, "");
+  LLVMValueRef extra = LLVMBuildICmp(c->b, LLVMIntSLT, lane_indices(c), cg_splat(c, ROW_LANES, left), "");
+  LLVMValueRef n = cg_fadd(c, cg_splat(c, ROW_LANES, LLVMBuildSIToFP(c->b, full, t, "")),
+                           LLVMBuildSelect(c->b, extra, splat_const(t, 1), splat_const(t, 0), ""));
+  LLVMValueRef mu = LLVMBuildLoad2(c->b, vt, w.mean, ""), m2 = LLVMBuildLoad2(c->b, vt, w.m2, "");
+  welford_merge(c, t, n, &mu, &m2);
+  *mean = cg_fadd(c, shift, LLVMBuildExtractElement(c->b, mu, cg_i32(c, 0), ""));
+  *var = cg_fdiv(c, LLVMBuildExtractElement(c->b, m2, cg_i32(c, 0), ""), LLVMBuildSIToFP(c->b, d, t, ""));
+}
+
+/* Per row over the last axis: mean and biased variance (row_moments), then
+ * (x - mean) * inv, inv = 1 / sqrt(var + eps), times gamma, plus beta, in
+ * a loop LLVM vectorizes; the last multiply and the add are one
+ * cg_fmuladd (r * gamma + beta, or r * inv + beta without gamma). */
 bool lower_layernorm(cg_lower *c, ir_opid op) {
   const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
   int32_t n_in = ir_o(c->g, op)->n_in, rank = x->type.rank;
@@ -878,9 +992,9 @@ bool lower_layernorm(cg_lower *c, ir_opid op) {
   LLVMValueRef inv = cg_fdiv(c, cg_const(c, acc_dt, 1), unary_intrinsic(c, "llvm.sqrt", cg_fadd(c, var, eps)));
   cg_loop i = cg_for_begin(c, d, "i");
   LLVMValueRef at = LLVMBuildAdd(c->b, base, i.iv, "");
-  LLVMValueRef r = cg_fmul(c, cg_fsub(c, load_acc(c, x, at), mean), inv);
-  if (gamma) r = cg_fmul(c, r, load_acc(c, gamma, i.iv));
-  if (beta) r = cg_fadd(c, r, load_acc(c, beta, i.iv));
+  LLVMValueRef r = cg_fsub(c, load_acc(c, x, at), mean), scale = inv;
+  if (gamma) r = cg_fmul(c, r, inv), scale = load_acc(c, gamma, i.iv);
+  r = beta ? cg_fmuladd(c, r, scale, load_acc(c, beta, i.iv)) : cg_fmul(c, r, scale);
   cg_store(c, y, at, r);
   cg_for_end(c, &i);
   cg_nest_end(c, &rows);
