@@ -26,6 +26,7 @@ typedef struct cg_buf {
 } cg_buf;
 
 #define CG_GEMM_MAX_MR 16
+#define CG_GEMV_MAX_PANELS 8
 
 typedef struct cg_lower {
   ir_graph *g;
@@ -58,9 +59,10 @@ typedef struct cg_lower {
   ir_opid current;          /* the op being lowered: run-time checks name it */
   /* GEMM (lower_gemm.c): the target's f32 vector lanes, the tile height,
    * the k block, the most rows and panels a task takes; the module's tile functions
-   * by [more than one panel][rows] and its task function, built on first use. */
+   * and its task function, built on first use. */
   int32_t f32_lanes, gemm_mr, gemm_kc, gemm_rows, gemm_panels;
-  LLVMValueRef gemm_tiles[2][CG_GEMM_MAX_MR + 1];
+  LLVMValueRef gemm_tiles[CG_GEMM_MAX_MR + 1];     /* one panel, by rows */
+  LLVMValueRef gemv_tiles[CG_GEMV_MAX_PANELS + 1]; /* one row, by panels */
   LLVMValueRef gemm_task;
   LLVMValueRef *op_temp;    /* by op id: scratch an op uses besides its results (cg_alloc_temps) */
   /* Building NAME_init or NAME_init_scratch_bytes: the init region, whose

@@ -25,7 +25,8 @@
  * columns of the last panel are loaded and stored under a mask. A single
  * row (a matrix-vector product, the recurrent step at batch 1) runs several
  * panels at a time, so that GEMV_CHAINS independent chains hide the FMA
- * latency, and its weights stream panel after panel.
+ * latency (the panels left over, fewer, in one tile too), and its weights
+ * stream panel after panel.
  *
  * Blocking and tasks. k is cut into equal blocks of at most gemm_kc (a
  * tile's rows of A then take a quarter of L1), the partial sums going through C
@@ -146,7 +147,8 @@ static LLVMTypeRef tile_fn_type(cg_lower *c) {
 
 /* The module's tile function for rows x panels, built on first use. */
 static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels) {
-  LLVMValueRef *slot = &c->gemm_tiles[panels > 1][rows];
+  IR_ASSERT(panels == 1 || (rows == 1 && panels <= CG_GEMV_MAX_PANELS));
+  LLVMValueRef *slot = panels == 1 ? &c->gemm_tiles[rows] : &c->gemv_tiles[panels];
   if (*slot) return *slot;
   char name[48];
   snprintf(name, sizeof name, "gemm.tile.m%dp%d", (int)rows, (int)panels);
@@ -240,18 +242,28 @@ static void call_tile(cg_lower *c, const kblock *kb, int32_t rows, int32_t panel
   LLVMBuildCall2(B, tile_fn_type(c), tile_fn(c, rows, panels), args, T_N_PARAMS, "");
 }
 
-/* Panels [q0, q1) of row i alone, several at a time (GEMV_CHAINS vectors). */
+/* Panels [q0, q1) of row i alone, several at a time (GEMV_CHAINS vectors),
+ * the last few together too. */
 static void emit_row_panels(cg_lower *c, const kblock *kb, LLVMValueRef i, LLVMValueRef q0, LLVMValueRef q1) {
   LLVMBuilderRef B = c->b;
   int32_t per_panel = PANEL / c->f32_lanes, group = GEMV_CHAINS > per_panel ? GEMV_CHAINS / per_panel : 1;
+  IR_ASSERT(group <= CG_GEMV_MAX_PANELS);
   LLVMValueRef groups = LLVMBuildSDiv(B, LLVMBuildSub(B, q1, q0, ""), cg_i64(c, group), "");
   cg_loop g = cg_for_begin(c, groups, "group");
   call_tile(c, kb, 1, group, i, LLVMBuildAdd(B, q0, LLVMBuildMul(B, g.iv, cg_i64(c, group), ""), ""));
   cg_for_end(c, &g);
+  if (group == 1) return;
   LLVMValueRef rest = LLVMBuildAdd(B, q0, LLVMBuildMul(B, groups, cg_i64(c, group), ""), "");
-  cg_loop q = cg_for_begin(c, LLVMBuildSub(B, q1, rest, ""), "q");
-  call_tile(c, kb, 1, 1, i, LLVMBuildAdd(B, rest, q.iv, ""));
-  cg_for_end(c, &q);
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rest.done");
+  LLVMValueRef sw = LLVMBuildSwitch(B, LLVMBuildSub(B, q1, rest, ""), done, (unsigned)group - 1);
+  for (int32_t p = 1; p < group; p++) {
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "rest");
+    LLVMAddCase(sw, cg_i64(c, p), bb);
+    LLVMPositionBuilderAtEnd(B, bb);
+    call_tile(c, kb, 1, p, i, rest);
+    LLVMBuildBr(B, done);
+  }
+  LLVMPositionBuilderAtEnd(B, done);
 }
 
 /* Rows [i0, i1) by panels [q0, q1): row tiles of gemm_mr rows (the last
