@@ -92,8 +92,13 @@ int32_t cg_program_symbols(const cg_program *p, const char *const **names);
 /* The C identifier used for NAME. */
 const char *cg_program_name(const cg_program *p);
 
-/* LLVM IR text, assembly text or object bytes for the program's target. */
+/* LLVM IR text, assembly text or object bytes for the program's target.
+ * LLVM's pipeline runs on the program's first emission. */
 bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d);
+/* p's and other's code as one module (other's linked into p's, which
+ * keeps it): the functions they share are optimized and emitted once.
+ * Neither may have been emitted or JIT-compiled before. */
+bool cg_emit_with(cg_program *p, const cg_program *other, cg_emit_kind kind, ir_buf *out, ir_diag *d);
 
 /* ---- shared objects (abi.c, link.c) ---------------------------------------- */
 

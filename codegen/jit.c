@@ -3,10 +3,11 @@
  * Orc.h are marked experimental in LLVM 19, so every ORC call of seqc is in
  * this file.
  *
- * The program's module is copied (through bitcode) into a thread-safe
- * context that ORC owns, so the program stays usable (for --emit) after the
- * JIT is made. Process symbols (memcpy, libm) resolve through a generator
- * for the current process.
+ * The program's module, after LLVM's pipeline (cg_program_optimize), is
+ * copied (through bitcode) into a thread-safe context that ORC owns, so
+ * the program stays usable (for --emit) after the JIT is made. Process
+ * symbols (memcpy, libm) resolve through a generator for the current
+ * process.
  */
 #include "lower.h"
 
@@ -74,7 +75,7 @@ cg_jit *cg_jit_new(cg_program *p, ir_diag *d) {
     return NULL;
   }
   LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->jit), gen);
-  LLVMOrcThreadSafeModuleRef tsm = copy_module(p, d);
+  LLVMOrcThreadSafeModuleRef tsm = cg_program_optimize(p, d) ? copy_module(p, d) : NULL;
   if (!tsm) {
     cg_jit_free(j);
     return NULL;

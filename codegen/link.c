@@ -108,24 +108,26 @@ bool cg_emit_header(const cg_model *m, ir_buf *out, ir_diag *d) {
 static bool compile_and_link(const cg_model *m, const abi_plan *plan, const ir_buf *header,
                              const char *dir, const char *so_tmp, ir_diag *d) {
   const char *cc = setting("CC", "cc");
-  ir_buf glue = {0}, obj = {0}, step_obj = {0}, map = {0}, header_file = {0};
-  ir_buf hpath = {0}, gpath = {0}, opath = {0}, spath = {0}, mpath = {0}, glue_o = {0}, inc = {0},
+  ir_buf glue = {0}, obj = {0}, map = {0}, header_file = {0};
+  ir_buf hpath = {0}, gpath = {0}, opath = {0}, mpath = {0}, glue_o = {0}, inc = {0},
          inc2 = {0}, vs = {0};
   abi_write_glue(plan, fingerprint(m), &glue);
   ir_buf_printf(&map, "{\n  global: %s_*;\n  local: *;\n};\n", plan->name);
   ir_buf_printf(&header_file, "%s.h", plan->name);
-  bool ok = cg_emit(m->forward, CG_EMIT_OBJ, &obj, d) &&
-            (!m->step || cg_emit(m->step, CG_EMIT_OBJ, &step_obj, d)) &&
+  /* Forward and step in one object: they share their kernels (issue 10). */
+  bool ok = (m->step ? cg_emit_with(m->forward, m->step, CG_EMIT_OBJ, &obj, d)
+                     : cg_emit(m->forward, CG_EMIT_OBJ, &obj, d)) &&
             write_in(dir, header_file.s, header->s, header->len, &hpath, d) &&
             write_in(dir, "glue.c", glue.s, glue.len, &gpath, d) &&
             write_in(dir, "code.o", obj.s, obj.len, &opath, d) &&
-            (!m->step || write_in(dir, "step.o", step_obj.s, step_obj.len, &spath, d)) &&
             write_in(dir, "exports.map", map.s, map.len, &mpath, d);
   ir_buf_printf(&glue_o, "%s/glue.o", dir);
   ir_buf_printf(&inc, "-I%s", dir);
   ir_buf_printf(&inc2, "-I%s", setting("SEQC_RUNTIME_INCLUDE", SEQC_RUNTIME_INCLUDE));
   ir_buf_printf(&vs, "-Wl,--version-script=%s", mpath.s ? mpath.s : "");
-  char *compile[] = {(char *)cc, "-std=c11", "-O2", "-fPIC", "-fvisibility=hidden", "-w",
+  /* -O1: the glue only checks and passes arguments; -O2 took a quarter
+   * longer to compile it for the same code size (issue 10). */
+  char *compile[] = {(char *)cc, "-std=c11", "-O1", "-fPIC", "-fvisibility=hidden", "-w",
                      inc.s, inc2.s, "-c", gpath.s, "-o", glue_o.s, NULL};
   char *link[20];
   int k = 0;
@@ -134,7 +136,6 @@ static bool compile_and_link(const cg_model *m, const abi_plan *plan, const ir_b
   link[k++] = "-o";
   link[k++] = (char *)so_tmp;
   link[k++] = opath.s;
-  if (spath.s) link[k++] = spath.s;
   link[k++] = glue_o.s;
   link[k++] = (char *)setting("SEQC_RUNTIME_LIB", SEQC_RUNTIME_LIB);
   link[k++] = vs.s;
@@ -151,7 +152,7 @@ static bool compile_and_link(const cg_model *m, const abi_plan *plan, const ir_b
   link[k++] = "-lm";
   link[k] = NULL;
   ok = ok && run(compile, d) && run(link, d);
-  ir_buf *bufs[] = {&glue, &obj, &step_obj, &map, &header_file, &hpath, &gpath, &opath, &spath, &mpath, &glue_o, &inc, &inc2, &vs};
+  ir_buf *bufs[] = {&glue, &obj, &map, &header_file, &hpath, &gpath, &opath, &mpath, &glue_o, &inc, &inc2, &vs};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ir_buf_free(bufs[i]);
   return ok;
 }
@@ -189,8 +190,8 @@ bool cg_emit_shared(const cg_model *m, const char *so_path, ir_buf *header, ir_d
   if (!ok) unlink(so_tmp.s);
   ir_buf header_name = {0};
   ir_buf_printf(&header_name, "%s.h", plan.name);
-  const char *files[] = {header_name.s, "glue.c", "glue.o", "code.o", "step.o", "exports.map"};
-  if (dir.s) remove_dir(dir.s, files, 6);
+  const char *files[] = {header_name.s, "glue.c", "glue.o", "code.o", "exports.map"};
+  if (dir.s) remove_dir(dir.s, files, sizeof files / sizeof files[0]);
   ir_buf_free(&header_name);
   ir_buf_free(&dir);
   ir_buf_free(&so_tmp);

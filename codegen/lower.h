@@ -333,7 +333,9 @@ LLVMValueRef cg_entry_alloca(cg_lower *c, LLVMTypeRef t, const char *name);
 cg_nest cg_nest_axes(cg_lower *c, const cg_buf *b, int32_t n, const int32_t *axes,
                      LLVMValueRef *idx);
 
-/* The program's module, for jit.c (which copies it into its own context). */
+/* The program's module, for jit.c (which copies it into its own context)
+ * after cg_program_optimize, which runs LLVM's pipeline on it (once). */
 LLVMModuleRef cg_program_module(const cg_program *p);
+bool cg_program_optimize(cg_program *p, ir_diag *d);
 
 #endif

@@ -34,29 +34,68 @@ enum { EXEC_PARALLEL_FOR, EXEC_KERNEL_BEGIN, EXEC_KERNEL_END, EXEC_TEAM_RUN, EXE
 
 /* ---- calls into exec ------------------------------------------------------------- */
 
-/* exec->field, in a block reached only when exec is not null; returns the
- * block to continue in when either pointer is null. */
-static LLVMValueRef load_exec_field(cg_lower *c, int field, LLVMBasicBlockRef *skip) {
-  *skip = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "exec.skip");
-  LLVMBasicBlockRef have = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "exec.have");
-  LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "exec.call");
-  LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, c->exec, ""), *skip, have);
+/* Every call into exec from NAME_run goes through one of three small
+ * functions of the module (seqc.exec.hook, .parallel_for, .team_run; built
+ * on first use, never inlined): a hook or a set of tasks is one call in
+ * NAME_run, with no branches of its own and no copy of the task inlined
+ * for the case without a pool. NAME_run was the largest function of every
+ * model, and those branches and inlined loops most of its build time
+ * (issue 10, docs/performance.md). */
+
+typedef void (*helper_body)(cg_lower *c, LLVMValueRef fn);
+
+/* The module's internal function `name` of type `type`: body(c, fn)
+ * builds it the first time, with c->b and c->fn on it meanwhile. */
+static LLVMValueRef exec_helper(cg_lower *c, const char *name, LLVMTypeRef type, helper_body body) {
+  LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+  if (fn) return fn;
+  fn = LLVMAddFunction(c->mod, name, type);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  /* optsize also keeps LLVM from cloning it for each task it is called with */
+  cg_add_fn_attr(c->ctx, fn, "noinline", 0);
+  cg_add_fn_attr(c->ctx, fn, "optsize", 0);
+  cg_copy_target_attrs(c, fn);
+  LLVMBuilderRef outer_b = c->b;
+  LLVMValueRef outer_fn = c->fn;
+  c->b = LLVMCreateBuilderInContext(c->ctx);
+  c->fn = fn;
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+  body(c, fn);
+  LLVMDisposeBuilder(c->b);
+  c->b = outer_b;
+  c->fn = outer_fn;
+  return fn;
+}
+
+/* In a helper: exec->field, in a block reached only when exec is not
+ * null; branches to `skip` when either pointer is null. */
+static LLVMValueRef load_exec_field(cg_lower *c, LLVMValueRef exec, LLVMValueRef field, LLVMBasicBlockRef skip) {
+  LLVMBasicBlockRef have = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "have");
+  LLVMBasicBlockRef call = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "call");
+  LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, exec, ""), skip, have);
   LLVMPositionBuilderAtEnd(c->b, have);
-  LLVMValueRef slot = LLVMBuildGEP2(c->b, c->ptr, c->exec, (LLVMValueRef[]){cg_i64(c, field)}, 1, "");
-  LLVMValueRef fn = LLVMBuildLoad2(c->b, c->ptr, slot, "hook");
-  LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, fn, ""), *skip, call);
+  LLVMValueRef fn = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildGEP2(c->b, c->ptr, exec, &field, 1, ""), "hook");
+  LLVMBuildCondBr(c->b, LLVMBuildIsNull(c->b, fn, ""), skip, call);
   LLVMPositionBuilderAtEnd(c->b, call);
   return fn;
 }
 
+/* seqc.exec.hook(exec, field, op): exec->field(exec, op) when both are set. */
+static void hook_body(cg_lower *c, LLVMValueRef fn) {
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "done");
+  LLVMValueRef exec = LLVMGetParam(fn, 0);
+  LLVMValueRef hook = load_exec_field(c, exec, LLVMGetParam(fn, 1), done);
+  LLVMBuildCall2(c->b, LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->i32}, 2, 0), hook,
+                 (LLVMValueRef[]){exec, LLVMGetParam(fn, 2)}, 2, "");
+  LLVMBuildBr(c->b, done);
+  LLVMPositionBuilderAtEnd(c->b, done);
+  LLVMBuildRetVoid(c->b);
+}
+
 static void kernel_hook(cg_lower *c, int field, ir_opid op) {
-  LLVMBasicBlockRef skip;
-  LLVMValueRef fn = load_exec_field(c, field, &skip);
-  LLVMTypeRef params[2] = {c->ptr, c->i32};
-  LLVMBuildCall2(c->b, LLVMFunctionType(c->void_t, params, 2, 0), fn,
-                 (LLVMValueRef[]){c->exec, cg_i32(c, (int32_t)op)}, 2, "");
-  LLVMBuildBr(c->b, skip);
-  LLVMPositionBuilderAtEnd(c->b, skip);
+  LLVMTypeRef t = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->i64, c->i32}, 3, 0);
+  LLVMValueRef hook = exec_helper(c, "seqc.exec.hook", t, hook_body);
+  LLVMBuildCall2(c->b, t, hook, (LLVMValueRef[]){c->exec, cg_i64(c, field), cg_i32(c, (int32_t)op)}, 3, "");
 }
 
 void cg_kernel_begin(cg_lower *c, ir_opid op) {
@@ -343,41 +382,69 @@ static LLVMValueRef rows_per_task(cg_lower *c, ir_opid op, const split_plan *p) 
   return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, want, one, ""), one, want, "rows.task");
 }
 
-void cg_parallel_for(cg_lower *c, LLVMValueRef task, LLVMValueRef closure, LLVMValueRef n_tasks) {
+/* void (exec, task or member, closure, n): exec->parallel_for and
+ * exec->team_run, and the helpers that call them. */
+static LLVMTypeRef runner_type(cg_lower *c) {
+  return LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->ptr, c->ptr, c->i64}, 4, 0);
+}
+
+/* task(closure, i) for i in [0, n) in a loop, in order. */
+static void task_loop(cg_lower *c, LLVMValueRef task, LLVMValueRef closure, LLVMValueRef n) {
   LLVMTypeRef task_t = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->i64}, 2, 0);
-  LLVMBasicBlockRef inline_loop = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.inline");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tasks.done");
-  LLVMBasicBlockRef pooled;
-  LLVMValueRef pfor = c->exec ? load_exec_field(c, EXEC_PARALLEL_FOR, &pooled) : NULL;
-  if (pfor) {
-    LLVMTypeRef pt = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->ptr, c->ptr, c->i64}, 4, 0);
-    LLVMBuildCall2(c->b, pt, pfor, (LLVMValueRef[]){c->exec, task, closure, n_tasks}, 4, "");
-    LLVMBuildBr(c->b, done);
-    LLVMPositionBuilderAtEnd(c->b, pooled); /* no exec or no pool: the same tasks in order */
-  }
-  LLVMBuildBr(c->b, inline_loop);
-  LLVMPositionBuilderAtEnd(c->b, inline_loop);
-  cg_loop t = cg_for_begin(c, n_tasks, "task");
+  cg_loop t = cg_for_begin(c, n, "task");
   LLVMBuildCall2(c->b, task_t, task, (LLVMValueRef[]){closure, t.iv}, 2, "");
   cg_for_end(c, &t);
-  LLVMBuildBr(c->b, done);
-  LLVMPositionBuilderAtEnd(c->b, done);
+}
+
+/* seqc.exec.parallel_for(exec, task, closure, n): on exec's pool when it
+ * has one, else in a loop. */
+static void parallel_for_body(cg_lower *c, LLVMValueRef fn) {
+  LLVMValueRef exec = LLVMGetParam(fn, 0), task = LLVMGetParam(fn, 1), closure = LLVMGetParam(fn, 2),
+               n = LLVMGetParam(fn, 3);
+  LLVMBasicBlockRef alone = LLVMAppendBasicBlockInContext(c->ctx, fn, "alone");
+  LLVMValueRef pfor = load_exec_field(c, exec, cg_i64(c, EXEC_PARALLEL_FOR), alone);
+  LLVMBuildCall2(c->b, runner_type(c), pfor, (LLVMValueRef[]){exec, task, closure, n}, 4, "");
+  LLVMBuildRetVoid(c->b);
+  LLVMPositionBuilderAtEnd(c->b, alone);
+  task_loop(c, task, closure, n);
+  LLVMBuildRetVoid(c->b);
+}
+
+void cg_parallel_for(cg_lower *c, LLVMValueRef task, LLVMValueRef closure, LLVMValueRef n_tasks) {
+  if (!c->exec) { /* inside a task or init: the tasks in order, on this thread */
+    task_loop(c, task, closure, n_tasks);
+    return;
+  }
+  LLVMValueRef pfor = exec_helper(c, "seqc.exec.parallel_for", runner_type(c), parallel_for_body);
+  LLVMBuildCall2(c->b, runner_type(c), pfor, (LLVMValueRef[]){c->exec, task, closure, n_tasks}, 4, "");
+}
+
+/* member(closure, 0, 1): a team of one, on this thread. */
+static void run_alone(cg_lower *c, LLVMValueRef member, LLVMValueRef closure) {
+  LLVMTypeRef member_t = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->i64, c->i64}, 3, 0);
+  LLVMBuildCall2(c->b, member_t, member, (LLVMValueRef[]){closure, cg_i64(c, 0), cg_i64(c, 1)}, 3, "");
+}
+
+/* seqc.exec.team_run(exec, member, closure, max): exec's team when it has
+ * one, else a team of one. */
+static void team_run_body(cg_lower *c, LLVMValueRef fn) {
+  LLVMValueRef exec = LLVMGetParam(fn, 0), member = LLVMGetParam(fn, 1), closure = LLVMGetParam(fn, 2);
+  LLVMBasicBlockRef alone = LLVMAppendBasicBlockInContext(c->ctx, fn, "alone");
+  LLVMValueRef run = load_exec_field(c, exec, cg_i64(c, EXEC_TEAM_RUN), alone);
+  LLVMBuildCall2(c->b, runner_type(c), run, (LLVMValueRef[]){exec, member, closure, LLVMGetParam(fn, 3)}, 4, "");
+  LLVMBuildRetVoid(c->b);
+  LLVMPositionBuilderAtEnd(c->b, alone);
+  run_alone(c, member, closure);
+  LLVMBuildRetVoid(c->b);
 }
 
 void cg_team_run(cg_lower *c, LLVMValueRef member, LLVMValueRef closure, LLVMValueRef max) {
-  LLVMTypeRef member_t = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->i64, c->i64}, 3, 0);
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "team.done");
-  LLVMBasicBlockRef alone;
-  LLVMValueRef run = c->exec ? load_exec_field(c, EXEC_TEAM_RUN, &alone) : NULL;
-  if (run) {
-    LLVMTypeRef rt = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->ptr, c->ptr, c->i64}, 4, 0);
-    LLVMBuildCall2(c->b, rt, run, (LLVMValueRef[]){c->exec, member, closure, max}, 4, "");
-    LLVMBuildBr(c->b, done);
-    LLVMPositionBuilderAtEnd(c->b, alone);
+  if (!c->exec) {
+    run_alone(c, member, closure);
+    return;
   }
-  LLVMBuildCall2(c->b, member_t, member, (LLVMValueRef[]){closure, cg_i64(c, 0), cg_i64(c, 1)}, 3, "");
-  LLVMBuildBr(c->b, done);
-  LLVMPositionBuilderAtEnd(c->b, done);
+  LLVMValueRef run = exec_helper(c, "seqc.exec.team_run", runner_type(c), team_run_body);
+  LLVMBuildCall2(c->b, runner_type(c), run, (LLVMValueRef[]){c->exec, member, closure, max}, 4, "");
 }
 
 void cg_team_wait(cg_lower *c, LLVMValueRef exec, LLVMValueRef count, LLVMValueRef target) {

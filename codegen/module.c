@@ -11,10 +11,15 @@
 #include "lower.h"
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitReader.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/ErrorHandling.h>
+#include <llvm-c/Linker.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +31,8 @@ struct cg_program {
   char *name;
   const char **symbols;
   int32_t n_symbols;
+  int opt_level;
+  bool optimized; /* the LLVM pipeline has run: it runs on first emission */
 };
 
 const char *cg_status_message(int32_t code) {
@@ -50,7 +57,19 @@ static void report_llvm_fatal(const char *reason) {
   _Exit(1);
 }
 
+/* LLVM's Loop Strength Reduction took a third of the object emission
+ * (0.1-0.25 s of every bench workload, issue 10), and the kernels measured
+ * no slower without it (docs/performance.md, "Build time and size"). It
+ * is a process-wide LLVM option, so it is set once, for `seqc build` and
+ * the JIT alike. */
+static void set_llvm_options(void) {
+  const char *argv[] = {"seqc", "-disable-lsr"};
+  LLVMParseCommandLineOptions(2, argv, "");
+}
+
 static void init_targets(void) {
+  static pthread_once_t options_once = PTHREAD_ONCE_INIT;
+  pthread_once(&options_once, set_llvm_options);
   LLVMInstallFatalErrorHandler(report_llvm_fatal);
   LLVMInitializeX86TargetInfo();
   LLVMInitializeX86Target();
@@ -279,7 +298,7 @@ static bool make_target_machine(cg_program *p, const cg_options *o, ir_diag *d) 
   return true;
 }
 
-static bool run_llvm_pipeline(cg_program *p, int level, ir_diag *d) {
+static bool verify_module(cg_program *p, ir_diag *d) {
   char *msg = NULL;
   if (LLVMVerifyModule(p->mod, LLVMReturnStatusAction, &msg)) {
     ir_error_at(d, (ir_loc){0}, "internal error: generated LLVM IR is invalid: %s", msg);
@@ -287,14 +306,27 @@ static bool run_llvm_pipeline(cg_program *p, int level, ir_diag *d) {
     return false;
   }
   LLVMDisposeMessage(msg);
-  char pipeline[32];
-  snprintf(pipeline, sizeof pipeline, "default<O%d>", level);
+  return true;
+}
+
+/* The pipeline runs once, when the program is first emitted or JIT-compiled
+ * (cg_program_optimize): so a shared object's forward and step programs
+ * can go through it as one module (cg_emit_with). */
+static bool run_llvm_pipeline(cg_program *p, ir_diag *d) {
+  if (p->optimized) return true;
+  p->optimized = true;
+  /* Identical functions (the task functions of two layers of the same
+   * shape, the recurrent kernels and GEMM tiles forward and step share)
+   * are merged before the pipeline, so it optimizes one of each, and again
+   * after it. */
+  char pipeline[48];
+  snprintf(pipeline, sizeof pipeline, p->opt_level > 0 ? "mergefunc,default<O%d>" : "default<O%d>",
+           p->opt_level);
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
   /* The lowering unrolls what pays itself (a GEMM tile's rows and panels);
    * LLVM's partial and runtime unrolling of the other loops doubled the
    * code and the build time of B4 without making its kernels faster
-   * (docs/performance.md). Identical functions, such as the tasks of two
-   * layers of the same shape, are merged into one. */
+   * (docs/performance.md). */
   LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
   LLVMPassBuilderOptionsSetMergeFunctions(opts, 1);
   LLVMErrorRef err = LLVMRunPasses(p->mod, pipeline, p->tm, opts);
@@ -396,7 +428,8 @@ cg_program *cg_compile(ir_graph *g, const cg_options *o, ir_diag *d) {
   free(c.bufs);
   free(c.op_temp);
   free(c.dim_cache);
-  ok = ok && run_llvm_pipeline(p, o->opt_level, d);
+  p->opt_level = o->opt_level;
+  ok = ok && verify_module(p, d);
   if (!ok) {
     cg_program_free(p);
     return NULL;
@@ -423,7 +456,10 @@ const char *cg_program_name(const cg_program *p) { return p->name; }
 
 LLVMModuleRef cg_program_module(const cg_program *p) { return p->mod; }
 
+bool cg_program_optimize(cg_program *p, ir_diag *d) { return run_llvm_pipeline(p, d); }
+
 bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d) {
+  if (!run_llvm_pipeline(p, d)) return false;
   if (kind == CG_EMIT_LLVM) {
     char *text = LLVMPrintModuleToString(p->mod);
     ir_buf_puts(out, text);
@@ -441,4 +477,23 @@ bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d) {
   ir_buf_putn(out, LLVMGetBufferStart(mem), LLVMGetBufferSize(mem));
   LLVMDisposeMemoryBuffer(mem);
   return true;
+}
+
+/* A copy of other's module (through bitcode: it lives in another context)
+ * linked into p's. Their internal functions may share names (each program
+ * has its GEMM tiles and kernels); the linker renames other's. */
+static bool link_in(cg_program *p, const cg_program *other, ir_diag *d) {
+  LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(other->mod);
+  LLVMModuleRef copy = NULL;
+  bool ok = !LLVMParseBitcodeInContext2(p->ctx, bc, &copy);
+  LLVMDisposeMemoryBuffer(bc);
+  ok = ok && !LLVMLinkModules2(p->mod, copy); /* consumes copy */
+  if (!ok)
+    ir_error_at(d, (ir_loc){0}, "internal error: cannot link the programs '%s' and '%s'", p->name, other->name);
+  return ok;
+}
+
+bool cg_emit_with(cg_program *p, const cg_program *other, cg_emit_kind kind, ir_buf *out, ir_diag *d) {
+  IR_ASSERT(!p->optimized && !other->optimized && p->opt_level == other->opt_level);
+  return link_in(p, other, d) && cg_emit(p, kind, out, d);
 }
