@@ -22,8 +22,8 @@
  * only columns o + j of the values before it: the gate math of unit j is
  * one elementwise pass over those columns, after the products.
  *
- * The kernel. The units are cut into blocks of whole panels of 32
- * (choose_blocks). Each step, for every block not yet taken (a
+ * The kernel. A team of n members cuts the units into n blocks of whole
+ * panels of 32. Each step, for every block not yet taken (a
  * compare-exchange on the block's step counter), a member of the team
  * (exec->team_run)
  *   1. computes the columns o + [lo, hi) of every product at the offsets o
@@ -35,18 +35,18 @@
  *      outputs;
  *   3. counts the block done (a release add).
  * Then it waits until the step's last block is done (exec->team_wait).
- * Member i tries its own blocks first (from i * blocks / n), so its share
- * of the packed weights is the same every step and stays in its core's
- * cache; it takes others' only when their member is late. The carries
+ * Member i tries its own block, block i, first, so its share of the
+ * packed weights is the same every step and stays in its core's cache;
+ * it takes another only when that block's member is late. The carries
  * alternate between the scan's results and the staging buffers
  * (ping-pong), so one wait per step is enough: step s reads one set whole
  * and writes its units of the other, which nobody reads before every
  * block of step s is done. After an odd number of steps member 0 copies
  * the last carries back into the results.
  *
- * Teams. Several blocks need U and every product offset to be multiples
+ * Teams. Several members need U and every product offset to be multiples
  * of 32 and a product's offsets to be at least U apart (blocks write
- * disjoint columns); otherwise all units are one block. A step with less
+ * disjoint columns); otherwise one member runs it all. A step with less
  * than MEMBER_WORK multiply-adds per member (a small cell, where the wait
  * costs more than it saves) gets fewer members, one at the least, which
  * takes every block without atomics. Inside a task (a concurrent group's
@@ -69,7 +69,6 @@
 #define COLUMN INT64_MIN  /* the offset of a value [rows..., 1] read for every unit of its row */
 #define MEMBER_WORK 65536 /* multiply-adds per step a member should at least get */
 #define UNITS IR_PACK_WIDTH
-#define BLOCK_PANELS 4    /* panels of units a block has at most */
 #define COUNTER_STRIDE 8  /* i64s between the team's counters: a cache line */
 
 typedef enum role {
@@ -374,7 +373,7 @@ typedef struct kernel {
   LLVMValueRef *ptrs;      /* in NAME_run */
   ir_val *product, *once;  /* by product / constant number */
   int32_t n_products, n_once;
-  int64_t blocks, block_units; /* the units in blocks of block_units (the last may be narrower) */
+  int64_t blocks;          /* the most blocks (and members): a panel of units each, or 1 */
 } kernel;
 
 /* Buffer numbers (closure field F_BUFS + number) of product i, constant i. */
@@ -677,7 +676,7 @@ static LLVMValueRef counter(cg_lower *c, LLVMValueRef state, LLVMValueRef q) {
 /* Block b of step s, if no member took it yet: products, gate math, done.
  * A team of one takes every block without atomics. */
 static void run_block(cg_lower *c, const kernel *kn, member *m, LLVMValueRef state, LLVMValueRef s, LLVMValueRef b,
-                      LLVMValueRef shared) {
+                      LLVMValueRef width, LLVMValueRef shared) {
   const cell *k = kn->k;
   LLVMBuilderRef B = c->b;
   LLVMBasicBlockRef claim = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block.claim");
@@ -691,7 +690,7 @@ static void run_block(cg_lower *c, const kernel *kn, member *m, LLVMValueRef sta
                                              LLVMAtomicOrderingMonotonic, LLVMAtomicOrderingMonotonic, 0);
   LLVMBuildCondBr(B, LLVMBuildExtractValue(B, take, 1, "taken"), run, skip);
   LLVMPositionBuilderAtEnd(B, run);
-  LLVMValueRef width = cg_i64(c, kn->block_units), u = cg_i64(c, k->units);
+  LLVMValueRef u = cg_i64(c, k->units);
   m->lo = LLVMBuildMul(B, b, width, "lo");
   LLVMValueRef hi = LLVMBuildAdd(B, m->lo, width, "");
   m->hi = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, hi, u, ""), hi, u, "hi");
@@ -707,20 +706,23 @@ static void run_block(cg_lower *c, const kernel *kn, member *m, LLVMValueRef sta
 }
 
 /* The steps: every block once (this member's first), then the wait for
- * the step's last block. */
+ * the step's last block. A team of n cuts the units into n blocks of
+ * whole panels: the blocks, like the team, depend on the run, the
+ * results do not. */
 static void emit_steps(cg_lower *c, const kernel *kn, member *m, LLVMValueRef exec, LLVMValueRef state,
                        LLVMValueRef i, LLVMValueRef n) {
   const cell *k = kn->k;
   LLVMBuilderRef B = c->b;
-  LLVMValueRef nb = cg_i64(c, kn->blocks);
-  LLVMValueRef first = LLVMBuildSDiv(B, LLVMBuildMul(B, i, nb, ""), n, "first");
+  LLVMValueRef nb = n, first = i, panels = cg_i64(c, (k->units + UNITS - 1) / UNITS);
+  LLVMValueRef per = LLVMBuildSDiv(B, LLVMBuildAdd(B, panels, LLVMBuildSub(B, n, cg_i64(c, 1), ""), ""), n, "");
+  LLVMValueRef width = LLVMBuildMul(B, per, cg_i64(c, UNITS), "width");
   LLVMValueRef length = cg_dim(c, ir_get_dim(c->g, k->scan, "length"));
   cg_loop step = cg_for_begin(c, length, "step");
   m->t = k->reverse ? LLVMBuildSub(B, LLVMBuildSub(B, length, cg_i64(c, 1), ""), step.iv, "t") : step.iv;
   pick_carries(c, kn, m, step.iv);
   LLVMValueRef shared = LLVMBuildICmp(B, LLVMIntSGT, n, cg_i64(c, 1), "shared");
   cg_loop blk = cg_for_begin(c, nb, "blocks");
-  run_block(c, kn, m, state, step.iv, LLVMBuildSRem(B, LLVMBuildAdd(B, first, blk.iv, ""), nb, "b"), shared);
+  run_block(c, kn, m, state, step.iv, LLVMBuildSRem(B, LLVMBuildAdd(B, first, blk.iv, ""), nb, "b"), width, shared);
   cg_for_end(c, &blk);
   LLVMBasicBlockRef wait = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "wait");
   LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "step.next");
@@ -789,19 +791,10 @@ static LLVMValueRef members_wanted(cg_lower *c, const kernel *kn) {
   return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, want, one, ""), one, want, "members");
 }
 
-/* Blocks of units: whole panels, up to BLOCK_PANELS, at least two blocks
- * when the units split; all units in one block otherwise. */
+/* At most a block per panel of units when the units split, else one. */
 static void choose_blocks(kernel *kn) {
   const cell *k = kn->k;
-  int64_t panels = k->units / UNITS, per = panels / 2;
-  if (!k->split || per < 1) {
-    kn->blocks = 1;
-    kn->block_units = k->units;
-    return;
-  }
-  if (per > BLOCK_PANELS) per = BLOCK_PANELS;
-  kn->block_units = per * UNITS;
-  kn->blocks = (k->units + kn->block_units - 1) / kn->block_units;
+  kn->blocks = k->split ? k->units / UNITS : 1;
 }
 
 static void free_kernel(kernel *kn) {
