@@ -83,12 +83,6 @@ static void init_targets(void) {
 
 /* ---- the four functions ----------------------------------------------------------- */
 
-static void add_enum_attr(cg_program *p, LLVMValueRef fn, const char *name) {
-  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
-  IR_ASSERT(kind != 0);
-  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(p->ctx, kind, 0));
-}
-
 static void set_target_attrs(cg_program *p, LLVMValueRef fn) {
   char *cpu = LLVMGetTargetMachineCPU(p->tm), *features = LLVMGetTargetMachineFeatureString(p->tm);
   LLVMAddTargetDependentFunctionAttr(fn, "target-cpu", cpu);
@@ -146,7 +140,7 @@ static LLVMValueRef add_function(cg_lower *c, cg_program *p, const char *suffix,
   /* Only NAME_run is hot. The scratch measurements run once per ctx and
    * init once per open: optimized for size, they take less build time and
    * space (issue 10). */
-  if (strcmp(suffix, "run") != 0) add_enum_attr(p, fn, "optsize");
+  if (strcmp(suffix, "run") != 0) cg_add_fn_attr(p->ctx, fn, "optsize", 0);
   begin_function(c, fn, run_like ? c->i32 : c->i64);
   c->measuring = !run_like;
   c->syms = LLVMGetParam(fn, 0);
