@@ -50,7 +50,8 @@
  * than MEMBER_WORK multiply-adds per member (a small cell, where the wait
  * costs more than it saves) gets fewer members, one at the least, which
  * takes every block without atomics. Inside a task (a concurrent group's
- * scan) the runtime gives a team of one. Waiting is for blocks, never for
+ * scan) the member function is called directly, a team of one (and
+ * inlined there). Waiting is for blocks, never for
  * a member: one that starts late or is preempted finds its blocks taken
  * and catches up, so no thread can stall the team. Results do not depend
  * on the team: every element is computed by the same operations whichever
@@ -70,6 +71,7 @@
 #define MEMBER_WORK 65536 /* multiply-adds per step a member should at least get */
 #define UNITS IR_PACK_WIDTH
 #define COUNTER_STRIDE 8  /* i64s between the team's counters: a cache line */
+#define MAX_BLOCKS 64     /* members of a team at most */
 
 typedef enum role {
   R_NONE, /* not a value of the cell (or not read) */
@@ -312,7 +314,7 @@ static bool plan_offsets(cell *k) {
   }
   for (int32_t i = k->n_ops - 1; i >= 0; i--)
     if (!pass_offsets_back(k, k->ops[i])) return false;
-  for (ir_val v = 1; v <= g->n_vals; v++)
+  for (ir_val v = 0; v < g->n_vals; v++)
     if (k->want[v].n && !fits(k, v)) return false;
   return true;
 }
@@ -791,10 +793,12 @@ static LLVMValueRef members_wanted(cg_lower *c, const kernel *kn) {
   return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, want, one, ""), one, want, "members");
 }
 
-/* At most a block per panel of units when the units split, else one. */
+/* At most a block per panel of units (and MAX_BLOCKS: the team's counters
+ * live on the caller's stack) when the units split, else one. */
 static void choose_blocks(kernel *kn) {
   const cell *k = kn->k;
   kn->blocks = k->split ? k->units / UNITS : 1;
+  if (kn->blocks > MAX_BLOCKS) kn->blocks = MAX_BLOCKS;
 }
 
 static void free_kernel(kernel *kn) {

@@ -23,9 +23,13 @@
  *   -O0  "decompose"                                      only what lowering needs
  *   -O1  "decompose,canonicalize,dce,const-hoist"         plus cheap clean-up
  *   -O2  "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,bidir,fuse,memplan"
- *        the default; -O3 is the same for now. scan-hoist lifts input
+ *        the default. scan-hoist lifts input
  *        projections out of scans before pack-weights packs their weights;
  *        cse merges packs of one weight and dce drops what they replaced.
+ *   -O3  -O2 with fold-biases before scan-hoist: the recurrent biases join
+ *        the lifted input projections. The only pass that reassociates
+ *        float adds, so the only level whose results may differ from the
+ *        interpreter beyond rounding (under cancellation; docs/numerics.md).
  * const-hoist moves what the others left of the work on parameters into
  * the init op; bidir then only reorders top-level ops and groups
  * independent scans; fuse groups what is left to run per call (its groups
@@ -65,7 +69,8 @@ const pass_info *const *pass_all(void) { return all_passes; }
 const char *pass_pipeline_for_level(int level) {
   if (level <= 0) return "decompose";
   if (level == 1) return "decompose,canonicalize,dce,const-hoist";
-  return "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,bidir,fuse,memplan";
+  if (level == 2) return "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,bidir,fuse,memplan";
+  return "decompose,canonicalize,cse,fold-biases,scan-hoist,pack-weights,cse,dce,const-hoist,bidir,fuse,memplan";
 }
 
 /* ---- parsing pass lists --------------------------------------------------- */

@@ -43,4 +43,8 @@ bool pass_run_pipeline(ir_graph *g, const char *pipeline, pass_ctx *ctx);
 #define PASS(id, name, summary) bool pass_##id(ir_graph *g, pass_ctx *ctx);
 #include "passes.def"
 
+/* fold-biases' rewrite, which shares scan-hoist's classification of body
+ * values (scan_hoist.c). */
+bool scan_hoist_fold_biases(ir_graph *g, pass_ctx *ctx);
+
 #endif

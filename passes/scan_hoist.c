@@ -19,22 +19,11 @@
  * runs once before the loop too, its pieces the body reads becoming new
  * captured operands (last).
  *
- * Before lifting, captured biases are folded into lifted values
- * (ALGORITHMS.md section 3, item 1; see "folding" below): a sum of
- * per-step, captured and carry-dependent terms is regrouped so that the
- * per-step and captured terms are added first. So the input projection of
- * every RNN, LSTM and GRU layer, x_t W_ih^T + b_ih + b_hh, becomes one
- * matmul over all T x B rows and adds before the recurrence, and each
- * step adds only that to h W_hh^T. GRU's b_hn, which the reset gate
- * multiplies with W_hn h, stays in the body.
- *
- * Results: lifting alone is bitwise neutral (every element is computed by
- * the same op on the same values; a matmul row is the same multiply-add
- * chain in a batched matmul). Regrouping a sum is not: float adds do not
- * associate, so f32 results move by an ulp or so per regrouped add (within
- * the project's tolerances against the interpreter; done on f32 and f64
- * only). The streaming step graph is made before the passes and gets the
- * same rewrite, so forward and step agree with each other bitwise. Memory:
+ * Results are bitwise unchanged: every element is computed by the same op
+ * on the same values (a matmul row is the same multiply-add chain in a
+ * batched matmul). The recurrent biases stay in the body: folding them
+ * into the lifted projection regroups float adds, which the separate
+ * fold-biases pass does (-O3 only; scan_hoist_fold_biases below). Memory:
  * a lifted value takes T times its per-step size in scratch (not chunked
  * over time yet).
  *
@@ -146,7 +135,7 @@ static bool classify(hoist *h) {
   return any;
 }
 
-/* ---- folding captured biases into the lifted values ----------------------
+/* ---- folding captured biases into the lifted values (fold-biases) --------
  * A sum of the body mixing per-step terms S, captured (invariant) terms B
  * and carry-dependent terms M, in any grouping, say S + (M + B), is
  * regrouped as (S + B) + M: S + B is per-step, so it is lifted and each
@@ -156,8 +145,11 @@ static bool classify(hoist *h) {
  * M + B along its last axis, with B a row, is first turned into splits of
  * M and of B and per-piece adds (the same values), so that the pieces a
  * per-step value is added to (GRU's r and z) can be regrouped too.
- * Regrouping rounds differently (float adds do not associate), so it is
- * done on f32 and f64 only, where the result moves by an ulp or so. */
+ * Regrouping rounds differently: float adds do not associate, so the
+ * result can move by an ulp of the largest partial sum, which under
+ * cancellation (x_t W and h U nearly opposite, or their sum overflowing)
+ * is all of a small result. That is why only fold-biases (-O3) does it,
+ * and only on f32 and f64. */
 
 /* The adds taken apart in a sum and its terms, left to right. */
 typedef struct sum {
@@ -441,13 +433,24 @@ static void rebuild(hoist *h, int32_t n_new, const ir_val *inside, int32_t n_cap
   ir_op_erase(g, h->scan);
 }
 
-static bool hoist_scan(ir_graph *g, ir_opid scan, ir_diag *d) {
-  if (ir_get_int(g, scan, "axis") != 0) return true;
+static hoist new_hoist(ir_graph *g, ir_opid scan, ir_diag *d) {
   hoist h = {g, scan, ir_o(g, scan)->regions[0], (int32_t)ir_get_int(g, scan, "carries"),
              (int32_t)ir_get_int(g, scan, "xs"), NULL, NULL, 0, {0}, d};
   ir_valmap_init(&h.outer);
+  return h;
+}
+
+static void free_hoist(hoist *h) {
+  ir_valmap_free(&h->outer);
+  free(h->cls);
+  free(h->lift);
+}
+
+static bool hoist_scan(ir_graph *g, ir_opid scan, ir_diag *d) {
+  if (ir_get_int(g, scan, "axis") != 0) return true;
+  hoist h = new_hoist(g, scan, d);
   bool ok = true;
-  if (fold_biases(&h, &ok) && ok) {
+  if (classify(&h)) {
     map_args_outside(&h);
     ok = clone_lifted(&h);
     if (ok) {
@@ -463,9 +466,18 @@ static bool hoist_scan(ir_graph *g, ir_opid scan, ir_diag *d) {
       free(cap);
     }
   }
-  ir_valmap_free(&h.outer);
-  free(h.cls);
-  free(h.lift);
+  free_hoist(&h);
+  return ok;
+}
+
+bool scan_hoist_fold_biases(ir_graph *g, pass_ctx *ctx) {
+  bool ok = true;
+  for (ir_opid op = ir_b(g, g->body)->first; ok && op != IR_NONE; op = ir_o(g, op)->next) {
+    if (ir_o(g, op)->kind != IR_OP_SCAN || ir_get_int(g, op, "axis") != 0) continue;
+    hoist h = new_hoist(g, op, ctx->diag);
+    fold_biases(&h, &ok);
+    free_hoist(&h);
+  }
   return ok;
 }
 

@@ -31,7 +31,9 @@ struct seqrt_exec {
   void (*team_run)(seqrt_exec *e, void (*member)(void *closure, int64_t i, int64_t n), void *closure,
                    int64_t max);
   /* Returns once *count, which members increase with atomic adds
-   * (release), is at least target; what they wrote before is then visible. */
+   * (release), is at least target; what they wrote before is then visible.
+   * Set whenever team_run is: members of a team of n > 1 call it without
+   * a check. */
   void (*team_wait)(seqrt_exec *e, const int64_t *count, int64_t target);
 };
 

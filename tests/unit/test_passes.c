@@ -156,7 +156,7 @@ static void test_registry_and_levels(void **state) {
   assert_string_equal(pass_pipeline_for_level(0), "decompose");
   assert_string_equal(pass_pipeline_for_level(1), "decompose,canonicalize,dce,const-hoist");
   assert_string_equal(pass_pipeline_for_level(2), "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,bidir,fuse,memplan");
-  assert_string_equal(pass_pipeline_for_level(3), "decompose,canonicalize,cse,scan-hoist,pack-weights,cse,dce,const-hoist,bidir,fuse,memplan");
+  assert_string_equal(pass_pipeline_for_level(3), "decompose,canonicalize,cse,fold-biases,scan-hoist,pack-weights,cse,dce,const-hoist,bidir,fuse,memplan");
 }
 
 static void test_pipeline_parsing(void **state) {
