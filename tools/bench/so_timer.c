@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../runtime/seqrt_types.h"
+#include "../so_load.h"
 #include "bench_common.h"
 
 enum { MAX_TENSORS = 256, MAX_SYMBOLS = 64, MAX_DIMS = 4096 };
@@ -42,23 +42,10 @@ static int fail(const char *fmt, ...) {
 }
 
 static const seqrt_model_desc *load(const char *so_path, void **handle) {
-  *handle = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
-  if (!*handle) {
-    fail("%s", dlerror());
-    return NULL;
-  }
-  const char *base = strrchr(so_path, '/') ? strrchr(so_path, '/') + 1 : so_path;
-  char symbol[256];
-  snprintf(symbol, sizeof symbol, "%.*s_descriptor", (int)strcspn(base, "."), base);
-  /* dlsym returns an object pointer; ISO C has no cast to a function pointer. */
-  const seqrt_model_desc *(*descriptor)(void);
-  void *fn = dlsym(*handle, symbol);
-  if (!fn) {
-    fail("%s has no %s", so_path, symbol);
-    return NULL;
-  }
-  memcpy(&descriptor, &fn, sizeof fn);
-  return descriptor();
+  char err[512];
+  const seqrt_model_desc *d = so_load_descriptor(so_path, handle, err, sizeof err);
+  if (!d) fail("%s", err);
+  return d;
 }
 
 /* The value of symbol `name` among the SYM=N arguments, or -1. */

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../../runtime/seqrt_types.h"
+#include "../../../../tools/so_load.h"
 
 enum { MAX_TENSORS = 256 };
 
@@ -42,16 +42,10 @@ static void die(const char *what) {
 }
 
 static const seqrt_model_desc *load(const char *so_path) {
-  void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
-  if (!h) die(dlerror());
-  const char *base = strrchr(so_path, '/') ? strrchr(so_path, '/') + 1 : so_path;
-  char symbol[256];
-  snprintf(symbol, sizeof symbol, "%.*s_descriptor", (int)strcspn(base, "."), base);
-  void *fn = dlsym(h, symbol);
-  if (!fn) die("no NAME_descriptor in the shared object");
-  const seqrt_model_desc *(*descriptor)(void);
-  memcpy(&descriptor, &fn, sizeof fn);
-  return descriptor();
+  char err[512];
+  const seqrt_model_desc *d = so_load_descriptor(so_path, NULL, err, sizeof err);
+  if (!d) die(err);
+  return d;
 }
 
 static size_t count_of(int32_t rank, const int64_t *dims) {

@@ -11,22 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../../runtime/seqrt_types.h"
+#include "../../../../tools/so_load.h"
 
 static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
 
 int main(int argc, char **argv) {
   if (argc < 3) return fprintf(stderr, "usage: %s MODEL.so WEIGHTS SYM=N ...\n", argv[0]), 1;
-  void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-  if (!h) return fprintf(stderr, "%s\n", dlerror()), 1;
-  const char *base = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
-  char name[256];
-  snprintf(name, sizeof name, "%.*s_descriptor", (int)strcspn(base, "."), base);
-  void *fn = dlsym(h, name);
-  if (!fn) return fprintf(stderr, "no %s\n", name), 1;
-  const seqrt_model_desc *(*descriptor)(void);
-  memcpy(&descriptor, &fn, sizeof fn);
-  const seqrt_model_desc *d = descriptor();
+  char err[512];
+  void *h = NULL;
+  const seqrt_model_desc *d = so_load_descriptor(argv[1], &h, err, sizeof err);
+  if (!d) return fprintf(stderr, "%s\n", err), 1;
   for (int32_t i = 0; i < d->n_params; i++)
     printf("param %s: %s\n", d->params[i].name,
            d->param_init_only && d->param_init_only[i] ? "init only" : "read by run");

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../../runtime/seqrt_types.h"
+#include "../../../../tools/so_load.h"
 
 static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
 
@@ -37,19 +37,13 @@ static int fail(const model *m, const char *what) {
 }
 
 static const seqrt_model_desc *load(const char *so_path) {
-  void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
-  if (!h) {
-    printf("stream_check: %s\n", dlerror());
+  char err[512];
+  const seqrt_model_desc *d = so_load_descriptor(so_path, NULL, err, sizeof err);
+  if (!d) {
+    printf("stream_check: %s\n", err);
     exit(1);
   }
-  const char *base = strrchr(so_path, '/') ? strrchr(so_path, '/') + 1 : so_path;
-  char symbol[256];
-  snprintf(symbol, sizeof symbol, "%.*s_descriptor", (int)strcspn(base, "."), base);
-  void *fn = dlsym(h, symbol);
-  const seqrt_model_desc *(*descriptor)(void);
-  if (!fn) exit(1);
-  memcpy(&descriptor, &fn, sizeof fn);
-  return descriptor();
+  return d;
 }
 
 static int axis_of(const model *m, const seqrt_tensor_desc *t) {

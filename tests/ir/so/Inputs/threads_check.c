@@ -26,27 +26,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../../runtime/seqrt_types.h"
+#include "../../../../tools/so_load.h"
 
 static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
 
 static const seqrt_model_desc *load(const char *so_path) {
-  void *h = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
-  if (!h) {
-    printf("threads_check: %s\n", dlerror());
+  char err[512];
+  const seqrt_model_desc *d = so_load_descriptor(so_path, NULL, err, sizeof err);
+  if (!d) {
+    printf("threads_check: %s\n", err);
     exit(1);
   }
-  const char *base = strrchr(so_path, '/') ? strrchr(so_path, '/') + 1 : so_path;
-  char symbol[256];
-  snprintf(symbol, sizeof symbol, "%.*s_descriptor", (int)strcspn(base, "."), base);
-  void *fn = dlsym(h, symbol);
-  if (!fn) {
-    printf("threads_check: %s has no %s\n", so_path, symbol);
-    exit(1);
-  }
-  const seqrt_model_desc *(*descriptor)(void);
-  memcpy(&descriptor, &fn, sizeof fn);
-  return descriptor();
+  return d;
 }
 
 /* Bytes of a tensor of dtype dt with the given dims. */
