@@ -159,6 +159,14 @@ static void set_buf_dims(cg_lower *c, cg_buf *out, ir_type t) {
   for (int32_t i = 0; i < t.rank; i++) out->dims[i] = cg_dim(c, t.dims[i]);
 }
 
+LLVMValueRef cg_smin(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+LLVMValueRef cg_smax(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
+  return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
 void cg_add_fn_attr(LLVMContextRef ctx, LLVMValueRef fn, const char *name, uint64_t val) {
   unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
   IR_ASSERT(kind != 0);
@@ -171,7 +179,7 @@ void cg_alloc_buf(cg_lower *c, cg_buf *out, ir_type t) {
   LLVMValueRef bytes = cg_bytes(c, t.dtype, cg_numel(c, out));
   /* A dim that is negative for these inputs fails the op's own checks
    * before anything is written; meanwhile its buffer takes no room. */
-  bytes = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, bytes, cg_i64(c, 0), ""), cg_i64(c, 0), bytes, "");
+  bytes = cg_smax(c, bytes, cg_i64(c, 0));
   bytes = LLVMBuildAnd(B, cg_size_add(c, bytes, cg_i64(c, SCRATCH_ALIGN - 1)), cg_i64(c, -SCRATCH_ALIGN), "");
   LLVMValueRef off = LLVMBuildLoad2(B, c->i64, c->sp, "sp");
   out->ptr = LLVMBuildGEP2(B, c->i8, c->scratch, &off, 1, "buf");

@@ -82,6 +82,9 @@ LLVMValueRef cg_i32(cg_lower *c, int32_t v);
  * wrapped size (NAME_run only runs after it succeeded). */
 LLVMValueRef cg_size_mul(cg_lower *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_size_add(cg_lower *c, LLVMValueRef a, LLVMValueRef b);
+/* min(a, b) and max(a, b) of signed i64 values (sizes, counts, indices). */
+LLVMValueRef cg_smin(cg_lower *c, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_smax(cg_lower *c, LLVMValueRef a, LLVMValueRef b);
 /* Product of the buffer's dims. */
 LLVMValueRef cg_numel(cg_lower *c, const cg_buf *b);
 cg_buf *cg_operand(cg_lower *c, ir_opid op, int32_t i);

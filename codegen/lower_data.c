@@ -133,9 +133,7 @@ bool lower_slice(cg_lower *c, ir_opid op) {
 /* A run-time scalar index clamped to [0, hi]. */
 static LLVMValueRef clamped_index(cg_lower *c, const cg_buf *index, LLVMValueRef hi) {
   LLVMValueRef v = load_index(c, index, cg_i64(c, 0));
-  LLVMValueRef zero = cg_i64(c, 0);
-  v = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, v, zero, ""), zero, v, "");
-  return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, v, hi, ""), hi, v, "");
+  return cg_smin(c, cg_smax(c, v, cg_i64(c, 0)), hi);
 }
 
 bool lower_dynamic_slice(cg_lower *c, ir_opid op) {

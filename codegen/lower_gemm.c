@@ -176,7 +176,7 @@ static void emit_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRe
   /* The panel's columns inside B, then zeros: two plain loops (a copy
    * LLVM vectorizes when B's columns are contiguous). */
   LLVMValueRef cols = LLVMBuildSub(B, n, j0, "");
-  cols = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, cols, cg_i64(c, PANEL), ""), cols, cg_i64(c, PANEL), "cols");
+  cols = cg_smin(c, cols, cg_i64(c, PANEL));
   cg_loop kk = cg_for_begin(c, k, "k");
   LLVMValueRef dst = gep_f32(c, out, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, q.iv, k, ""), kk.iv, ""), cg_i64(c, PANEL), ""));
   LLVMValueRef src = gep_f32(c, b, LLVMBuildAdd(B, LLVMBuildMul(B, kk.iv, b_k, ""), LLVMBuildMul(B, j0, b_j, ""), ""));
@@ -215,14 +215,6 @@ static LLVMTypeRef closure_type(cg_lower *c, int32_t n_extra) {
   LLVMTypeRef t = LLVMStructTypeInContext(c->ctx, f, (unsigned)(CL_N_FIELDS + n_extra), 0);
   free(f);
   return t;
-}
-
-static LLVMValueRef smin(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
-}
-
-static LLVMValueRef smax(cg_lower *c, LLVMValueRef a, LLVMValueRef b) {
-  return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, a, b, ""), a, b, "");
 }
 
 /* One k block of the task: operands of the tile calls. */
@@ -273,7 +265,7 @@ static void emit_tiles(cg_lower *c, const kblock *kb, LLVMValueRef i0, LLVMValue
   int32_t mr = c->gemm_mr;
   cg_loop t = cg_for_begin(c, ceil_div(c, LLVMBuildSub(B, i1, i0, ""), cg_i64(c, mr)), "tile");
   LLVMValueRef i = LLVMBuildAdd(B, i0, LLVMBuildMul(B, t.iv, cg_i64(c, mr), ""), "");
-  LLVMValueRef rows = smin(c, cg_i64(c, mr), LLVMBuildSub(B, i1, i, ""));
+  LLVMValueRef rows = cg_smin(c, cg_i64(c, mr), LLVMBuildSub(B, i1, i, ""));
   LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.done");
   LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.full");
   LLVMValueRef sw = LLVMBuildSwitch(B, rows, full, (unsigned)mr - 1);
@@ -308,7 +300,7 @@ static void emit_epilogue(cg_lower *c, const epilogue *e, LLVMTypeRef ct, LLVMVa
                           LLVMValueRef i0, LLVMValueRef i1, LLVMValueRef q0, LLVMValueRef q1) {
   LLVMBuilderRef B = c->b;
   LLVMValueRef n = f[CL_N], j0 = LLVMBuildMul(B, q0, cg_i64(c, PANEL), "");
-  LLVMValueRef j1 = smin(c, n, LLVMBuildMul(B, q1, cg_i64(c, PANEL), ""));
+  LLVMValueRef j1 = cg_smin(c, n, LLVMBuildMul(B, q1, cg_i64(c, PANEL), ""));
   cg_buf out = {f[CL_C], ir_vtype(c->g, e->product), NULL};
   cg_buf *args = ir_xcalloc((size_t)e->n + 1, sizeof(cg_buf));
   for (int32_t k = 0; k < e->n; k++) args[k] = (cg_buf){field(c, ct, cl, CL_N_FIELDS + k), ir_vtype(c->g, e->args[k]), NULL};
@@ -331,13 +323,13 @@ void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef 
                    LLVMValueRef q1) {
   LLVMBuilderRef B = c->b;
   /* At least one block, so that k = 0 still stores zeros; equal blocks. */
-  LLVMValueRef nkb = smax(c, cg_i64(c, 1), ceil_div(c, g->k, cg_i64(c, c->gemm_kc)));
-  LLVMValueRef kcmax = smax(c, cg_i64(c, 1), ceil_div(c, g->k, nkb));
+  LLVMValueRef nkb = cg_smax(c, cg_i64(c, 1), ceil_div(c, g->k, cg_i64(c, c->gemm_kc)));
+  LLVMValueRef kcmax = cg_smax(c, cg_i64(c, 1), ceil_div(c, g->k, nkb));
   cg_loop kl = cg_for_begin(c, nkb, "kblock");
   kblock kb = {g->a, g->a_row, g->a_k, g->bp, LLVMBuildMul(B, g->k, cg_i64(c, PANEL), ""), NULL,
                NULL, g->c, g->n, LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc")};
   kb.kc0 = LLVMBuildMul(B, kl.iv, kcmax, "kc0");
-  kb.kc = smin(c, kcmax, LLVMBuildSub(B, g->k, kb.kc0, ""));
+  kb.kc = cg_smin(c, kcmax, LLVMBuildSub(B, g->k, kb.kc0, ""));
   emit_tiles(c, &kb, i0, i1, q0, q1);
   cg_for_end(c, &kl);
 }
@@ -351,10 +343,10 @@ static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, const 
   /* Consecutive tasks share a panel block (and its k blocks in L2). */
   LLVMValueRef ctask = LLVMBuildSDiv(B, task, f[CL_ROW_TASKS], ""), rt = LLVMBuildSRem(B, task, f[CL_ROW_TASKS], "");
   LLVMValueRef i0 = LLVMBuildMul(B, rt, f[CL_ROWS_PER_TASK], "i0");
-  LLVMValueRef i1 = smin(c, f[CL_M], LLVMBuildAdd(B, i0, f[CL_ROWS_PER_TASK], ""));
+  LLVMValueRef i1 = cg_smin(c, f[CL_M], LLVMBuildAdd(B, i0, f[CL_ROWS_PER_TASK], ""));
   LLVMValueRef panels = ceil_div(c, f[CL_N], cg_i64(c, PANEL));
   LLVMValueRef q0 = LLVMBuildMul(B, ctask, f[CL_PANELS_PER_TASK], "q0");
-  LLVMValueRef q1 = smin(c, panels, LLVMBuildAdd(B, q0, f[CL_PANELS_PER_TASK], ""));
+  LLVMValueRef q1 = cg_smin(c, panels, LLVMBuildAdd(B, q0, f[CL_PANELS_PER_TASK], ""));
   if (e) {
     /* The product is the shared task's (the closure starts like its own);
      * the epilogue follows on the same block of C while it is in cache. */
@@ -402,16 +394,16 @@ static void emit_gemm(cg_lower *c, const cg_gemm *g, const epilogue *e, const LL
   LLVMValueRef one = cg_i64(c, 1);
   /* Rows: whole tiles, up to gemm_rows, so that each k block of a panel
    * block, loaded into L2 once, serves many row tiles. */
-  LLVMValueRef rows = smax(c, one, smin(c, g->m, cg_i64(c, c->gemm_rows)));
+  LLVMValueRef rows = cg_smax(c, one, cg_smin(c, g->m, cg_i64(c, c->gemm_rows)));
   LLVMValueRef row_tasks = ceil_div(c, g->m, rows);
   /* Panels: blocks that fit L2, cut further while there are fewer than
    * GEMM_MIN_TASKS tasks of GEMM_TASK_MACS each. */
   LLVMValueRef panels = ceil_div(c, g->n, cg_i64(c, PANEL));
   LLVMValueRef macs = LLVMBuildMul(B, LLVMBuildMul(B, g->m, g->n, ""), g->k, "");
-  LLVMValueRef want = smin(c, cg_i64(c, GEMM_MIN_TASKS), LLVMBuildSDiv(B, macs, cg_i64(c, GEMM_TASK_MACS), ""));
-  LLVMValueRef col_tasks = smax(c, ceil_div(c, panels, cg_i64(c, c->gemm_panels)),
-                                smin(c, panels, ceil_div(c, smax(c, one, want), smax(c, one, row_tasks))));
-  LLVMValueRef per_task = smax(c, one, ceil_div(c, panels, smax(c, one, col_tasks)));
+  LLVMValueRef want = cg_smin(c, cg_i64(c, GEMM_MIN_TASKS), LLVMBuildSDiv(B, macs, cg_i64(c, GEMM_TASK_MACS), ""));
+  LLVMValueRef col_tasks = cg_smax(c, ceil_div(c, panels, cg_i64(c, c->gemm_panels)),
+                                cg_smin(c, panels, ceil_div(c, cg_smax(c, one, want), cg_smax(c, one, row_tasks))));
+  LLVMValueRef per_task = cg_smax(c, one, ceil_div(c, panels, cg_smax(c, one, col_tasks)));
   col_tasks = ceil_div(c, panels, per_task);
   LLVMValueRef n_tasks = LLVMBuildMul(B, row_tasks, col_tasks, "gemm.tasks");
   int32_t n_extra = e ? e->n : 0;

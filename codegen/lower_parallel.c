@@ -272,10 +272,7 @@ static LLVMValueRef begin_task(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, LLV
 }
 
 /* max(v, 1): a count of blocks or tasks, or a divisor, that is never 0. */
-static LLVMValueRef at_least_one(cg_lower *c, LLVMValueRef v) {
-  LLVMValueRef one = cg_i64(c, 1);
-  return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, v, one, ""), one, v, "");
-}
+static LLVMValueRef at_least_one(cg_lower *c, LLVMValueRef v) { return cg_smax(c, v, cg_i64(c, 1)); }
 
 /* Blocks of per_task rows over `rows`, at least one: an op over no rows
  * still runs one task, on empty views, so that its run-time checks run
@@ -311,8 +308,7 @@ static void view_block(cg_lower *c, cg_buf *view, ir_type t, LLVMValueRef base, 
       at = rows ? tb->first : tb->idx[a];
       /* an empty outer axis leaves the block empty (see row_blocks) */
       view->dims[d] = rows ? tb->n
-                           : LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, dim, cg_i64(c, 1), ""), dim,
-                                             cg_i64(c, 1), "");
+                           : cg_smin(c, dim, cg_i64(c, 1));
     }
     offset = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, offset, dim, ""), at, "");
   }
@@ -332,7 +328,7 @@ static task_block locate_task(cg_lower *c, ir_type r, int32_t axes, LLVMValueRef
   LLVMValueRef outer = LLVMBuildSDiv(B, task, blocks, "outer");
   tb.first = LLVMBuildMul(B, LLVMBuildSRem(B, task, blocks, ""), per_task, "first");
   LLVMValueRef left = LLVMBuildSub(B, rows, tb.first, "");
-  tb.n = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, left, per_task, ""), left, per_task, "n");
+  tb.n = cg_smin(c, left, per_task);
   for (int32_t a = axes - 2; a >= 0; a--) {
     LLVMValueRef dim = at_least_one(c, cg_dim(c, r.dims[a]));
     tb.idx[a] = LLVMBuildSRem(B, outer, dim, "");
@@ -376,10 +372,8 @@ static LLVMValueRef rows_per_task(cg_lower *c, ir_opid op, const split_plan *p) 
   for (int32_t d = p->axes; d < r->type.rank; d++) per_row = LLVMBuildMul(c->b, per_row, r->dims[d], "");
   if (p->cost_operand >= 0)
     per_row = LLVMBuildMul(c->b, per_row, cg_operand(c, op, p->cost_operand)->dims[p->cost_axis], "");
-  LLVMValueRef one = cg_i64(c, 1);
-  per_row = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, per_row, one, ""), one, per_row, "");
-  LLVMValueRef want = LLVMBuildSDiv(c->b, cg_i64(c, TASK_WORK), per_row, "");
-  return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, want, one, ""), one, want, "rows.task");
+  per_row = at_least_one(c, per_row);
+  return at_least_one(c, LLVMBuildSDiv(c->b, cg_i64(c, TASK_WORK), per_row, ""));
 }
 
 /* void (exec, task or member, closure, n): exec->parallel_for and

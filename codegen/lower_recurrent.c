@@ -695,7 +695,7 @@ static void run_block(cg_lower *c, const kernel *kn, member *m, LLVMValueRef sta
   LLVMValueRef u = cg_i64(c, k->units);
   m->lo = LLVMBuildMul(B, b, width, "lo");
   LLVMValueRef hi = LLVMBuildAdd(B, m->lo, width, "");
-  m->hi = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, hi, u, ""), hi, u, "hi");
+  m->hi = cg_smin(c, hi, u);
   emit_products(c, kn, m);
   emit_gates(c, kn, m);
   LLVMBuildCondBr(B, shared, count, skip);
@@ -788,9 +788,7 @@ static LLVMValueRef members_wanted(cg_lower *c, const kernel *kn) {
   }
   LLVMValueRef work = LLVMBuildMul(B, carry_rows(c, k), cg_i64(c, columns * k->units), "work");
   LLVMValueRef want = LLVMBuildSDiv(B, work, cg_i64(c, MEMBER_WORK), "");
-  LLVMValueRef most = cg_i64(c, kn->blocks), one = cg_i64(c, 1);
-  want = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, want, most, ""), want, most, "");
-  return LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntSLT, want, one, ""), one, want, "members");
+  return cg_smax(c, cg_smin(c, want, cg_i64(c, kn->blocks)), cg_i64(c, 1));
 }
 
 /* At most a block per panel of units (and MAX_BLOCKS: the team's counters
