@@ -24,11 +24,9 @@
 #include <string.h>
 
 /* The public types of every generated header (the same text seqc embeds). */
-#include "../../tools/so_load.h"
+#include "../../tools/so_driver.h"
 
 enum { MAX_TENSORS = 256, MAX_SYMBOLS = 64, MAX_DIMS = 4096 };
-
-static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
 
 /* Prints "run_so: MESSAGE" to stderr; returns 1, the exit status. */
 static int fail(const char *fmt, ...) {
@@ -67,7 +65,7 @@ static int64_t tensor_bytes(const int64_t *dims, int32_t rank, int32_t dtype) {
     if (dims[k] < 0) return -1;
     n *= dims[k];
   }
-  return n * (int64_t)dtype_sizes[dtype];
+  return n * (int64_t)so_dtype_size(dtype);
 }
 
 /* Reads DIR/NAME.bin, which must hold exactly `bytes` bytes, into a new

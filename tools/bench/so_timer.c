@@ -24,12 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../so_load.h"
+#include "../so_driver.h"
 #include "bench_common.h"
 
 enum { MAX_TENSORS = 256, MAX_SYMBOLS = 64, MAX_DIMS = 4096 };
-
-static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
 
 static int fail(const char *fmt, ...) {
   va_list ap;
@@ -63,7 +61,7 @@ static int64_t tensor_bytes(const int64_t *dims, int32_t rank, int32_t dtype) {
     if (dims[k] < 0) return -1;
     n *= dims[k];
   }
-  return n * (int64_t)dtype_sizes[dtype];
+  return n * (int64_t)so_dtype_size(dtype);
 }
 
 /* A zeroed, 64-byte aligned block of at least `bytes` bytes (at least 64,

@@ -29,11 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../../tools/so_load.h"
+#include "../../../../tools/so_driver.h"
 
 enum { MAX_TENSORS = 256 };
 
-static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
 static const char *const st_dtypes[] = {"F32", "F64", "F16", "BF16", "I32", "I64", "BOOL"};
 
 static void die(const char *what) {
@@ -107,7 +106,7 @@ static void *make_weights(const seqrt_model_desc *d, const int64_t *at, size_t *
   len += (size_t)snprintf(header + len, cap - len, "{");
   for (int32_t i = 0; i < d->n_params; at += d->params[i].rank, i++) {
     const seqrt_tensor_desc *t = &d->params[i];
-    size_t bytes = count_of(t->rank, at) * dtype_sizes[t->dtype];
+    size_t bytes = count_of(t->rank, at) * so_dtype_size(t->dtype);
     len += (size_t)snprintf(header + len, cap - len, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "",
                             t->name, st_dtypes[t->dtype]);
     for (int32_t a = 0; a < t->rank; a++)
@@ -134,7 +133,7 @@ static void fill_weights(const seqrt_model_desc *d, const int64_t *at, unsigned 
   for (int32_t i = 0; i < d->n_params; at += d->params[i].rank, i++) {
     size_t n = count_of(d->params[i].rank, at);
     fill(d->params[i].dtype, p, n, 999u + 31u * (uint32_t)i, 0.25, 2);
-    p += n * dtype_sizes[d->params[i].dtype];
+    p += n * so_dtype_size(d->params[i].dtype);
   }
 }
 
@@ -255,7 +254,7 @@ int main(int argc, char **argv) {
   void *ins[MAX_TENSORS], *first[MAX_TENSORS], *outs[MAX_TENSORS];
   size_t out_bytes[MAX_TENSORS], all = 0;
   for (int32_t i = 0; i < d->n_inputs; at += d->inputs[i].rank, i++) {
-    size_t n = count_of(d->inputs[i].rank, at), b = n * dtype_sizes[d->inputs[i].dtype];
+    size_t n = count_of(d->inputs[i].rank, at), b = n * so_dtype_size(d->inputs[i].dtype);
     ins[i] = calloc(b + 8, 1);
     fill(d->inputs[i].dtype, ins[i], n, 1234u + 77u * (uint32_t)i, 1.0, range_of(argc, argv, d->inputs[i].name));
     if (dir) dump(dir, d->inputs[i].name, ins[i], b);
@@ -269,7 +268,7 @@ int main(int argc, char **argv) {
   }
   for (int32_t i = 0; i < d->n_params; i++) at += d->params[i].rank;
   for (int32_t i = 0; i < d->n_outputs; at += d->outputs[i].rank, i++) {
-    out_bytes[i] = count_of(d->outputs[i].rank, at) * dtype_sizes[d->outputs[i].dtype];
+    out_bytes[i] = count_of(d->outputs[i].rank, at) * so_dtype_size(d->outputs[i].dtype);
     first[i] = malloc(out_bytes[i] + 1);
     outs[i] = malloc(out_bytes[i] + 1);
     all += out_bytes[i];
@@ -282,16 +281,14 @@ int main(int argc, char **argv) {
       r.d = models[m];
       run(&r, n, 0x11 * (n + 3 * m));
       for (int32_t i = 0; i < d->n_outputs; i++) {
-        size_t w = dtype_sizes[d->outputs[i].dtype];
-        for (size_t k = 0; k < out_bytes[i] / w; k++)
-          if (memcmp((char *)outs[i] + w * k, (char *)first[i] + w * k, w) != 0) {
-            printf("fuse-check: %s with %d threads: output '%s' differs from %s with 1 thread at element %zu", paths[m],
-                   n, d->outputs[i].name, paths[0], k);
-            if (d->outputs[i].dtype == SEQRT_F32)
-              printf(" (%.9g vs %.9g)", (double)((float *)outs[i])[k], (double)((float *)first[i])[k]);
-            printf("\n");
-            return 1;
-          }
+        int64_t k = so_first_difference(outs[i], first[i], out_bytes[i], so_dtype_size(d->outputs[i].dtype));
+        if (k < 0) continue;
+        printf("fuse-check: %s with %d threads: output '%s' differs from %s with 1 thread at element %lld", paths[m], n,
+               d->outputs[i].name, paths[0], (long long)k);
+        if (d->outputs[i].dtype == SEQRT_F32)
+          printf(" (%.9g vs %.9g)", (double)((float *)outs[i])[k], (double)((float *)first[i])[k]);
+        printf("\n");
+        return 1;
       }
     }
   if (dir)

@@ -11,9 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../../tools/so_load.h"
-
-static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
+#include "../../../../tools/so_driver.h"
 
 int main(int argc, char **argv) {
   if (argc < 3) return fprintf(stderr, "usage: %s MODEL.so WEIGHTS SYM=N ...\n", argv[0]), 1;
@@ -41,7 +39,7 @@ int main(int argc, char **argv) {
     const seqrt_tensor_desc *t = i < d->n_inputs ? &d->inputs[i]
                                  : i < d->n_inputs + d->n_params ? &d->params[i - d->n_inputs]
                                                                  : &d->outputs[i - d->n_inputs - d->n_params];
-    size_t bytes = dtype_sizes[t->dtype];
+    size_t bytes = so_dtype_size(t->dtype);
     for (int32_t k = 0; k < t->rank; k++) bytes *= (size_t)at[k];
     at += t->rank;
     if (i < d->n_inputs) ins[i] = calloc(bytes + 1, 1);

@@ -18,9 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../../tools/so_load.h"
-
-static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
+#include "../../../../tools/so_driver.h"
 
 typedef struct model {
   const seqrt_model_desc *d;
@@ -54,7 +52,7 @@ static int axis_of(const model *m, const seqrt_tensor_desc *t) {
 
 /* Bytes of tensor k (inputs then outputs in dims order) with T = n. */
 static size_t tensor_bytes(const seqrt_tensor_desc *t, const int64_t *dims, int axis, int64_t n) {
-  size_t b = dtype_sizes[t->dtype];
+  size_t b = so_dtype_size(t->dtype);
   for (int a = 0; a < t->rank; a++) b *= (size_t)(a == axis ? n : dims[a]);
   return b;
 }
@@ -63,7 +61,7 @@ static size_t tensor_bytes(const seqrt_tensor_desc *t, const int64_t *dims, int 
  * (to_slice: full -> slice, else slice -> full). */
 static void move_steps(const seqrt_tensor_desc *t, const int64_t *dims, int axis, int64_t t0, int64_t n,
                        unsigned char *full, unsigned char *slice, int to_slice) {
-  size_t outer = 1, inner = dtype_sizes[t->dtype];
+  size_t outer = 1, inner = so_dtype_size(t->dtype);
   for (int a = 0; a < axis; a++) outer *= (size_t)dims[a];
   for (int a = axis + 1; a < t->rank; a++) inner *= (size_t)dims[a];
   for (size_t o = 0; o < outer; o++) {
@@ -74,7 +72,7 @@ static void move_steps(const seqrt_tensor_desc *t, const int64_t *dims, int axis
 }
 
 static void fill(const seqrt_tensor_desc *t, void *p, size_t bytes, uint32_t seed) {
-  size_t n = bytes / dtype_sizes[t->dtype];
+  size_t n = bytes / so_dtype_size(t->dtype);
   for (size_t i = 0; i < n; i++) {
     seed = seed * 1664525u + 1013904223u;
     double v = (double)(seed >> 8) / 16777216.0 * 2.0 - 1.0;

@@ -26,9 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../../../tools/so_load.h"
-
-static const size_t dtype_sizes[] = {4, 8, 2, 2, 4, 8, 1};
+#include "../../../../tools/so_driver.h"
 
 static const seqrt_model_desc *load(const char *so_path) {
   char err[512];
@@ -42,7 +40,7 @@ static const seqrt_model_desc *load(const char *so_path) {
 
 /* Bytes of a tensor of dtype dt with the given dims. */
 static size_t bytes_of(int32_t dt, int32_t rank, const int64_t *dims) {
-  size_t b = dtype_sizes[dt];
+  size_t b = so_dtype_size(dt);
   for (int32_t a = 0; a < rank; a++) b *= (size_t)dims[a];
   return b;
 }
@@ -161,16 +159,16 @@ int main(int argc, char **argv) {
   for (int t = 1; t < n_threads; t++) {
     int n = threads[t];
     run(d, argv[2], n, call, (const void *const *)ins, outs, out_bytes, 0x11 * (t + 1));
-    for (int32_t i = 0; i < d->n_outputs; i++)
-      for (size_t k = 0, w = dtype_sizes[d->outputs[i].dtype]; k < out_bytes[i] / w; k++)
-        if (memcmp((char *)outs[i] + w * k, (char *)first[i] + w * k, w) != 0) {
-          printf("threads_check: %d threads: output '%s' differs from %d thread%s at element %zu", n,
-                 d->outputs[i].name, threads[0], threads[0] == 1 ? "" : "s", k);
-          if (d->outputs[i].dtype == SEQRT_F32)
-            printf(" (%.9g vs %.9g)", (double)((float *)outs[i])[k], (double)((float *)first[i])[k]);
-          printf("\n");
-          return 1;
-        }
+    for (int32_t i = 0; i < d->n_outputs; i++) {
+      int64_t k = so_first_difference(outs[i], first[i], out_bytes[i], so_dtype_size(d->outputs[i].dtype));
+      if (k < 0) continue;
+      printf("threads_check: %d threads: output '%s' differs from %d thread%s at element %lld", n,
+             d->outputs[i].name, threads[0], threads[0] == 1 ? "" : "s", (long long)k);
+      if (d->outputs[i].dtype == SEQRT_F32)
+        printf(" (%.9g vs %.9g)", (double)((float *)outs[i])[k], (double)((float *)first[i])[k]);
+      printf("\n");
+      return 1;
+    }
   }
   if (dir)
     for (int32_t i = 0; i < d->n_outputs; i++) dump(dir, d->outputs[i].name, first[i], out_bytes[i]);

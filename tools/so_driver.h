@@ -1,13 +1,16 @@
 /*
- * so_load.h - how the programs that drive a seqc shared object through
+ * so_driver.h - what the programs that drive a seqc shared object through
  * its descriptor alone (the checkers in tests/ir/so/Inputs, tests/torch/run_so.c,
- * tools/bench/so_timer.c) open one: dlopen it and call NAME_descriptor,
- * NAME being the file's base name up to its first '.' (docs/abi.md).
+ * tools/bench/so_timer.c) share: opening one (dlopen, then NAME_descriptor,
+ * NAME being the file's base name up to its first '.'; docs/abi.md), the
+ * size of an element of each dtype, and finding where two outputs differ.
  * Header-only: each driver is one C file compiled on its own (link with
  * -ldl). examples/generic_run.c keeps its own copy, to stand alone.
  */
-#ifndef SEQC_TOOLS_SO_LOAD_H
-#define SEQC_TOOLS_SO_LOAD_H
+#ifndef SEQC_TOOLS_SO_DRIVER_H
+#define SEQC_TOOLS_SO_DRIVER_H
+
+#include <stdint.h>
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -40,6 +43,21 @@ static inline const seqrt_model_desc *so_load_descriptor(const char *so_path, vo
   memcpy(&descriptor, &fn, sizeof fn);
   if (handle) *handle = h;
   return descriptor();
+}
+
+/* Bytes of one element of seqrt dtype dt (seqrt_types.h: f32, f64, f16,
+ * bf16, i32, i64, bool). */
+static inline size_t so_dtype_size(int32_t dt) {
+  static const size_t sizes[] = {4, 8, 2, 2, 4, 8, 1};
+  return sizes[dt];
+}
+
+/* The first element, of w bytes, in which a and b (bytes long each)
+ * differ byte for byte, or -1. */
+static inline int64_t so_first_difference(const void *a, const void *b, size_t bytes, size_t w) {
+  for (size_t k = 0; k < bytes / w; k++)
+    if (memcmp((const char *)a + w * k, (const char *)b + w * k, w) != 0) return (int64_t)k;
+  return -1;
 }
 
 #endif
