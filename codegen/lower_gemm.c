@@ -100,8 +100,13 @@ static void build_tile_body(cg_lower *c, LLVMValueRef fn, int32_t rows, int32_t 
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.done");
   LLVMBuildBr(B, head);
   LLVMPositionBuilderAtEnd(B, head);
+  /* The k step moves two pointers (A's column, the panels' row) rather
+   * than multiplying k by strides: LSR, which would do that, is off. */
   LLVMValueRef k = LLVMBuildPhi(B, c->i64, "k"), phi[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], zero64 = cg_i64(c, 0);
+  LLVMValueRef a_col = LLVMBuildPhi(B, c->ptr, "a.col"), b_row = LLVMBuildPhi(B, c->ptr, "b.row");
   LLVMAddIncoming(k, &zero64, &pre, 1);
+  LLVMAddIncoming(a_col, &p[T_A], &pre, 1);
+  LLVMAddIncoming(b_row, &p[T_PANEL], &pre, 1);
   for (int32_t i = 0; i < n_acc; i++) {
     phi[i] = LLVMBuildPhi(B, vec_t(c), "acc");
     LLVMAddIncoming(phi[i], &acc[i], &pre, 1);
@@ -110,25 +115,26 @@ static void build_tile_body(cg_lower *c, LLVMValueRef fn, int32_t rows, int32_t 
   LLVMPositionBuilderAtEnd(B, body);
   LLVMValueRef bv[MAX_TILE_VECTORS], next[CG_GEMM_MAX_MR * MAX_TILE_VECTORS];
   for (int32_t q = 0; q < panels; q++) {
-    LLVMValueRef at = LLVMBuildAdd(B, LLVMBuildMul(B, cg_i64(c, q), p[T_PANEL_STRIDE], ""),
-                                   LLVMBuildMul(B, k, cg_i64(c, PANEL), ""), "");
+    LLVMValueRef at = LLVMBuildMul(B, cg_i64(c, q), p[T_PANEL_STRIDE], "");
     for (int32_t v = 0; v < PANEL / c->f32_lanes; v++) {
-      LLVMValueRef ptr = gep_f32(c, p[T_PANEL], LLVMBuildAdd(B, at, cg_i64(c, (int64_t)v * c->f32_lanes), ""));
+      LLVMValueRef ptr = gep_f32(c, b_row, LLVMBuildAdd(B, at, cg_i64(c, (int64_t)v * c->f32_lanes), ""));
       LLVMValueRef ld = LLVMBuildLoad2(B, vec_t(c), ptr, "b");
       LLVMSetAlignment(ld, 4);
       bv[q * (PANEL / c->f32_lanes) + v] = ld;
     }
   }
-  LLVMValueRef ak = LLVMBuildMul(B, k, p[T_A_K], "");
   for (int32_t r = 0; r < rows; r++) {
-    LLVMValueRef at = LLVMBuildAdd(B, LLVMBuildMul(B, cg_i64(c, r), p[T_A_ROW], ""), ak, "");
-    LLVMValueRef a = LLVMBuildLoad2(B, c->f32, gep_f32(c, p[T_A], at), "a");
+    LLVMValueRef at = LLVMBuildMul(B, cg_i64(c, r), p[T_A_ROW], "");
+    LLVMValueRef a = LLVMBuildLoad2(B, c->f32, gep_f32(c, a_col, at), "a");
     LLVMValueRef av = cg_splat(c, c->f32_lanes, a);
     for (int32_t v = 0; v < nv; v++) next[r * nv + v] = cg_fmuladd(c, av, bv[v], phi[r * nv + v]);
   }
   LLVMValueRef k1 = LLVMBuildAdd(B, k, cg_i64(c, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
+  LLVMValueRef a_next = gep_f32(c, a_col, p[T_A_K]), b_next = gep_f32(c, b_row, cg_i64(c, PANEL));
   LLVMAddIncoming(k, &k1, &latch, 1);
+  LLVMAddIncoming(a_col, &a_next, &latch, 1);
+  LLVMAddIncoming(b_row, &b_next, &latch, 1);
   for (int32_t i = 0; i < n_acc; i++) LLVMAddIncoming(phi[i], &next[i], &latch, 1);
   LLVMBuildBr(B, head);
   LLVMPositionBuilderAtEnd(B, done);
@@ -258,14 +264,18 @@ static void emit_row_panels(cg_lower *c, const kblock *kb, LLVMValueRef i, LLVMV
   LLVMPositionBuilderAtEnd(B, done);
 }
 
-/* Rows [i0, i1) by panels [q0, q1): row tiles of gemm_mr rows (the last
- * one narrower: a switch over its height), each run against every panel. */
+/* Rows [i0, i1) by panels [q0, q1): as few row tiles as gemm_mr allows,
+ * of heights that differ by at most one (16 rows are two tiles of 8, not
+ * 12 and 4; a switch over the height), each run against every panel. */
 static void emit_tiles(cg_lower *c, const kblock *kb, LLVMValueRef i0, LLVMValueRef i1, LLVMValueRef q0, LLVMValueRef q1) {
   LLVMBuilderRef B = c->b;
   int32_t mr = c->gemm_mr;
-  cg_loop t = cg_for_begin(c, ceil_div(c, LLVMBuildSub(B, i1, i0, ""), cg_i64(c, mr)), "tile");
-  LLVMValueRef i = LLVMBuildAdd(B, i0, LLVMBuildMul(B, t.iv, cg_i64(c, mr), ""), "");
-  LLVMValueRef rows = cg_smin(c, cg_i64(c, mr), LLVMBuildSub(B, i1, i, ""));
+  LLVMValueRef n = LLVMBuildSub(B, i1, i0, ""), tiles = ceil_div(c, n, cg_i64(c, mr));
+  LLVMValueRef base = LLVMBuildSDiv(B, n, cg_smax(c, tiles, cg_i64(c, 1)), "");
+  LLVMValueRef taller = LLVMBuildSub(B, n, LLVMBuildMul(B, base, tiles, ""), ""); /* tiles of base + 1 rows */
+  cg_loop t = cg_for_begin(c, tiles, "tile");
+  LLVMValueRef i = LLVMBuildAdd(B, i0, LLVMBuildAdd(B, LLVMBuildMul(B, t.iv, base, ""), cg_smin(c, t.iv, taller), ""), "");
+  LLVMValueRef rows = LLVMBuildAdd(B, base, LLVMBuildZExt(B, LLVMBuildICmp(B, LLVMIntSLT, t.iv, taller, ""), c->i64, ""), "");
   LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.done");
   LLVMBasicBlockRef full = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "tile.full");
   LLVMValueRef sw = LLVMBuildSwitch(B, rows, full, (unsigned)mr - 1);

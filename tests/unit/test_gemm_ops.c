@@ -299,7 +299,7 @@ static void expect_tiles(const char *ir, int max_rows, int gemv_panels, const ch
 static void test_tiles_follow_features(void **state) {
   (void)state;
   char *ir = tile_ir("x86_64-unknown-linux-gnu", "znver4", "+avx512f,+avx512vl,+avx2,+avx,+fma");
-  expect_tiles(ir, 8, 4, "<16 x float>");
+  expect_tiles(ir, 12, 4, "<16 x float>");
   free(ir);
   ir = tile_ir("x86_64-unknown-linux-gnu", "x86-64-v3", "+avx2,+avx,+fma");
   expect_tiles(ir, 3, 2, "<8 x float>");
