@@ -19,9 +19,14 @@
  * with nothing planned at run time. (The other choice, planning offsets
  * for the concrete maximum dims when a context is made, would also let
  * buffers of different sizes share; it would need the plan in the runtime.)
- * No result is written over a dying operand in place: a vectorized loop
- * whose input and output are one buffer falls back to its scalar form on
- * LLVM's overlap check, so it would cost more than the bytes it saves.
+ * In place. The result of an elementwise op (or group) takes the slot of
+ * an operand that dies there and has the result's dims and byte size:
+ * each element is read before it is written, at the same position. The
+ * operand's buffer and the result's are then one pointer value, so LLVM's
+ * vectorizer sees one access stream and needs no overlap check (which,
+ * between two different pointers to the same bytes, would send the loop to
+ * its scalar form); a task of a split op reads both from one closure field
+ * for the same reason (lower_parallel.c).
  *
  * The measuring walk (NAME_scratch_bytes) makes the same decisions in the
  * same order, so the size it returns covers the plan.
@@ -91,13 +96,45 @@ static int32_t free_slot(const cg_memplan *p, ir_dim bytes) {
   return -1;
 }
 
+/* Whether op computes each element of its results from its operands'
+ * elements at that same position only, reading all of them before it
+ * stores the element: an elementwise op, or a fused group of them (a GEMM
+ * group is not: its product overwrites C before the epilogue reads). */
+static bool elementwise(const ir_graph *g, ir_opid op) {
+  ir_opkind k = ir_o(g, op)->kind;
+  if (k == IR_OP_FUSED) return ir_fused_form_of(g, op) == IR_FUSED_ELEMENTWISE;
+  return (ir_opinfo_of(k)->flags & IR_ELEMENTWISE) != 0;
+}
+
+/* The slot of an operand of elementwise op that dies at op and that its
+ * result v (of `bytes`) may overwrite in place, or -1; the slot is handed
+ * over to v. The operand must have v's dims, so that it is read at the
+ * element being written. Any other operand in the same buffer (x and a
+ * reshape of x) has as many elements, so broadcasting gives it v's dims
+ * too: it is read at that element as well. */
+static int32_t take_dying_operand(cg_lower *c, cg_memplan *p, ir_opid op, ir_val v, ir_dim bytes) {
+  const ir_op *o = ir_o(c->g, op);
+  if (!elementwise(c->g, op)) return -1;
+  for (int32_t i = 0; i < o->n_in; i++) {
+    ir_val r = p->root[o->in[i]];
+    int32_t s = p->slot_of[r];
+    if (s >= 0 && p->last[r] == p->pos[op] && p->slots[s].bytes == bytes &&
+        ir_dims_equal(ir_vtype(c->g, o->in[i]), ir_vtype(c->g, v))) {
+      p->slot_of[r] = -1;
+      return s;
+    }
+  }
+  return -1;
+}
+
 void cg_memplan_alloc_results(cg_lower *c, cg_memplan *p, ir_opid op) {
   const ir_op *o = ir_o(c->g, op);
   for (int32_t i = 0; i < o->n_out; i++) {
     ir_val v = o->out[i];
     ir_type t = ir_vtype(c->g, v);
     ir_dim bytes = byte_size(c, t);
-    int32_t s = bytes == IR_DIM_INVALID ? -1 : free_slot(p, bytes);
+    int32_t s = bytes == IR_DIM_INVALID ? -1 : take_dying_operand(c, p, op, v, bytes);
+    if (s < 0 && bytes != IR_DIM_INVALID) s = free_slot(p, bytes);
     if (s >= 0) {
       cg_view_buf(c, &c->bufs[v], t, p->slots[s].ptr);
     } else {

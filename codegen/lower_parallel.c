@@ -356,7 +356,10 @@ static LLVMValueRef build_task(cg_lower *c, ir_opid op, const split_plan *p, LLV
   saved[o->n_in] = c->bufs[o->out[0]];
   for (int32_t i = 0; i <= o->n_in; i++) {
     ir_val v = i < o->n_in ? o->in[i] : o->out[0];
-    LLVMValueRef base = closure_field(c, ct, closure, CL_BUFS + i, c->ptr);
+    /* An operand the result overwrites in place (lower_memplan.c) is read
+     * through the result's field, so that both are one pointer value. */
+    int32_t field = i < o->n_in && saved[i].ptr == saved[o->n_in].ptr ? o->n_in : i;
+    LLVMValueRef base = closure_field(c, ct, closure, CL_BUFS + field, c->ptr);
     view_block(c, &c->bufs[v], ir_vtype(c->g, v), base, i == o->n_in || !p->whole[i], &tb);
   }
   bool ok = lower(c, op);
