@@ -8,7 +8,10 @@
  * (always-inlined) function vectorizes. Integer tricks stand in for calls:
  * rounding to an integer adds and subtracts 1.5 * 2^23 (or 2^52 in double),
  * whose bit pattern then holds the integer; powers of two are built from
- * exponent bits. Nothing here calls libm or a compiler-rt helper.
+ * exponent bits. Nothing here calls libm or a compiler-rt helper. exp
+ * can also be built directly on a vector (cg_vm_exp_lanes): the same
+ * instructions lane by lane, hence the same bits as the scalar function
+ * (on AVX-512 one vscalefps applies 2^k, rounding the same product once).
  *
  * Building blocks (comments at each say why):
  *   exp   e^x = 2^k * e^r, k = round(x / ln2), r = x - k ln2 by Cody-Waite
@@ -56,10 +59,32 @@ static LLVMValueRef u32k(cg_lower *c, uint32_t v) { return LLVMConstInt(c->i32, 
 static LLVMValueRef sel(cg_lower *c, LLVMValueRef cond, LLVMValueRef a, LLVMValueRef b) {
   return LLVMBuildSelect(c->b, cond, a, b, "");
 }
-static LLVMValueRef bits(cg_lower *c, LLVMValueRef f) { return LLVMBuildBitCast(c->b, f, c->i32, ""); }
-static LLVMValueRef from_bits(cg_lower *c, LLVMValueRef i) {
-  return LLVMBuildBitCast(c->b, i, c->f32, "");
+
+/* The exp path (gen_exp and what it calls) also runs on vectors of floats
+ * (cg_vm_exp_lanes): its helpers take the shape, a scalar or a vector
+ * type, from their operands. `elem` (i32 or float) in that shape: */
+static LLVMTypeRef shaped(LLVMTypeRef like, LLVMTypeRef elem) {
+  if (LLVMGetTypeKind(like) != LLVMVectorTypeKind) return elem;
+  return LLVMVectorType(elem, LLVMGetVectorSize(like));
 }
+static LLVMValueRef bits(cg_lower *c, LLVMValueRef f) {
+  return LLVMBuildBitCast(c->b, f, shaped(LLVMTypeOf(f), c->i32), "");
+}
+static LLVMValueRef from_bits(cg_lower *c, LLVMValueRef i) {
+  return LLVMBuildBitCast(c->b, i, shaped(LLVMTypeOf(i), c->f32), "");
+}
+/* v as an i32 in the shape of `like` (every lane of a vector). */
+static LLVMValueRef u32_like(cg_lower *c, LLVMValueRef like, uint32_t v) {
+  LLVMTypeRef t = LLVMTypeOf(like);
+  if (LLVMGetTypeKind(t) != LLVMVectorTypeKind) return u32k(c, v);
+  LLVMValueRef lanes[CG_VM_MAX_LANES];
+  unsigned n = LLVMGetVectorSize(t);
+  IR_ASSERT(n <= CG_VM_MAX_LANES);
+  for (unsigned i = 0; i < n; i++) lanes[i] = u32k(c, v);
+  return LLVMConstVector(lanes, n);
+}
+/* v as a float in the shape of `like` (LLVMConstReal splats over vectors). */
+static LLVMValueRef f32_like(LLVMValueRef like, double v) { return fconst(LLVMTypeOf(like), v); }
 static LLVMValueRef widen(cg_lower *c, LLVMValueRef f) { return LLVMBuildFPExt(c->b, f, c->f64, ""); }
 static LLVMValueRef narrow(cg_lower *c, LLVMValueRef d) { return LLVMBuildFPTrunc(c->b, d, c->f32, ""); }
 
@@ -71,11 +96,17 @@ static LLVMValueRef copysign_of(cg_lower *c, LLVMValueRef mag, LLVMValueRef sign
   return cg_intrinsic(c, "llvm.copysign", LLVMTypeOf(mag), 2, args);
 }
 
+/* max(x, lo); a NaN stays NaN (the compare is false). */
+static LLVMValueRef at_least(cg_lower *c, LLVMValueRef x, double lo) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  return sel(c, cg_fcmp(c, LLVMRealOLT, x, fconst(t, lo)), fconst(t, lo), x);
+}
+
 /* x clamped to [lo, hi]; a NaN stays NaN (both compares are false). */
 static LLVMValueRef clamp(cg_lower *c, LLVMValueRef x, double lo, double hi) {
   LLVMTypeRef t = LLVMTypeOf(x);
   x = sel(c, cg_fcmp(c, LLVMRealOGT, x, fconst(t, hi)), fconst(t, hi), x);
-  return sel(c, cg_fcmp(c, LLVMRealOLT, x, fconst(t, lo)), fconst(t, lo), x);
+  return at_least(c, x, lo);
 }
 
 /* coef[0] + x (coef[1] + x (...)) in x's type. */
@@ -103,13 +134,15 @@ static const double EXPM1_Q[] = {0x1p-1, 0x1.555556p-3, 0x1.5554eap-5, 0x1.1110e
 typedef struct exp_split {
   LLVMValueRef em; /* e^r - 1, |r| <= ln2/2 */
   LLVMValueRef k;  /* i32 */
+  LLVMValueRef kf; /* k as a float */
 } exp_split;
 
 /* k and round(x/ln2) as a float, from x (|x| < 2^21). */
 static LLVMValueRef round_log2(cg_lower *c, LLVMValueRef x, LLVMValueRef *k) {
-  LLVMValueRef t = cg_fadd(c, cg_fmul(c, x, f32k(c, LOG2E_F)), f32k(c, ROUND_MAGIC_F));
-  *k = LLVMBuildSub(c->b, bits(c, t), bits(c, f32k(c, ROUND_MAGIC_F)), "");
-  return cg_fsub(c, t, f32k(c, ROUND_MAGIC_F));
+  LLVMValueRef magic = f32_like(x, ROUND_MAGIC_F);
+  LLVMValueRef t = cg_fadd(c, cg_fmul(c, x, f32_like(x, LOG2E_F)), magic);
+  *k = LLVMBuildSub(c->b, bits(c, t), bits(c, magic), "");
+  return cg_fsub(c, t, magic);
 }
 
 static LLVMValueRef expm1_poly(cg_lower *c, LLVMValueRef r) {
@@ -120,8 +153,9 @@ static LLVMValueRef expm1_poly(cg_lower *c, LLVMValueRef r) {
 static exp_split exp_reduce(cg_lower *c, LLVMValueRef x) {
   exp_split s;
   LLVMValueRef kf = round_log2(c, x, &s.k);
-  LLVMValueRef r = cg_fsub(c, cg_fsub(c, x, cg_fmul(c, kf, f32k(c, LN2_HI_F))), cg_fmul(c, kf, f32k(c, LN2_LO_F)));
+  LLVMValueRef r = cg_fsub(c, cg_fsub(c, x, cg_fmul(c, kf, f32_like(x, LN2_HI_F))), cg_fmul(c, kf, f32_like(x, LN2_LO_F)));
   s.em = expm1_poly(c, r);
+  s.kf = kf;
   return s;
 }
 
@@ -132,20 +166,21 @@ static exp_split exp_reduce_wide(cg_lower *c, LLVMValueRef xd) {
   LLVMValueRef kf = round_log2(c, narrow(c, xd), &s.k);
   LLVMValueRef r = cg_fsub(c, xd, cg_fmul(c, widen(c, kf), f64k(c, LN2_D)));
   s.em = expm1_poly(c, narrow(c, r));
+  s.kf = kf;
   return s;
 }
 
 /* 2^k as a float for k in [-126, 127]. */
 static LLVMValueRef pow2(cg_lower *c, LLVMValueRef k) {
-  LLVMValueRef e = LLVMBuildAdd(c->b, k, u32k(c, 127), "");
-  return from_bits(c, LLVMBuildShl(c->b, e, u32k(c, 23), ""));
+  LLVMValueRef e = LLVMBuildAdd(c->b, k, u32_like(c, k, 127), "");
+  return from_bits(c, LLVMBuildShl(c->b, e, u32_like(c, k, 23), ""));
 }
 
 /* m * 2^k for k in [-252, 254], in two exact-or-final steps: m * 2^(k/2)
  * stays normal, so only the last product rounds (once, into a subnormal or
  * to infinity when it must). */
 static LLVMValueRef scale(cg_lower *c, LLVMValueRef m, LLVMValueRef k) {
-  LLVMValueRef k1 = LLVMBuildAShr(c->b, k, u32k(c, 1), "");
+  LLVMValueRef k1 = LLVMBuildAShr(c->b, k, u32_like(c, k, 1), "");
   LLVMValueRef k2 = LLVMBuildSub(c->b, k, k1, "");
   return cg_fmul(c, cg_fmul(c, m, pow2(c, k1)), pow2(c, k2));
 }
@@ -154,7 +189,7 @@ static LLVMValueRef scale(cg_lower *c, LLVMValueRef m, LLVMValueRef k) {
  * in [-150, 128]. */
 static LLVMValueRef gen_exp(cg_lower *c, LLVMValueRef x) {
   exp_split s = exp_reduce(c, clamp(c, x, -104, 89));
-  return scale(c, cg_fadd(c, f32k(c, 1), s.em), s.k);
+  return scale(c, cg_fadd(c, f32_like(x, 1), s.em), s.k);
 }
 
 /* expm1(x) = 2^k em + (2^k - 1), exact in its pieces for k <= 24; beyond,
@@ -447,6 +482,43 @@ LLVMValueRef cg_vm_f32(cg_lower *c, cg_vm_fn f, LLVMValueRef x) {
   if (!fn) fn = define_f32(c, f, name);
   LLVMTypeRef fty = LLVMFunctionType(c->f32, &c->f32, 1, 0);
   return LLVMBuildCall2(c->b, fty, fn, &x, 1, "");
+}
+
+/* m * 2^k as vscalefps computes it (AVX-512), kf being k as a float, 16
+ * lanes at a time: the exact product rounded once, which is what scale()
+ * computes in two multiplies and six integer instructions. */
+static LLVMValueRef scale_avx512(cg_lower *c, LLVMValueRef m, LLVMValueRef kf) {
+  unsigned n = LLVMGetVectorSize(LLVMTypeOf(m));
+  LLVMTypeRef v16 = LLVMVectorType(c->f32, 16);
+  LLVMValueRef part[CG_VM_MAX_LANES / 16], ix[CG_VM_MAX_LANES];
+  for (unsigned p = 0; p < n / 16; p++) {
+    for (unsigned i = 0; i < 16; i++) ix[i] = u32k(c, 16 * p + i);
+    LLVMValueRef pick = LLVMConstVector(ix, 16);
+    LLVMValueRef args[5] = {LLVMBuildShuffleVector(c->b, m, m, pick, ""), LLVMBuildShuffleVector(c->b, kf, kf, pick, ""),
+                            LLVMGetUndef(v16), LLVMConstInt(c->i16, 0xffff, 0), u32k(c, 4) /* current rounding */};
+    part[p] = cg_intrinsic(c, "llvm.x86.avx512.mask.scalef.ps.512", NULL, 5, args);
+  }
+  /* Concatenate the parts pairwise until one vector of n lanes is left. */
+  for (unsigned width = 16; width < n; width *= 2) {
+    for (unsigned i = 0; i < 2 * width; i++) ix[i] = u32k(c, i);
+    for (unsigned p = 0; p < n / (2 * width); p++)
+      part[p] = LLVMBuildShuffleVector(c->b, part[2 * p], part[2 * p + 1], LLVMConstVector(ix, 2 * width), "");
+  }
+  return part[0];
+}
+
+/* gen_exp on a vector, without the clamp at 89 when every lane is <= 0
+ * or NaN (the clamp changes none of those); on AVX-512 targets
+ * (c->f32_lanes is 16 only for them, module.c) with lanes in multiples of
+ * 16, 2^k is applied by vscalefps (scale_avx512: the same bits). */
+LLVMValueRef cg_vm_exp_lanes(cg_lower *c, LLVMValueRef x, bool at_most_zero) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  IR_ASSERT(LLVMGetTypeKind(t) == LLVMVectorTypeKind && LLVMGetVectorSize(t) <= CG_VM_MAX_LANES);
+  unsigned n = LLVMGetVectorSize(t);
+  exp_split s = exp_reduce(c, at_most_zero ? at_least(c, x, -104) : clamp(c, x, -104, 89));
+  LLVMValueRef m = cg_fadd(c, f32_like(x, 1), s.em);
+  if (c->f32_lanes != 16 || n % 16 != 0) return scale(c, m, s.k);
+  return scale_avx512(c, m, s.kf);
 }
 
 /* ---- f64 through libm ------------------------------------------------------------------ */

@@ -38,6 +38,17 @@ const char *cg_vm_name(cg_vm_fn f);
  * to the module on first use). */
 LLVMValueRef cg_vm_f32(cg_lower *c, cg_vm_fn f, LLVMValueRef x);
 
+/* exp(x) lane by lane for a vector of at most CG_VM_MAX_LANES floats x,
+ * built inline at c's insertion point: the instructions of cg_vm_f32's
+ * exp on vectors (on AVX-512 with one instruction, vscalefps, in place of
+ * six that give the same result), so every lane has the bits cg_vm_f32
+ * gives for it. at_most_zero: the caller knows every lane is <= 0 or NaN
+ * (softmax's x - max), which saves the clamp against overflow. For loops
+ * that keep their own vector shape (softmax's 32-lane chunks) rather than
+ * leave vectorizing to LLVM. */
+enum { CG_VM_MAX_LANES = 64 };
+LLVMValueRef cg_vm_exp_lanes(cg_lower *c, LLVMValueRef x, bool at_most_zero);
+
 /* f(x) for a double x through libm, inline at c's insertion point. */
 LLVMValueRef cg_vm_f64(cg_lower *c, cg_vm_fn f, LLVMValueRef x);
 
