@@ -12,6 +12,10 @@
  *
  * Dims are computed once per function, in its entry block, from the symbol
  * values, and cached by dim id; every buffer's dims are those SSA values.
+ *
+ * The walk of the graph body skips the ops a later scan computes chunk by
+ * chunk (its input projections: cg_chunk_plan, lower_scan.c): they get no
+ * buffers where they stand and are lowered inside the scan's lowering.
  */
 #include "lower.h"
 
@@ -613,11 +617,32 @@ static bool lower_ops(cg_lower *c, ir_blockid b, ir_opid first, ir_opid last) {
   return ok;
 }
 
+bool cg_lower_op(cg_lower *c, ir_opid op) {
+  ir_opid outer = c->current;
+  c->current = op;
+  bool ok = lowerings[ir_o(c->g, op)->kind](c, op);
+  c->current = outer;
+  return ok;
+}
+
+/* Whether op is computed chunk by chunk by a later scan (lower_scan.c):
+ * it has no buffers of its own and is not lowered where it stands. */
+static bool deferred(const cg_lower *c, ir_blockid b, ir_opid op) {
+  return b == c->g->body && c->deferred && c->deferred[op] != IR_NONE;
+}
+
 bool cg_lower_block(cg_lower *c, ir_blockid b) {
+  /* The chunk plan is made once per walk of the body, before the memory
+   * plan, whose liveness depends on it. */
+  bool planning = b == c->g->body && !c->deferred;
+  if (planning) c->deferred = cg_chunk_plan(c->g);
   cg_memplan *plan = b == c->g->body && c->g->plan_memory ? cg_memplan_new(c) : NULL;
+  cg_memplan *outer_plan = c->memplan;
+  if (b == c->g->body) c->memplan = plan;
   bool ok = true;
   for (ir_opid op = ir_b(c->g, b)->first; ok && op != IR_NONE; op = ir_o(c->g, op)->next) {
     if (ir_opinfo_of(ir_o(c->g, op)->kind)->flags & IR_TERMINATOR) continue; /* the block's owner copies */
+    if (deferred(c, b, op)) continue;
     /* A group's results are all placed before any of it runs, in every
      * walk, so NAME_scratch_bytes sees the layout NAME_run uses. */
     ir_opid last = group_end(c, b, op);
@@ -632,7 +657,12 @@ bool cg_lower_block(cg_lower *c, ir_blockid b) {
     }
     op = last;
   }
+  c->memplan = outer_plan;
   cg_memplan_free(plan);
+  if (planning) {
+    free(c->deferred);
+    c->deferred = NULL;
+  }
   return ok;
 }
 

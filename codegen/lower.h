@@ -25,6 +25,8 @@ typedef struct cg_buf {
   LLVMValueRef *dims; /* type.rank i64 values */
 } cg_buf;
 
+typedef struct cg_memplan cg_memplan;
+
 #define CG_GEMM_MAX_MR 16
 #define CG_GEMV_MAX_PANELS 8
 
@@ -70,6 +72,11 @@ typedef struct cg_lower {
    * (init_outs, NULL when measuring) instead of scratch; IR_NONE otherwise. */
   ir_blockid init_region;
   LLVMValueRef init_outs;
+  /* While the graph body is lowered (cg_lower_block): by op id, the scan
+   * that computes the op chunk by chunk inside its own lowering, or
+   * IR_NONE (cg_chunk_plan); NULL in every other walk. */
+  ir_opid *deferred;
+  cg_memplan *memplan;      /* the graph body's memory plan while the body is lowered, else NULL */
 } cg_lower;
 
 /* ---- dims and buffers ------------------------------------------------------ */
@@ -264,12 +271,30 @@ void cg_alloc_temps(cg_lower *c, ir_opid op);
 
 /* ---- lower_recurrent.c: the persistent recurrent kernel ---- */
 
-/* Lowers scan op (its body's buffers bound, its carries' initial values
- * in its results, staging[i] a second buffer per carry) as one team of
- * threads over all its steps when its body is products of a carry plus
- * elementwise math (*done set); otherwise leaves it to the caller (*done
- * false). False after an error. */
-bool cg_lower_recurrent(cg_lower *c, ir_opid op, const cg_buf *staging, bool *done);
+/* The persistent kernel of scan op (its body's buffers bound, its
+ * carries' initial values in its results, staging[i] a second buffer per
+ * carry) when its body is products of a carry plus elementwise math: the
+ * run-time checks, constants and product buffers are set up in NAME_run
+ * and the member function is built. windowed[i] (NULL: none) says that
+ * xs operand i's buffer holds the sequence from each range's origin on
+ * (a chunk, lower_scan.c). NULL when the body does not fit (*ok true) or
+ * after an error (*ok false). */
+typedef struct cg_recurrent cg_recurrent;
+cg_recurrent *cg_recurrent_new(cg_lower *c, ir_opid op, const cg_buf *staging, const bool *windowed, bool *ok);
+/* A team over steps [s0, s1) of the scan (numbered in the order they run,
+ * whatever `reverse`), the windowed per-step inputs read at t - origin
+ * along the scan's axis, the others at t. Step ranges must follow each
+ * other from 0 to the scan's length. */
+void cg_recurrent_run(cg_lower *c, cg_recurrent *r, LLVMValueRef s0, LLVMValueRef s1, LLVMValueRef origin);
+/* After the last range: the last carries into the scan's results; frees r. */
+void cg_recurrent_end(cg_lower *c, cg_recurrent *r);
+
+/* ---- lower_scan.c: input projections chunk by chunk ---- */
+
+/* Which ops of the graph body a top-level scan computes chunk by chunk
+ * (docs/codegen.md, "Chunked input projections"): by op id, that scan, or
+ * IR_NONE. The caller frees it. */
+ir_opid *cg_chunk_plan(const ir_graph *g);
 
 /* ---- lower_fused.c: kernel groups ---- */
 
@@ -286,6 +311,9 @@ bool cg_gemm_fused(cg_lower *c, ir_opid op);
 
 /* Lower every op of block b (used by the graph body and by scan bodies). */
 bool cg_lower_block(cg_lower *c, ir_blockid b);
+/* Op's own lowering (lower_<eval>) on the buffers bound now, nothing
+ * placed or split: what the chunked scans run their producers with. */
+bool cg_lower_op(cg_lower *c, ir_opid op);
 /* Whether value v, yielded at position k of the init region, was computed
  * straight into the caller's hoisted[k] (so NAME_init copies nothing). */
 bool cg_init_yield_in_place(const cg_lower *c, ir_val v, int32_t k);
@@ -299,7 +327,6 @@ void cg_view_buf(cg_lower *c, cg_buf *out, ir_type t, LLVMValueRef ptr);
 
 /* ---- lower_memplan.c: buffer reuse in the graph body (plan_memory) ---- */
 
-typedef struct cg_memplan cg_memplan;
 /* Liveness of the body's values; slots start empty. */
 cg_memplan *cg_memplan_new(cg_lower *c);
 void cg_memplan_free(cg_memplan *p);
@@ -307,6 +334,11 @@ void cg_memplan_free(cg_memplan *p);
 void cg_memplan_alloc_results(cg_lower *c, cg_memplan *p, ir_opid op);
 /* After op: the slots of values it read for the last time (or made and nobody reads) are free. */
 void cg_memplan_release(cg_lower *c, cg_memplan *p, ir_opid op);
+/* A buffer of type t that the op being lowered uses while it runs (a
+ * scan's chunk buffers): a free slot of its byte size, else new scratch.
+ * Returns the slot to hand back after the op (-1: none to hand back). */
+int32_t cg_memplan_borrow(cg_lower *c, cg_memplan *p, cg_buf *out, ir_type t);
+void cg_memplan_give_back(cg_memplan *p, int32_t s);
 
 /* ---- helpers exported by lower_elementwise.c (its owner edits this section) ---- */
 

@@ -28,6 +28,13 @@
  * its scalar form); a task of a split op reads both from one closure field
  * for the same reason (lower_parallel.c).
  *
+ * Chunked scans. An op a scan computes chunk by chunk (cg_chunk_plan,
+ * lower_scan.c) has no buffer of its own, and reads its operands while
+ * the scan runs: they live until the scan, where they die (so no op in
+ * between reuses their slots or writes over them in place). The scan's
+ * chunk buffers are slots too, borrowed for the scan and free after it
+ * (cg_memplan_borrow): the next chunked scan takes them.
+ *
  * The measuring walk (NAME_scratch_bytes) makes the same decisions in the
  * same order, so the size it returns covers the plan.
  */
@@ -75,6 +82,13 @@ cg_memplan *cg_memplan_new(cg_lower *c) {
     p->pos[op] = at;
     if (o->kind == IR_OP_RESHAPE) p->root[o->out[0]] = p->root[o->in[0]];
     for (int32_t i = 0; i < o->n_in; i++) note_read(p, o->in[i], at);
+  }
+  /* An op a scan computes chunk by chunk reads its operands while the scan
+   * runs: they live to the scan (the ops in between must not reuse their
+   * buffers) and die there. */
+  for (ir_opid op = ir_b(g, g->body)->first; c->deferred && op != IR_NONE; op = ir_o(g, op)->next) {
+    if (c->deferred[op] == IR_NONE) continue;
+    for (int32_t i = 0; i < ir_o(g, op)->n_in; i++) note_read(p, ir_o(g, op)->in[i], p->pos[c->deferred[op]]);
   }
   return p;
 }
@@ -127,6 +141,24 @@ static int32_t take_dying_operand(cg_lower *c, cg_memplan *p, ir_opid op, ir_val
   return -1;
 }
 
+/* out (of type t, `bytes` in size) in slot s, or when s < 0 in a free slot
+ * of its size, else in new scratch, a new slot when its size is known.
+ * Returns the slot, now taken, or -1. */
+static int32_t place(cg_lower *c, cg_memplan *p, cg_buf *out, ir_type t, ir_dim bytes, int32_t s) {
+  if (s < 0 && bytes != IR_DIM_INVALID) s = free_slot(p, bytes);
+  if (s >= 0) {
+    cg_view_buf(c, out, t, p->slots[s].ptr);
+  } else {
+    cg_alloc_buf(c, out, t);
+    if (bytes == IR_DIM_INVALID) return -1; /* a fresh buffer nobody else gets */
+    ir_grow((void **)&p->slots, &p->cap_slots, p->n_slots + 1, sizeof(slot));
+    s = p->n_slots++;
+    p->slots[s] = (slot){bytes, out->ptr, false};
+  }
+  p->slots[s].free = false;
+  return s;
+}
+
 void cg_memplan_alloc_results(cg_lower *c, cg_memplan *p, ir_opid op) {
   const ir_op *o = ir_o(c->g, op);
   for (int32_t i = 0; i < o->n_out; i++) {
@@ -134,19 +166,16 @@ void cg_memplan_alloc_results(cg_lower *c, cg_memplan *p, ir_opid op) {
     ir_type t = ir_vtype(c->g, v);
     ir_dim bytes = byte_size(c, t);
     int32_t s = bytes == IR_DIM_INVALID ? -1 : take_dying_operand(c, p, op, v, bytes);
-    if (s < 0 && bytes != IR_DIM_INVALID) s = free_slot(p, bytes);
-    if (s >= 0) {
-      cg_view_buf(c, &c->bufs[v], t, p->slots[s].ptr);
-    } else {
-      cg_alloc_buf(c, &c->bufs[v], t);
-      if (bytes == IR_DIM_INVALID) continue; /* a fresh buffer nobody else gets */
-      ir_grow((void **)&p->slots, &p->cap_slots, p->n_slots + 1, sizeof(slot));
-      s = p->n_slots++;
-      p->slots[s] = (slot){bytes, c->bufs[v].ptr, false};
-    }
-    p->slots[s].free = false;
-    p->slot_of[v] = s;
+    p->slot_of[v] = place(c, p, &c->bufs[v], t, bytes, s);
   }
+}
+
+int32_t cg_memplan_borrow(cg_lower *c, cg_memplan *p, cg_buf *out, ir_type t) {
+  return place(c, p, out, t, byte_size(c, t), -1);
+}
+
+void cg_memplan_give_back(cg_memplan *p, int32_t s) {
+  if (s >= 0) p->slots[s].free = true;
 }
 
 static void release(cg_memplan *p, ir_val v, int32_t at) {
@@ -162,4 +191,9 @@ void cg_memplan_release(cg_lower *c, cg_memplan *p, ir_opid op) {
   int32_t at = p->pos[op];
   for (int32_t i = 0; i < o->n_in; i++) release(p, o->in[i], at);
   for (int32_t i = 0; i < o->n_out; i++) release(p, o->out[i], at); /* never read */
+  if (o->kind != IR_OP_SCAN || !c->deferred) return;
+  /* The operands of the ops this scan computed chunk by chunk (they come
+   * before it in the body). */
+  for (ir_opid d = ir_b(c->g, c->g->body)->first; d != op; d = ir_o(c->g, d)->next)
+    for (int32_t i = 0; c->deferred[d] == op && i < ir_o(c->g, d)->n_in; i++) release(p, ir_o(c->g, d)->in[i], at);
 }

@@ -1,8 +1,10 @@
 /*
  * lower_recurrent.c - the persistent recurrent kernel: a scan whose work
  * that depends on the carries is products of a carry with packed weights
- * plus elementwise math runs as one team of threads for all its steps,
- * each thread owning a block of the carries' units (their last axis).
+ * plus elementwise math runs as one team of threads for all its steps (or
+ * one per chunk of steps, when the scan computes its input projections
+ * chunk by chunk: lower_scan.c), each thread owning a block of the
+ * carries' units (their last axis).
  *
  * Which scans. Nothing is matched by name: the body (fused groups seen
  * through to their ops) may hold
@@ -41,8 +43,16 @@
  * alternate between the scan's results and the staging buffers
  * (ping-pong), so one wait per step is enough: step s reads one set whole
  * and writes its units of the other, which nobody reads before every
- * block of step s is done. After an odd number of steps member 0 copies
- * the last carries back into the results.
+ * block of step s is done. After an odd number of steps NAME_run copies
+ * the last carries back into the results, once the teams have ended.
+ *
+ * Ranges. A team runs a range of steps [s0, s1) (closure field F_RANGE;
+ * all of them, or one chunk's): the carries' parity is the step's number
+ * s in the whole scan, so the ranges continue one another; the team's
+ * counters are zeroed before each team and count the range's steps from
+ * 0 (the next team may have another size). A per-step input held in a
+ * chunk buffer (windowed) is read at t - origin, the chunk's first
+ * position.
  *
  * Teams. Several members need U and every product offset to be multiples
  * of 32 and a product's offsets to be at least U apart (blocks write
@@ -58,8 +68,8 @@
  * member computes it.
  *
  * The member function, <first result>_recurrent, emits no run-time check
- * (they all run in NAME_run before the team starts), so no member can
- * stop before its blocks are done.
+ * (they all run in NAME_run before the first team starts), so no member
+ * can stop before its blocks are done.
  */
 #include "lower.h"
 
@@ -361,9 +371,11 @@ static cell *cell_of(const ir_graph *g, ir_opid scan) {
 
 /* ---- the kernel ------------------------------------------------------------------ */
 
-/* Closure fields: syms, exec, the team's counters, then one pointer per
- * buffer (buffer number F_BUFS + k). */
-enum { F_SYMS, F_EXEC, F_STATE, F_BUFS };
+/* Closure fields: syms, exec, the team's counters, the step range (three
+ * i64: the first step, the end, the per-step inputs' origin), then one
+ * pointer per buffer (buffer number F_BUFS + k). */
+enum { F_SYMS, F_EXEC, F_STATE, F_RANGE, F_BUFS };
+enum { RANGE_FIRST, RANGE_END, RANGE_ORIGIN, RANGE_FIELDS };
 
 typedef struct kernel {
   cell *k;
@@ -376,6 +388,7 @@ typedef struct kernel {
   ir_val *product, *once;  /* by product / constant number */
   int32_t n_products, n_once;
   int64_t blocks;          /* the most blocks (and members): a panel of units each, or 1 */
+  const bool *windowed;    /* by xs index: its buffer starts at the range's origin (or NULL) */
 } kernel;
 
 /* Buffer numbers (closure field F_BUFS + number) of product i, constant i. */
@@ -443,6 +456,7 @@ typedef struct member {
   cg_buf *cur, *next;  /* the carries this step reads and writes */
   LLVMValueRef lo, hi; /* the member's units */
   LLVMValueRef t;      /* the step's position in the sequence */
+  LLVMValueRef xs_t;   /* t in a windowed per-step input's buffer: t - origin */
   LLVMValueRef *rows;  /* the row's indices (carry rank - 1) */
   LLVMValueRef j;      /* the unit */
 } member;
@@ -473,19 +487,19 @@ static void remember(memo *m, ir_val v, int64_t at, LLVMValueRef x) {
   m->n++;
 }
 
-/* Element (rows, column at + j) of b, which has the carries' rows; with the
- * step t inserted at axis when b is a whole sequence (axis >= 0). */
+/* Element (rows, column at + j) of b, which has the carries' rows; with
+ * the position t inserted at axis when b is a whole sequence (axis >= 0). */
 static LLVMValueRef element_index(cg_lower *c, const cell *k, const member *m, const cg_buf *b, int64_t at,
-                                  int32_t axis) {
+                                  int32_t axis, LLVMValueRef t) {
   LLVMValueRef *idx = ir_xcalloc((size_t)b->type.rank + 1, sizeof(LLVMValueRef));
   int32_t n = 0, part = k->carry.rank;
   for (int32_t d = 0; d < part; d++) {
-    if (n == axis) idx[n++] = m->t;
+    if (n == axis) idx[n++] = t;
     idx[n++] = d + 1 < part ? m->rows[d]
                : at == COLUMN ? cg_i64(c, 0)
                               : LLVMBuildAdd(c->b, m->j, cg_i64(c, at), "");
   }
-  if (n == axis) idx[n++] = m->t;
+  if (n == axis) idx[n++] = t;
   IR_ASSERT(n == b->type.rank);
   LLVMValueRef linear = cg_linear(c, b, idx);
   free(idx);
@@ -545,7 +559,8 @@ static LLVMValueRef value_at(cg_lower *c, const kernel *kn, const member *m, mem
     x = cg_round_to_storage(c, cg_elementwise_value(c, op, in), ir_vtype(c->g, v).dtype);
   } else {
     const cg_buf *b = leaf_buf(kn, m, v);
-    x = cg_load(c, b, element_index(c, k, m, b, at, r == R_XS ? k->axis : -1));
+    bool windowed = r == R_XS && kn->windowed && kn->windowed[k->index[v]];
+    x = cg_load(c, b, element_index(c, k, m, b, at, r == R_XS ? k->axis : -1, windowed ? m->xs_t : m->t));
   }
   remember(mm, v, at, x);
   return x;
@@ -615,10 +630,11 @@ static void emit_gates(cg_lower *c, const kernel *kn, member *m) {
   memo mm = {0};
   LLVMValueRef *x = ir_xcalloc((size_t)y->n_in + 1, sizeof(LLVMValueRef));
   for (int32_t i = 0; i < y->n_in; i++) x[i] = value_at(c, kn, m, &mm, y->in[i], 0);
-  for (int32_t i = 0; i < k->carries; i++) cg_store(c, &m->next[i], element_index(c, k, m, &m->next[i], 0, -1), x[i]);
+  for (int32_t i = 0; i < k->carries; i++)
+    cg_store(c, &m->next[i], element_index(c, k, m, &m->next[i], 0, -1, NULL), x[i]);
   for (int32_t i = 0; i < k->outputs; i++) {
     const cg_buf *out = &m->bufs[2 * k->carries + k->xs + k->captured + i];
-    cg_store(c, out, element_index(c, k, m, out, 0, k->axis), x[k->carries + i]);
+    cg_store(c, out, element_index(c, k, m, out, 0, k->axis, m->t), x[k->carries + i]);
   }
   free(x);
   free(mm.v);
@@ -637,29 +653,6 @@ static void pick_carries(cg_lower *c, const kernel *kn, member *m, LLVMValueRef 
     m->cur[i].ptr = LLVMBuildSelect(c->b, odd, staging->ptr, result->ptr, "cur");
     m->next[i].ptr = LLVMBuildSelect(c->b, odd, result->ptr, staging->ptr, "next");
   }
-}
-
-/* After an odd number of steps the last carries are in the staging
- * buffers: member 0 copies them back into the results (the team ends
- * after every block of the last step is done). */
-static void copy_back(cg_lower *c, const kernel *kn, member *m, LLVMValueRef length, LLVMValueRef first) {
-  const cell *k = kn->k;
-  LLVMBasicBlockRef copy = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "copy.back");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "done");
-  LLVMValueRef odd = LLVMBuildTrunc(c->b, length, c->i1, "");
-  LLVMBuildCondBr(c->b, LLVMBuildAnd(c->b, odd, first, ""), copy, done);
-  LLVMPositionBuilderAtEnd(c->b, copy);
-  pick_carries(c, kn, m, cg_i64(c, 1));
-  m->lo = cg_i64(c, 0);
-  m->hi = cg_i64(c, k->units);
-  unit_loop u = units_begin(c, k, m);
-  for (int32_t i = 0; i < k->carries; i++) {
-    LLVMValueRef at = element_index(c, k, m, &m->cur[i], 0, -1);
-    cg_store(c, &m->next[i], at, cg_load(c, &m->cur[i], at));
-  }
-  units_end(c, &u);
-  LLVMBuildBr(c->b, done);
-  LLVMPositionBuilderAtEnd(c->b, done);
 }
 
 static LLVMValueRef closure_field(cg_lower *c, LLVMValueRef closure, int32_t f) {
@@ -707,21 +700,32 @@ static void run_block(cg_lower *c, const kernel *kn, member *m, LLVMValueRef sta
   LLVMPositionBuilderAtEnd(B, skip);
 }
 
-/* The steps: every block once (this member's first), then the wait for
- * the step's last block. A team of n cuts the units into n blocks of
- * whole panels: the blocks, like the team, depend on the run, the
- * results do not. */
+/* Field f of the step range. */
+static LLVMValueRef range_field(cg_lower *c, LLVMValueRef range, int32_t f) {
+  return LLVMBuildLoad2(c->b, c->i64, LLVMBuildGEP2(c->b, c->i64, range, (LLVMValueRef[]){cg_i64(c, f)}, 1, ""), "");
+}
+
+/* The steps of the range: every block once (this member's first), then
+ * the wait for the step's last block. A team of n cuts the units into n
+ * blocks of whole panels: the blocks, like the team, depend on the run,
+ * the results do not. The counters count the range's steps from 0 (they
+ * start at zero for every team); the carries' parity is the step's
+ * number in the whole scan. */
 static void emit_steps(cg_lower *c, const kernel *kn, member *m, LLVMValueRef exec, LLVMValueRef state,
-                       LLVMValueRef i, LLVMValueRef n) {
+                       LLVMValueRef range, LLVMValueRef i, LLVMValueRef n) {
   const cell *k = kn->k;
   LLVMBuilderRef B = c->b;
   LLVMValueRef nb = n, first = i, panels = cg_i64(c, (k->units + UNITS - 1) / UNITS);
   LLVMValueRef per = LLVMBuildSDiv(B, LLVMBuildAdd(B, panels, LLVMBuildSub(B, n, cg_i64(c, 1), ""), ""), n, "");
   LLVMValueRef width = LLVMBuildMul(B, per, cg_i64(c, UNITS), "width");
   LLVMValueRef length = cg_dim(c, ir_get_dim(c->g, k->scan, "length"));
-  cg_loop step = cg_for_begin(c, length, "step");
-  m->t = k->reverse ? LLVMBuildSub(B, LLVMBuildSub(B, length, cg_i64(c, 1), ""), step.iv, "t") : step.iv;
-  pick_carries(c, kn, m, step.iv);
+  LLVMValueRef s0 = range_field(c, range, RANGE_FIRST), s1 = range_field(c, range, RANGE_END);
+  LLVMValueRef origin = range_field(c, range, RANGE_ORIGIN);
+  cg_loop step = cg_for_begin(c, LLVMBuildSub(B, s1, s0, ""), "step");
+  LLVMValueRef s = LLVMBuildAdd(B, s0, step.iv, "s");
+  m->t = k->reverse ? LLVMBuildSub(B, LLVMBuildSub(B, length, cg_i64(c, 1), ""), s, "t") : s;
+  m->xs_t = LLVMBuildSub(B, m->t, origin, "xs.t");
+  pick_carries(c, kn, m, s);
   LLVMValueRef shared = LLVMBuildICmp(B, LLVMIntSGT, n, cg_i64(c, 1), "shared");
   cg_loop blk = cg_for_begin(c, nb, "blocks");
   run_block(c, kn, m, state, step.iv, LLVMBuildSRem(B, LLVMBuildAdd(B, first, blk.iv, ""), nb, "b"), width, shared);
@@ -735,7 +739,6 @@ static void emit_steps(cg_lower *c, const kernel *kn, member *m, LLVMValueRef ex
   LLVMBuildBr(B, next);
   LLVMPositionBuilderAtEnd(B, next);
   cg_for_end(c, &step);
-  copy_back(c, kn, m, length, LLVMBuildICmp(B, LLVMIntEQ, i, cg_i64(c, 0), ""));
 }
 
 /* <first result>_recurrent(closure, i, n). */
@@ -756,6 +759,7 @@ static LLVMValueRef build_member(cg_lower *c, const kernel *kn) {
   LLVMValueRef closure = LLVMGetParam(fn, 0);
   c->syms = closure_field(c, closure, F_SYMS);
   LLVMValueRef exec = closure_field(c, closure, F_EXEC), state = closure_field(c, closure, F_STATE);
+  LLVMValueRef range = closure_field(c, closure, F_RANGE);
   c->scratch = LLVMConstPointerNull(c->ptr);
   cg_end_task_entry(c, fn, start, LLVMConstPointerNull(c->ptr));
   member m = {0};
@@ -763,7 +767,7 @@ static LLVMValueRef build_member(cg_lower *c, const kernel *kn) {
   m.cur = ir_xcalloc((size_t)k->carries + 1, sizeof(cg_buf));
   m.next = ir_xcalloc((size_t)k->carries + 1, sizeof(cg_buf));
   for (int32_t i = 0; i < kn->n_bufs; i++) cg_view_buf(c, &m.bufs[i], kn->types[i], closure_field(c, closure, F_BUFS + i));
-  emit_steps(c, kn, &m, exec, state, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2));
+  emit_steps(c, kn, &m, exec, state, range, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2));
   LLVMBuildRetVoid(c->b);
   /* No member may fail: the others would wait for its blocks. */
   IR_ASSERT(!LLVMGetFirstUse(LLVMBasicBlockAsValue(c->fail)));
@@ -807,38 +811,86 @@ static void free_kernel(kernel *kn) {
   free_cell(kn->k);
 }
 
-/* The team's counters, zero, in the caller's frame. */
+/* The team's counters in the caller's frame (zeroed before each team). */
 static LLVMValueRef new_state(cg_lower *c, const kernel *kn) {
-  int64_t n = (kn->blocks + 1) * COUNTER_STRIDE;
-  LLVMValueRef state = cg_entry_alloca(c, LLVMArrayType(c->i64, (unsigned)n), "recurrent.state");
+  LLVMValueRef state = cg_entry_alloca(c, LLVMArrayType(c->i64, (unsigned)((kn->blocks + 1) * COUNTER_STRIDE)),
+                                       "recurrent.state");
   LLVMSetAlignment(state, 64);
-  cg_loop z = cg_for_begin(c, cg_i64(c, n), "state");
-  LLVMBuildStore(c->b, cg_i64(c, 0), LLVMBuildGEP2(c->b, c->i64, state, &z.iv, 1, ""));
-  cg_for_end(c, &z);
   return state;
 }
 
-bool cg_lower_recurrent(cg_lower *c, ir_opid op, const cg_buf *staging, bool *done) {
-  *done = false;
+static void zero_state(cg_lower *c, const kernel *kn, LLVMValueRef state) {
+  cg_loop z = cg_for_begin(c, cg_i64(c, (kn->blocks + 1) * COUNTER_STRIDE), "state");
+  LLVMBuildStore(c->b, cg_i64(c, 0), LLVMBuildGEP2(c->b, c->i64, state, &z.iv, 1, ""));
+  cg_for_end(c, &z);
+}
+
+struct cg_recurrent {
+  kernel kn;
+  LLVMValueRef member, closure, state, range, members;
+  cg_buf *results, *staging; /* the carries' two buffers, in NAME_run */
+};
+
+cg_recurrent *cg_recurrent_new(cg_lower *c, ir_opid op, const cg_buf *staging, const bool *windowed, bool *ok) {
+  *ok = true;
   cell *k = cell_of(c->g, op);
-  if (!k) return true;
-  kernel kn = {.k = k};
-  bool ok = prepare(c, &kn, staging);
-  if (ok) {
-    choose_blocks(&kn);
-    LLVMValueRef closure = cg_entry_alloca(c, LLVMArrayType(c->ptr, (unsigned)(F_BUFS + kn.n_bufs)), "recurrent");
-    LLVMValueRef exec = c->exec ? c->exec : LLVMConstPointerNull(c->ptr), state = new_state(c, &kn);
-    for (int32_t f = 0; f < F_BUFS + kn.n_bufs; f++) {
-      LLVMValueRef v = f == F_SYMS ? c->syms : f == F_EXEC ? exec : f == F_STATE ? state : kn.ptrs[f - F_BUFS];
-      LLVMBuildStore(c->b, v, LLVMBuildGEP2(c->b, c->ptr, closure, (LLVMValueRef[]){cg_i64(c, f)}, 1, ""));
-    }
-    LLVMValueRef members = members_wanted(c, &kn);
-    cg_fn_state st = cg_save_fn(c);
-    LLVMValueRef fn = build_member(c, &kn);
-    cg_restore_fn(c, &st);
-    cg_team_run(c, fn, closure, members);
-    *done = true;
+  if (!k) return NULL;
+  cg_recurrent *r = ir_xcalloc(1, sizeof *r);
+  kernel *kn = &r->kn;
+  kn->k = k;
+  kn->windowed = windowed;
+  if (!prepare(c, kn, staging)) {
+    *ok = false;
+    cg_recurrent_end(c, r);
+    return NULL;
   }
-  free_kernel(&kn);
-  return ok;
+  choose_blocks(kn);
+  r->closure = cg_entry_alloca(c, LLVMArrayType(c->ptr, (unsigned)(F_BUFS + kn->n_bufs)), "recurrent");
+  r->range = cg_entry_alloca(c, LLVMArrayType(c->i64, RANGE_FIELDS), "recurrent.range");
+  LLVMValueRef exec = c->exec ? c->exec : LLVMConstPointerNull(c->ptr);
+  r->state = new_state(c, kn);
+  for (int32_t f = 0; f < F_BUFS + kn->n_bufs; f++) {
+    LLVMValueRef v = f == F_SYMS    ? c->syms
+                     : f == F_EXEC  ? exec
+                     : f == F_STATE ? r->state
+                     : f == F_RANGE ? r->range
+                                    : kn->ptrs[f - F_BUFS];
+    LLVMBuildStore(c->b, v, LLVMBuildGEP2(c->b, c->ptr, r->closure, (LLVMValueRef[]){cg_i64(c, f)}, 1, ""));
+  }
+  r->members = members_wanted(c, kn);
+  r->results = ir_xcalloc((size_t)k->carries + 1, sizeof(cg_buf));
+  r->staging = ir_xcalloc((size_t)k->carries + 1, sizeof(cg_buf));
+  for (int32_t i = 0; i < k->carries; i++) r->results[i] = *cg_result(c, op, i), r->staging[i] = staging[i];
+  cg_fn_state st = cg_save_fn(c);
+  r->member = build_member(c, kn);
+  cg_restore_fn(c, &st);
+  return r;
+}
+
+void cg_recurrent_run(cg_lower *c, cg_recurrent *r, LLVMValueRef s0, LLVMValueRef s1, LLVMValueRef origin) {
+  LLVMValueRef v[RANGE_FIELDS] = {s0, s1, origin};
+  for (int32_t f = 0; f < RANGE_FIELDS; f++)
+    LLVMBuildStore(c->b, v[f], LLVMBuildGEP2(c->b, c->i64, r->range, (LLVMValueRef[]){cg_i64(c, f)}, 1, ""));
+  zero_state(c, &r->kn, r->state);
+  cg_team_run(c, r->member, r->closure, r->members);
+}
+
+/* After an odd number of steps the last carries are in the staging
+ * buffers (the teams have ended: every block of every step is done). */
+void cg_recurrent_end(cg_lower *c, cg_recurrent *r) {
+  const cell *k = r->kn.k;
+  if (r->member) {
+    LLVMValueRef length = cg_dim(c, ir_get_dim(c->g, k->scan, "length"));
+    LLVMBasicBlockRef copy = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "copy.back");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "copy.done");
+    LLVMBuildCondBr(c->b, LLVMBuildTrunc(c->b, length, c->i1, "odd"), copy, done);
+    LLVMPositionBuilderAtEnd(c->b, copy);
+    for (int32_t i = 0; i < k->carries; i++) cg_copy(c, &r->results[i], &r->staging[i]);
+    LLVMBuildBr(c->b, done);
+    LLVMPositionBuilderAtEnd(c->b, done);
+  }
+  free(r->results);
+  free(r->staging);
+  free_kernel(&r->kn);
+  free(r);
 }

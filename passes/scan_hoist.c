@@ -24,8 +24,9 @@
  * batched matmul). The recurrent biases stay in the body: folding them
  * into the lifted projection regroups float adds, which the separate
  * fold-biases pass does (-O3 only; scan_hoist_fold_biases below). Memory:
- * a lifted value takes T times its per-step size in scratch (not chunked
- * over time yet).
+ * a lifted value takes T times its per-step size in scratch, except a
+ * product only its scan reads, which codegen computes chunk by chunk
+ * (codegen/lower_scan.c, at most 1 MiB or one step).
  *
  * Scans inside regions, scans along another axis and ops with regions are
  * left alone. Needs: a verified graph. Deterministic: body order.
