@@ -63,6 +63,7 @@ typedef struct cg_lower {
    * the k block, the most rows and panels a task takes; the module's tile functions
    * and its task function, built on first use. */
   int32_t f32_lanes, gemm_mr, gemm_kc, gemm_rows, gemm_panels;
+  bool has_fma; /* llvm.fma is an instruction on the target, not a call of fmaf */
   LLVMValueRef gemm_tiles[CG_GEMM_MAX_MR + 1];     /* one panel, by rows */
   LLVMValueRef gemv_tiles[CG_GEMV_MAX_PANELS + 1]; /* one row, by panels */
   LLVMValueRef gemm_task;

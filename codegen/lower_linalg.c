@@ -54,7 +54,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* ---- shared helpers ------------------------------------------------------------ */
 
@@ -852,39 +851,6 @@ static LLVMValueRef softmax_exp_loop(cg_lower *c, LLVMTypeRef t, LLVMValueRef xr
   return row_fold_lanes(c, ROW_SUM, t, yr, n);
 }
 
-/* The value of the string attribute `key` of the function being built
- * (its length in *len), "" when it has none. */
-static const char *fn_attr(cg_lower *c, const char *key, unsigned *len) {
-  LLVMAttributeRef a = LLVMGetStringAttributeAtIndex(c->fn, LLVMAttributeFunctionIndex, key, (unsigned)strlen(key));
-  *len = 0;
-  return a ? LLVMGetStringAttributeValue(a, len) : "";
-}
-
-/* Whether the comma-separated list[0..len) has the item `item`. */
-static bool has_item(const char *list, size_t len, const char *item) {
-  size_t n = strlen(item);
-  for (size_t at = 0; at + n <= len; at++)
-    if ((at == 0 || list[at - 1] == ',') && !strncmp(list + at, item, n) && (at + n == len || list[at + n] == ','))
-      return true;
-  return false;
-}
-
-/* Whether llvm.fma is an instruction on the target rather than a call of
- * fmaf: always on AArch64; on x86 with FMA3, which AVX-512 and the x86-64
- * levels v3 and v4 imply. Read from the function's target attributes
- * (module.c sets them from the host or --cpu/--features); as for the GEMM
- * width, a named CPU's implied features are unknown, so e.g. --cpu=znver4
- * without --features counts as no FMA (softmax then divides by fdiv). */
-static bool target_has_fma(cg_lower *c) {
-  const char *triple = LLVMGetTarget(c->mod);
-  if (!strncmp(triple, "aarch64", 7) || !strncmp(triple, "arm64", 5)) return true;
-  unsigned len;
-  const char *cpu = fn_attr(c, "target-cpu", &len);
-  if (len == 9 && (!strncmp(cpu, "x86-64-v3", 9) || !strncmp(cpu, "x86-64-v4", 9))) return true;
-  const char *features = fn_attr(c, "target-features", &len);
-  return has_item(features, len, "+fma") || has_item(features, len, "+avx512f");
-}
-
 /* One f32 row of softmax_divide in the making. */
 typedef struct softmax_div {
   LLVMValueRef y;      /* the row's first element */
@@ -939,7 +905,7 @@ static void softmax_fdiv(cg_lower *c, LLVMTypeRef t, LLVMValueRef yr, LLVMValueR
  * at every -O level, which fused multiply-adds of negated NaNs need not);
  * otherwise softmax_fdiv. */
 static void softmax_divide(cg_lower *c, LLVMTypeRef t, LLVMValueRef yr, LLVMValueRef sum, LLVMValueRef n) {
-  if (t != c->f32 || !target_has_fma(c)) {
+  if (t != c->f32 || !c->has_fma) {
     softmax_fdiv(c, t, yr, sum, n);
     return;
   }

@@ -350,6 +350,31 @@ static int32_t target_f32_lanes(const cg_program *p) {
   return lanes;
 }
 
+/* Whether the comma-separated list has the item `item` (exactly: "+fma"
+ * is not "+fma4"). */
+static bool has_item(const char *list, const char *item) {
+  size_t n = strlen(item);
+  for (const char *at = strstr(list, item); at; at = strstr(at + 1, item))
+    if ((at == list || at[-1] == ',') && (at[n] == ',' || at[n] == 0)) return true;
+  return false;
+}
+
+/* Whether llvm.fma is an instruction on the target rather than a call of
+ * fmaf: always on AArch64; on x86 with FMA3, which AVX-512 and the x86-64
+ * levels v3 and v4 imply. As for the lanes, a named CPU's implied features
+ * are unknown: --cpu=znver4 without --features counts as no FMA (softmax
+ * then divides by fdiv, the same bits). */
+static bool target_has_fma(const cg_program *p) {
+  char *triple = LLVMGetTargetMachineTriple(p->tm), *f = LLVMGetTargetMachineFeatureString(p->tm);
+  char *cpu = LLVMGetTargetMachineCPU(p->tm);
+  bool fma = !strncmp(triple, "aarch64", 7) || !strncmp(triple, "arm64", 5) || !strcmp(cpu, "x86-64-v3") ||
+             !strcmp(cpu, "x86-64-v4") || has_item(f, "+fma") || has_item(f, "+avx512f");
+  LLVMDisposeMessage(triple);
+  LLVMDisposeMessage(f);
+  LLVMDisposeMessage(cpu);
+  return fma;
+}
+
 /* Cache sizes of this machine when compiling for it; typical ones (32 KiB
  * L1, 1 MiB L2) for another target. */
 static int64_t cache_bytes(bool host, int name, int64_t fallback) {
@@ -365,6 +390,7 @@ static int64_t cache_bytes(bool host, int name, int64_t fallback) {
 static void set_gemm_params(cg_lower *c, const cg_program *p, const cg_options *o) {
   bool host = !o->triple && !o->cpu && !o->features;
   c->f32_lanes = target_f32_lanes(p);
+  c->has_fma = target_has_fma(p);
   int32_t vectors = IR_PACK_WIDTH / c->f32_lanes;
   c->gemm_mr = c->f32_lanes == 16 ? 12 : 12 / vectors > 0 ? 12 / vectors : 1;
   int64_t l1 = cache_bytes(host, _SC_LEVEL1_DCACHE_SIZE, 32 << 10), l2 = cache_bytes(host, _SC_LEVEL2_CACHE_SIZE, 1 << 20);
