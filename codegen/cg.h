@@ -66,11 +66,26 @@ const char *cg_status_message(int32_t code);
 
 typedef enum cg_emit_kind { CG_EMIT_LLVM, CG_EMIT_ASM, CG_EMIT_OBJ } cg_emit_kind;
 
+/* The memory plan's test mode (docs/codegen.md, "Memory"; lower_memplan.c):
+ * NAME_run keeps a poisoned redzone after every slot of the plan and
+ * poisons a slot while no buffer lives in it, and the module is built with
+ * LLVM's AddressSanitizer, so that an access outside the live buffers is
+ * reported. The code calls the ASan runtime: only a process that has it
+ * (seqc built with `make SANITIZE=1`) can run it. The last two plant a bug
+ * in the plan, to show that the check fails. */
+typedef enum cg_memplan_check {
+  CG_MEMPLAN_CHECK_OFF,
+  CG_MEMPLAN_CHECK_ON,
+  CG_MEMPLAN_CHECK_SHARE_LIVE, /* a value's slot is free right after the op that makes it */
+  CG_MEMPLAN_CHECK_UNDERSIZE,  /* a value takes a free slot of any size */
+} cg_memplan_check;
+
 typedef struct cg_options {
   const char *triple;   /* NULL: the host */
   const char *cpu;      /* NULL: the host CPU (or "generic" for another triple) */
   const char *features; /* NULL: the host's features (or none for another triple) */
   int opt_level;        /* 0..3: LLVM's pipeline; fmuladd in dot products only at >= 2 */
+  cg_memplan_check memplan_check; /* a test mode, OFF but for tests (JIT only) */
 } cg_options;
 
 typedef struct cg_program cg_program;
@@ -95,10 +110,15 @@ const char *cg_program_name(const cg_program *p);
 /* LLVM IR text, assembly text or object bytes for the program's target.
  * LLVM's pipeline runs on the program's first emission. */
 bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d);
-/* p's and other's code as one module (other's linked into p's, which
- * keeps it): the functions they share are optimized and emitted once.
- * Neither may have been emitted or JIT-compiled before. */
-bool cg_emit_with(cg_program *p, const cg_program *other, cg_emit_kind kind, ir_buf *out, ir_diag *d);
+/* A shared object's code: p's and other's (NULL, or a program of the
+ * same model, whose functions p's share are then optimized and emitted
+ * once) as one module, optimized for p's target and emitted as up to
+ * CG_OBJECTS_MAX objects in objs, in a fixed order, on two threads
+ * (module.c says how); how many (0 after reporting an error). Both
+ * programs stay as they were; neither may have been emitted or
+ * JIT-compiled before. */
+#define CG_OBJECTS_MAX 3
+int32_t cg_emit_objects(const cg_program *p, const cg_program *other, ir_buf objs[CG_OBJECTS_MAX], ir_diag *d);
 
 /* ---- shared objects (abi.c, link.c) ---------------------------------------- */
 

@@ -6,8 +6,9 @@
  * The program's module, after LLVM's pipeline (cg_program_optimize), is
  * copied (through bitcode) into a thread-safe context that ORC owns, so
  * the program stays usable (for --emit) after the JIT is made. Process
- * symbols (memcpy, libm) resolve through a generator for the current
- * process.
+ * symbols (memcpy, libm; in the memory plan's test mode the ASan runtime's
+ * __asan_* functions, which only an ASan-built seqc has: cg.h) resolve
+ * through a generator for the current process.
  */
 #include "lower.h"
 

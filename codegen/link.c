@@ -11,7 +11,9 @@
  * was built (SEQC_RUNTIME_INCLUDE, SEQC_RUNTIME_LIB; overridable through the
  * environment variables of the same names). Commands run without a shell.
  * Everything is built in a private temporary directory, and the outputs are
- * renamed into place only when complete.
+ * renamed into place only when complete. The glue compiles in a process of
+ * its own while LLVM builds the code on two threads, into up to three
+ * objects (module.c, cg_emit_objects).
  */
 #include "abi.h"
 
@@ -37,23 +39,30 @@ static const char *setting(const char *env, const char *fallback) {
   return v && *v ? v : fallback;
 }
 
-/* Runs argv; false with the command's exit status in the diagnostic. Its
- * output goes to seqc's stderr, where the user sees it. */
-static bool run(char *const *argv, ir_diag *d) {
-  pid_t pid;
-  int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
-  if (rc != 0) {
+/* Starts argv; its output goes to seqc's stderr, where the user sees it. */
+static bool start(char *const *argv, pid_t *pid, ir_diag *d) {
+  int rc = posix_spawnp(pid, argv[0], NULL, NULL, argv, environ);
+  if (rc != 0)
     ir_error_at(d, (ir_loc){0}, "cannot run '%s': %s (seqc build needs a C compiler to link the "
                 "shared object; install gcc or set CC)", argv[0], strerror(rc));
-    return false;
-  }
+  return rc == 0;
+}
+
+/* Waits for the command `name` started as pid; false with its exit status
+ * in the diagnostic. */
+static bool finish(pid_t pid, const char *name, ir_diag *d) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
-  ir_error_at(d, (ir_loc){0}, "'%s' failed (status %d) while building the shared object", argv[0],
+  ir_error_at(d, (ir_loc){0}, "'%s' failed (status %d) while building the shared object", name,
               WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   return false;
+}
+
+static bool run(char *const *argv, ir_diag *d) {
+  pid_t pid;
+  return start(argv, &pid, d) && finish(pid, argv[0], d);
 }
 
 static bool write_in(const char *dir, const char *file, const void *data, size_t n, ir_buf *path,
@@ -103,23 +112,66 @@ bool cg_emit_header(const cg_model *m, ir_buf *out, ir_diag *d) {
   return ok;
 }
 
+static const char *const object_files[CG_OBJECTS_MAX] = {"code.o", "code1.o", "code2.o"};
+
+/* The generated code: its objects written in dir, their paths in paths;
+ * how many (0 after an error). */
+static int32_t write_code(const cg_model *m, const char *dir, ir_buf paths[CG_OBJECTS_MAX], ir_diag *d) {
+  ir_buf objs[CG_OBJECTS_MAX] = {{0}};
+  /* Forward and step in one module: they share their kernels (issue 10). */
+  int32_t n = cg_emit_objects(m->forward, m->step, objs, d);
+  bool ok = n > 0;
+  for (int32_t i = 0; i < n; i++) {
+    ok = ok && write_in(dir, object_files[i], objs[i].s, objs[i].len, &paths[i], d);
+    ir_buf_free(&objs[i]);
+  }
+  return ok ? n : 0;
+}
+
+enum { LINK_ARGS = 16 + CG_OBJECTS_MAX }; /* the arguments link_command writes, and room for one more */
+
+/* cc's arguments to link the objects, the glue and the runtime into the
+ * shared object so_tmp (argv has room for LINK_ARGS). */
+static void link_command(const char *cc, const char *so_tmp, const ir_buf *objs, int32_t n_objs,
+                         const char *glue_o, const char *version_script, char **argv) {
+  IR_ASSERT(n_objs <= CG_OBJECTS_MAX);
+  int k = 0;
+  argv[k++] = (char *)cc;
+  argv[k++] = "-shared";
+  argv[k++] = "-o";
+  argv[k++] = (char *)so_tmp;
+  for (int32_t i = 0; i < n_objs; i++) argv[k++] = objs[i].s;
+  argv[k++] = (char *)glue_o;
+  argv[k++] = (char *)setting("SEQC_RUNTIME_LIB", SEQC_RUNTIME_LIB);
+  argv[k++] = (char *)version_script;
+  argv[k++] = "-Wl,-Bsymbolic";
+  argv[k++] = "-Wl,--no-undefined";
+  /* Size (issue 10): drop the runtime's functions this model never calls
+   * (it is compiled with one section per function), its debug info and the
+   * symbol table (the exports stay in the dynamic one), and the page of
+   * padding that would keep headers and read-only data off the code pages. */
+  argv[k++] = "-Wl,--gc-sections";
+  argv[k++] = "-Wl,--strip-all";
+  argv[k++] = "-Wl,-z,noseparate-code";
+  argv[k++] = "-static-libgcc";
+  argv[k++] = "-lm";
+  argv[k] = NULL;
+}
+
 /* Compiles the glue (which includes `header`, NAME.h) and links the shared
- * object at so_tmp, working in dir. */
+ * object at so_tmp, working in dir. The glue compiles in a process of its
+ * own while LLVM builds the code (issue 10: it took 60-100 ms). */
 static bool compile_and_link(const cg_model *m, const abi_plan *plan, const ir_buf *header,
                              const char *dir, const char *so_tmp, ir_diag *d) {
   const char *cc = setting("CC", "cc");
-  ir_buf glue = {0}, obj = {0}, map = {0}, header_file = {0};
-  ir_buf hpath = {0}, gpath = {0}, opath = {0}, mpath = {0}, glue_o = {0}, inc = {0},
-         inc2 = {0}, vs = {0};
+  ir_buf glue = {0}, map = {0}, header_file = {0};
+  ir_buf hpath = {0}, gpath = {0}, mpath = {0}, glue_o = {0}, inc = {0}, inc2 = {0}, vs = {0};
+  ir_buf opaths[CG_OBJECTS_MAX] = {{0}};
   abi_write_glue(plan, fingerprint(m), &glue);
   ir_buf_printf(&map, "{\n  global: %s_*;\n  local: *;\n};\n", plan->name);
   ir_buf_printf(&header_file, "%s.h", plan->name);
-  /* Forward and step in one object: they share their kernels (issue 10). */
-  bool ok = (m->step ? cg_emit_with(m->forward, m->step, CG_EMIT_OBJ, &obj, d)
-                     : cg_emit(m->forward, CG_EMIT_OBJ, &obj, d)) &&
-            write_in(dir, header_file.s, header->s, header->len, &hpath, d) &&
+  bool ok = write_in(dir, header_file.s, header->s, header->len, &hpath, d) &&
             write_in(dir, "glue.c", glue.s, glue.len, &gpath, d) &&
-            write_in(dir, "code.o", obj.s, obj.len, &opath, d) &&
             write_in(dir, "exports.map", map.s, map.len, &mpath, d);
   ir_buf_printf(&glue_o, "%s/glue.o", dir);
   ir_buf_printf(&inc, "-I%s", dir);
@@ -129,31 +181,16 @@ static bool compile_and_link(const cg_model *m, const abi_plan *plan, const ir_b
    * longer to compile it for the same code size (issue 10). */
   char *compile[] = {(char *)cc, "-std=c11", "-O1", "-fPIC", "-fvisibility=hidden", "-w",
                      inc.s, inc2.s, "-c", gpath.s, "-o", glue_o.s, NULL};
-  char *link[20];
-  int k = 0;
-  link[k++] = (char *)cc;
-  link[k++] = "-shared";
-  link[k++] = "-o";
-  link[k++] = (char *)so_tmp;
-  link[k++] = opath.s;
-  link[k++] = glue_o.s;
-  link[k++] = (char *)setting("SEQC_RUNTIME_LIB", SEQC_RUNTIME_LIB);
-  link[k++] = vs.s;
-  link[k++] = "-Wl,-Bsymbolic";
-  link[k++] = "-Wl,--no-undefined";
-  /* Size (issue 10): drop the runtime's functions this model never calls
-   * (it is compiled with one section per function), its debug info and the
-   * symbol table (the exports stay in the dynamic one), and the page of
-   * padding that would keep headers and read-only data off the code pages. */
-  link[k++] = "-Wl,--gc-sections";
-  link[k++] = "-Wl,--strip-all";
-  link[k++] = "-Wl,-z,noseparate-code";
-  link[k++] = "-static-libgcc";
-  link[k++] = "-lm";
-  link[k] = NULL;
-  ok = ok && run(compile, d) && run(link, d);
-  ir_buf *bufs[] = {&glue, &obj, &map, &header_file, &hpath, &gpath, &opath, &mpath, &glue_o, &inc, &inc2, &vs};
+  pid_t glue_pid;
+  bool compiling = ok && start(compile, &glue_pid, d);
+  int32_t n_objs = compiling ? write_code(m, dir, opaths, d) : 0;
+  ok = compiling && finish(glue_pid, cc, d) && n_objs > 0;
+  char *link[LINK_ARGS];
+  link_command(cc, so_tmp, opaths, n_objs, glue_o.s, vs.s, link);
+  ok = ok && run(link, d);
+  ir_buf *bufs[] = {&glue, &map, &header_file, &hpath, &gpath, &mpath, &glue_o, &inc, &inc2, &vs};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ir_buf_free(bufs[i]);
+  for (int i = 0; i < CG_OBJECTS_MAX; i++) ir_buf_free(&opaths[i]);
   return ok;
 }
 
@@ -190,7 +227,8 @@ bool cg_emit_shared(const cg_model *m, const char *so_path, ir_buf *header, ir_d
   if (!ok) unlink(so_tmp.s);
   ir_buf header_name = {0};
   ir_buf_printf(&header_name, "%s.h", plan.name);
-  const char *files[] = {header_name.s, "glue.c", "glue.o", "code.o", "exports.map"};
+  const char *files[] = {header_name.s, "glue.c", "glue.o", "exports.map", object_files[0], object_files[1],
+                         object_files[2]};
   if (dir.s) remove_dir(dir.s, files, sizeof files / sizeof files[0]);
   ir_buf_free(&header_name);
   ir_buf_free(&dir);

@@ -558,7 +558,7 @@ static void alloc_init_results(cg_lower *c, ir_opid op) {
 /* Buffers for op's results: init's live in the caller's buffers
  * (lower_init), so do the values NAME_init yields, a reshape's in its
  * operand's, the others in scratch, reused from dead values under a memory
- * plan. */
+ * plan; and a scan's chunk buffers (lower_scan.c). */
 static void place_results(cg_lower *c, ir_blockid b, ir_opid op, cg_memplan *plan) {
   ir_opkind k = ir_o(c->g, op)->kind;
   if (k == IR_OP_RESHAPE)
@@ -570,6 +570,7 @@ static void place_results(cg_lower *c, ir_blockid b, ir_opid op, cg_memplan *pla
   else if (k != IR_OP_INIT)
     cg_alloc_results(c, op);
   cg_alloc_temps(c, op);
+  if (k == IR_OP_SCAN) cg_chunk_place(c, op);
 }
 
 static bool lower_op(cg_lower *c, ir_blockid b, ir_opid op) {

@@ -16,6 +16,7 @@
 #define SEQC_CODEGEN_LOWER_H
 
 #include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
 
 #include "cg.h"
 
@@ -78,6 +79,7 @@ typedef struct cg_lower {
    * IR_NONE (cg_chunk_plan); NULL in every other walk. */
   ir_opid *deferred;
   cg_memplan *memplan;      /* the graph body's memory plan while the body is lowered, else NULL */
+  cg_memplan_check memplan_check; /* its test mode (cg.h) */
 } cg_lower;
 
 /* ---- dims and buffers ------------------------------------------------------ */
@@ -258,9 +260,11 @@ typedef struct cg_gemm {
 void cg_gemm_run(cg_lower *c, const cg_gemm *g);
 /* Rows [i0, i1) by the columns of panels [q0, q1) of C = A B, every k
  * block, on the calling thread: what one task of cg_gemm_run computes for
- * that block (so the same sums, bitwise). */
+ * that block (so the same sums, bitwise). panel_outer: the row tiles
+ * take the panels a block at a time, so that panels streamed from beyond
+ * L2 are read once per call, not once per row tile. */
 void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef i1, LLVMValueRef q0,
-                   LLVMValueRef q1);
+                   LLVMValueRef q1, bool panel_outer);
 /* out (ceildiv(n, 32) x k x 32 floats) = B[k, n] packed, B[k, j] at b[k*b_k + j*b_j]. */
 void cg_gemm_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_j, LLVMValueRef k,
                   LLVMValueRef n, LLVMValueRef out);
@@ -296,6 +300,14 @@ void cg_recurrent_end(cg_lower *c, cg_recurrent *r);
  * (docs/codegen.md, "Chunked input projections"): by op id, that scan, or
  * IR_NONE. The caller frees it. */
 ir_opid *cg_chunk_plan(const ir_graph *g);
+/* The ops scan computes chunk by chunk in this walk, in body order (a
+ * producer before its split): *n of them, NULL when none. Caller frees. */
+ir_opid *cg_chunk_ops(const cg_lower *c, ir_opid scan, int32_t *n);
+/* The walker places scan's chunk buffers with its results: each result of
+ * a producer it computes gets its chunk buffer in c->bufs (a slot of
+ * c->memplan when there is one), which the scan's lowering (in NAME_run,
+ * or in its task for a concurrent group) then fills chunk by chunk. */
+void cg_chunk_place(cg_lower *c, ir_opid scan);
 
 /* ---- lower_fused.c: kernel groups ---- */
 
@@ -335,11 +347,14 @@ void cg_memplan_free(cg_memplan *p);
 void cg_memplan_alloc_results(cg_lower *c, cg_memplan *p, ir_opid op);
 /* After op: the slots of values it read for the last time (or made and nobody reads) are free. */
 void cg_memplan_release(cg_lower *c, cg_memplan *p, ir_opid op);
-/* A buffer of type t that the op being lowered uses while it runs (a
- * scan's chunk buffers): a free slot of its byte size, else new scratch.
- * Returns the slot to hand back after the op (-1: none to hand back). */
-int32_t cg_memplan_borrow(cg_lower *c, cg_memplan *p, cg_buf *out, ir_type t);
-void cg_memplan_give_back(cg_memplan *p, int32_t s);
+/* v's buffer, of type t rather than v's own (the chunk buffer of a
+ * producer a scan computes chunk by chunk): a free slot of its byte size,
+ * else new scratch; free after the scan (cg_memplan_release). */
+void cg_memplan_alloc_as(cg_lower *c, cg_memplan *p, ir_val v, ir_type t);
+/* In the memory plan's test mode (a module whose code poisons slots: cg.h),
+ * every function mod defines is sanitized by LLVM's AddressSanitizer, run
+ * after the pipeline; nothing otherwise. False after reporting an error. */
+bool cg_memplan_instrument(LLVMModuleRef mod, LLVMTargetMachineRef tm, ir_diag *d);
 
 /* ---- helpers exported by lower_elementwise.c (its owner edits this section) ---- */
 

@@ -49,6 +49,11 @@
 
 #define PANEL IR_PACK_WIDTH
 #define GEMV_CHAINS 8               /* vector accumulators of a single-row tile */
+/* Panels a recurrent step's row tiles pass over together (cg_gemm_block's
+ * panel_outer): 16 x KC x 128 bytes stay in L2 for the next tile. A
+ * multiple of every single-row group, so those are cut as without it. */
+#define PANEL_BLOCK 16
+_Static_assert(PANEL_BLOCK % CG_GEMV_MAX_PANELS == 0, "a block holds whole single-row groups");
 #define MAX_TILE_VECTORS 32         /* panel vectors of one tile row */
 #define GEMM_TASK_MACS (1 << 20)    /* multiply-adds a task should at least get */
 #define GEMM_MIN_TASKS 4            /* tasks a large product is cut into at least */
@@ -330,7 +335,7 @@ static void emit_epilogue(cg_lower *c, const epilogue *e, LLVMTypeRef ct, LLVMVa
 }
 
 void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef i1, LLVMValueRef q0,
-                   LLVMValueRef q1) {
+                   LLVMValueRef q1, bool panel_outer) {
   LLVMBuilderRef B = c->b;
   /* At least one block, so that k = 0 still stores zeros; equal blocks. */
   LLVMValueRef nkb = cg_smax(c, cg_i64(c, 1), ceil_div(c, g->k, cg_i64(c, c->gemm_kc)));
@@ -340,7 +345,15 @@ void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef 
                NULL, g->c, g->n, LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc")};
   kb.kc0 = LLVMBuildMul(B, kl.iv, kcmax, "kc0");
   kb.kc = cg_smin(c, kcmax, LLVMBuildSub(B, g->k, kb.kc0, ""));
-  emit_tiles(c, &kb, i0, i1, q0, q1);
+  if (panel_outer) {
+    LLVMValueRef width = cg_i64(c, PANEL_BLOCK);
+    cg_loop q = cg_for_begin(c, ceil_div(c, LLVMBuildSub(B, q1, q0, ""), width), "pblock");
+    LLVMValueRef at = LLVMBuildAdd(B, q0, LLVMBuildMul(B, q.iv, width, ""), "");
+    emit_tiles(c, &kb, i0, i1, at, cg_smin(c, q1, LLVMBuildAdd(B, at, width, "")));
+    cg_for_end(c, &q);
+  } else {
+    emit_tiles(c, &kb, i0, i1, q0, q1);
+  }
   cg_for_end(c, &kl);
 }
 
@@ -367,7 +380,7 @@ static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, const 
     return;
   }
   cg_gemm g = {f[CL_A], f[CL_A_ROW], f[CL_A_K], f[CL_BP], f[CL_C], f[CL_M], f[CL_N], f[CL_K]};
-  cg_gemm_block(c, &g, i0, i1, q0, q1);
+  cg_gemm_block(c, &g, i0, i1, q0, q1, false);
   LLVMBuildRetVoid(B);
 }
 

@@ -32,19 +32,26 @@
  * lower_scan.c) has no buffer of its own, and reads its operands while
  * the scan runs: they live until the scan, where they die (so no op in
  * between reuses their slots or writes over them in place). The scan's
- * chunk buffers are slots too, borrowed for the scan and free after it
- * (cg_memplan_borrow): the next chunked scan takes them.
+ * chunk buffers are slots too, held by the producers' results
+ * (cg_memplan_alloc_as), placed with the scan's results and free after
+ * the scan: the next chunked scan takes them. The scans of a concurrent
+ * group are all placed before any runs and released after the last, so
+ * each holds chunk buffers of its own while they run side by side.
  *
  * The measuring walk (NAME_scratch_bytes) makes the same decisions in the
  * same order, so the size it returns covers the plan.
  */
 #include "lower.h"
 
+#include <llvm-c/Support.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 typedef struct slot {
   ir_dim bytes;
   LLVMValueRef ptr;
+  LLVMValueRef size; /* test mode, NAME_run: its bytes at run time (else NULL) */
   bool free;
 } slot;
 
@@ -55,7 +62,63 @@ struct cg_memplan {
   int32_t *pos;    /* by op id: position in the body */
   slot *slots;
   int32_t n_slots, cap_slots;
+  cg_lower *c; /* the walk the plan is made in: its code takes and gives the slots (test mode) */
 };
+
+/* ---- the test mode (cg_memplan_check, cg.h) ---------------------------------------- */
+
+/* Poisoned bytes after every slot, beyond its own rounding to 64: as many
+ * as that rounding, so scratch stays 64-byte aligned. */
+enum { REDZONE = 64 };
+
+static const char *const POISON = "__asan_poison_memory_region";
+static const char *const UNPOISON = "__asan_unpoison_memory_region";
+
+/* Whether the plan's code poisons: the test mode's NAME_run (the measuring
+ * walks lay the same padded slots out and emit nothing). */
+static bool poisons(const cg_lower *c) { return c->memplan_check != CG_MEMPLAN_CHECK_OFF && !c->measuring; }
+
+/* A call of the ASan interface function `name`(ptr, bytes), declared in
+ * the module on first use (void (const volatile void *, size_t)). */
+static void asan_call(cg_lower *c, const char *name, LLVMValueRef ptr, LLVMValueRef bytes) {
+  LLVMTypeRef ty = LLVMFunctionType(c->void_t, (LLVMTypeRef[]){c->ptr, c->i64}, 2, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+  if (!fn) fn = LLVMAddFunction(c->mod, name, ty);
+  LLVMBuildCall2(c->b, ty, fn, (LLVMValueRef[]){ptr, bytes}, 2, "");
+}
+
+/* A new slot's buffer in the test mode: out in new scratch, followed by
+ * REDZONE more bytes. In NAME_run everything from out to the redzone's
+ * end is poisoned, but out's own bytes (*size, which the slot keeps). */
+static void alloc_padded(cg_lower *c, cg_buf *out, ir_type t, LLVMValueRef *size) {
+  LLVMValueRef start = LLVMBuildLoad2(c->b, c->i64, c->sp, "slot");
+  cg_alloc_buf(c, out, t);
+  LLVMValueRef end = cg_size_add(c, LLVMBuildLoad2(c->b, c->i64, c->sp, ""), cg_i64(c, REDZONE));
+  LLVMBuildStore(c->b, end, c->sp);
+  if (!poisons(c)) return;
+  *size = cg_smax(c, cg_bytes(c, t.dtype, cg_numel(c, out)), cg_i64(c, 0));
+  asan_call(c, POISON, out->ptr, LLVMBuildSub(c->b, end, start, ""));
+  asan_call(c, UNPOISON, out->ptr, *size);
+}
+
+/* Slot s changes hands where the builder stands: poisoned when it becomes
+ * free, unpoisoned when a buffer takes it. (A slot that a measuring walk
+ * inside NAME_run made, if any, has no size and is never poisoned.) */
+static void set_free(cg_lower *c, slot *s, bool free) {
+  if (poisons(c) && s->size && s->free != free) asan_call(c, free ? POISON : UNPOISON, s->ptr, s->size);
+  s->free = free;
+}
+
+/* The planted bug of CG_MEMPLAN_CHECK_SHARE_LIVE: every value dies at the
+ * op that makes it, so its slot goes to the next buffer of its size while
+ * the value is still read. */
+static void die_at_birth(const ir_graph *g, cg_memplan *p) {
+  for (ir_opid op = ir_b(g, g->body)->first; op != IR_NONE; op = ir_o(g, op)->next)
+    for (int32_t i = 0; i < ir_o(g, op)->n_out; i++)
+      if (p->root[ir_o(g, op)->out[i]] == ir_o(g, op)->out[i]) p->last[ir_o(g, op)->out[i]] = p->pos[op];
+}
+
+/* ---- the plan ------------------------------------------------------------------- */
 
 /* Element count times the dtype size, or IR_DIM_INVALID. */
 static ir_dim byte_size(cg_lower *c, ir_type t) {
@@ -71,6 +134,7 @@ static void note_read(cg_memplan *p, ir_val v, int32_t at) {
 cg_memplan *cg_memplan_new(cg_lower *c) {
   const ir_graph *g = c->g;
   cg_memplan *p = ir_xcalloc(1, sizeof *p);
+  p->c = c;
   p->last = ir_xmalloc(sizeof(int32_t) * ((size_t)g->n_vals + 1));
   p->root = ir_xmalloc(sizeof(ir_val) * ((size_t)g->n_vals + 1));
   p->slot_of = ir_xmalloc(sizeof(int32_t) * ((size_t)g->n_vals + 1));
@@ -90,6 +154,7 @@ cg_memplan *cg_memplan_new(cg_lower *c) {
     if (c->deferred[op] == IR_NONE) continue;
     for (int32_t i = 0; i < ir_o(g, op)->n_in; i++) note_read(p, ir_o(g, op)->in[i], p->pos[c->deferred[op]]);
   }
+  if (c->memplan_check == CG_MEMPLAN_CHECK_SHARE_LIVE) die_at_birth(g, p);
   return p;
 }
 
@@ -103,10 +168,12 @@ void cg_memplan_free(cg_memplan *p) {
   free(p);
 }
 
-/* The newest free slot of `bytes` (the last made), or -1. */
+/* The newest free slot of `bytes` (the last made), or -1. (Of any size
+ * under the planted bug of CG_MEMPLAN_CHECK_UNDERSIZE.) */
 static int32_t free_slot(const cg_memplan *p, ir_dim bytes) {
+  bool any = p->c->memplan_check == CG_MEMPLAN_CHECK_UNDERSIZE;
   for (int32_t s = p->n_slots - 1; s >= 0; s--)
-    if (p->slots[s].free && p->slots[s].bytes == bytes) return s;
+    if (p->slots[s].free && (p->slots[s].bytes == bytes || any)) return s;
   return -1;
 }
 
@@ -142,20 +209,27 @@ static int32_t take_dying_operand(cg_lower *c, cg_memplan *p, ir_opid op, ir_val
 }
 
 /* out (of type t, `bytes` in size) in slot s, or when s < 0 in a free slot
- * of its size, else in new scratch, a new slot when its size is known.
- * Returns the slot, now taken, or -1. */
+ * of its size, else in new scratch, a new slot when its size is known
+ * (with a redzone after it in the test mode). Returns the slot, now taken,
+ * or -1. A slot handed over in place was never free: it stays unpoisoned. */
 static int32_t place(cg_lower *c, cg_memplan *p, cg_buf *out, ir_type t, ir_dim bytes, int32_t s) {
   if (s < 0 && bytes != IR_DIM_INVALID) s = free_slot(p, bytes);
   if (s >= 0) {
     cg_view_buf(c, out, t, p->slots[s].ptr);
-  } else {
+  } else if (bytes == IR_DIM_INVALID) {
     cg_alloc_buf(c, out, t);
-    if (bytes == IR_DIM_INVALID) return -1; /* a fresh buffer nobody else gets */
+    return -1; /* a fresh buffer nobody else gets */
+  } else {
+    LLVMValueRef size = NULL;
+    if (c->memplan_check != CG_MEMPLAN_CHECK_OFF)
+      alloc_padded(c, out, t, &size);
+    else
+      cg_alloc_buf(c, out, t);
     ir_grow((void **)&p->slots, &p->cap_slots, p->n_slots + 1, sizeof(slot));
     s = p->n_slots++;
-    p->slots[s] = (slot){bytes, out->ptr, false};
+    p->slots[s] = (slot){bytes, out->ptr, size, false};
   }
-  p->slots[s].free = false;
+  set_free(c, &p->slots[s], false);
   return s;
 }
 
@@ -170,18 +244,14 @@ void cg_memplan_alloc_results(cg_lower *c, cg_memplan *p, ir_opid op) {
   }
 }
 
-int32_t cg_memplan_borrow(cg_lower *c, cg_memplan *p, cg_buf *out, ir_type t) {
-  return place(c, p, out, t, byte_size(c, t), -1);
-}
-
-void cg_memplan_give_back(cg_memplan *p, int32_t s) {
-  if (s >= 0) p->slots[s].free = true;
+void cg_memplan_alloc_as(cg_lower *c, cg_memplan *p, ir_val v, ir_type t) {
+  p->slot_of[v] = place(c, p, &c->bufs[v], t, byte_size(c, t), -1);
 }
 
 static void release(cg_memplan *p, ir_val v, int32_t at) {
   ir_val r = p->root[v];
   if (p->last[r] <= at && p->slot_of[r] >= 0) {
-    p->slots[p->slot_of[r]].free = true;
+    set_free(p->c, &p->slots[p->slot_of[r]], true);
     p->slot_of[r] = -1;
   }
 }
@@ -193,7 +263,42 @@ void cg_memplan_release(cg_lower *c, cg_memplan *p, ir_opid op) {
   for (int32_t i = 0; i < o->n_out; i++) release(p, o->out[i], at); /* never read */
   if (o->kind != IR_OP_SCAN || !c->deferred) return;
   /* The operands of the ops this scan computed chunk by chunk (they come
-   * before it in the body). */
-  for (ir_opid d = ir_b(c->g, c->g->body)->first; d != op; d = ir_o(c->g, d)->next)
+   * before it in the body) and their chunk buffers. */
+  for (ir_opid d = ir_b(c->g, c->g->body)->first; d != op; d = ir_o(c->g, d)->next) {
     for (int32_t i = 0; c->deferred[d] == op && i < ir_o(c->g, d)->n_in; i++) release(p, ir_o(c->g, d)->in[i], at);
+    for (int32_t i = 0; c->deferred[d] == op && i < ir_o(c->g, d)->n_out; i++) release(p, ir_o(c->g, d)->out[i], at);
+  }
+}
+
+/* The pass's settings for the test mode, LLVM's process-wide options like
+ * -disable-lsr (module.c), set once: checks as calls of the runtime
+ * (__asan_load4...) rather than inline, which took several times the
+ * build time of the kernels (GEMM tiles) for the same checks; no globals
+ * (the JIT runs no module constructor to register them) and no stack
+ * frames (neither is scratch). Only a process running the test mode sets
+ * them. */
+static void asan_options(void) {
+  const char *argv[] = {"seqc", "-asan-instrumentation-with-call-threshold=0", "-asan-globals=0", "-asan-stack=0"};
+  LLVMParseCommandLineOptions(4, argv, "");
+}
+
+/* The test mode's module (the only code that poisons) gets LLVM's
+ * AddressSanitizer after the pipeline, as clang places it: every load and
+ * store that is left, vector and masked ones included, checks the shadow
+ * of its bytes. The pass instruments only functions marked
+ * sanitize_address: all that the module defines. */
+bool cg_memplan_instrument(LLVMModuleRef mod, LLVMTargetMachineRef tm, ir_diag *d) {
+  if (!LLVMGetNamedFunction(mod, POISON)) return true;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, asan_options);
+  for (LLVMValueRef fn = LLVMGetFirstFunction(mod); fn; fn = LLVMGetNextFunction(fn))
+    if (!LLVMIsDeclaration(fn)) cg_add_fn_attr(LLVMGetModuleContext(mod), fn, "sanitize_address", 0);
+  LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+  LLVMErrorRef err = LLVMRunPasses(mod, "asan", tm, opts);
+  LLVMDisposePassBuilderOptions(opts);
+  if (!err) return true;
+  char *e = LLVMGetErrorMessage(err);
+  ir_error_at(d, (ir_loc){0}, "internal error: LLVM's AddressSanitizer pass failed: %s", e);
+  LLVMDisposeErrorMessage(e);
+  return false;
 }

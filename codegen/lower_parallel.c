@@ -505,8 +505,9 @@ bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done) {
 /* A group of concurrent scans (`concurrent = k`, the bidir pass) in NAME_run
  * runs as one parallel_for with one task per scan: NAME_run.group<op>(closure,
  * i) lowers the group's scan i, unchanged, on its operands' and results'
- * buffers. Nested parallel_for calls (the GEMMs of the bodies) get no exec
- * and run their tasks inline, on the scan's thread.
+ * buffers. Nested parallel_for calls (the GEMMs of the bodies, and of the
+ * input projections a scan computes chunk by chunk) get no exec and run
+ * their tasks inline, on the scan's thread.
  *
  * Scratch. All that a scan allocates (step index, slices, staging, one
  * step's body values, reused from step to step) must be its own while it
@@ -516,39 +517,72 @@ bool cg_lower_split(cg_lower *c, ir_opid op, cg_lower_fn lower, bool *done) {
  * runs right there, emitting only the bump pointer's arithmetic, so the
  * regions are exactly what NAME_scratch_bytes counted for the same scans
  * (its walk measures them one after the other) and cannot drift from it.
- * Each task starts its bump pointer at its region.
+ * Each task starts its bump pointer at its region. A scan's chunk buffers
+ * are not in its region: the walker placed them with its results, every
+ * member's before any runs (lower_scan.c), and they reach the task with
+ * its other buffers.
  *
  * Status. Each task has its own slot. After the tasks, the first scan of
  * the group that failed fails NAME_run, as it would have failed first when
  * run in order.
  *
  * Closure: {syms, status slots, scratch, then per scan: its region's
- * offset and a pointer per operand and result}. */
+ * offset and a pointer per buffer it receives (scan_vals)}. */
 enum { GC_SYMS, GC_STATUS, GC_SCRATCH, GC_SCANS };
 
 typedef struct scan_group {
   ir_opid *scans;
   int32_t n;
-  int32_t *field; /* per scan: the closure field of its region offset */
-  int32_t n_fields;
+  int32_t *field; /* per scan: the closure field of its region offset, its buffers' after it */
+  ir_val *vals;   /* the buffers scan i receives: vals[first[i] .. first[i + 1]) */
+  int32_t *first;
+  int32_t n_vals, cap_vals, n_fields;
 } scan_group;
 
-/* Buffers a scan's task receives: one per operand and result. */
-static int32_t n_scan_bufs(const ir_graph *g, ir_opid op) { return ir_o(g, op)->n_in + ir_o(g, op)->n_out; }
+static void add_val(scan_group *s, ir_val v) {
+  ir_grow((void **)&s->vals, &s->cap_vals, s->n_vals + 1, sizeof(ir_val));
+  s->vals[s->n_vals++] = v;
+}
 
-static scan_group group_of(const ir_graph *g, ir_opid first) {
+/* The buffers scan's task receives: its operands and results, and the
+ * operands and results (chunk buffers) of the producers it computes chunk
+ * by chunk, not the operands it computes itself (its task binds them in
+ * those chunk buffers, a split's pieces included). */
+static void scan_vals(const cg_lower *c, scan_group *s, ir_opid scan) {
+  const ir_op *o = ir_o(c->g, scan);
+  int32_t n;
+  ir_opid *ops = cg_chunk_ops(c, scan, &n);
+  for (int32_t k = 0; k < o->n_in; k++) {
+    ir_opid d = ir_v(c->g, o->in[k])->def;
+    if (d == IR_NONE || !c->deferred || c->deferred[d] != scan) add_val(s, o->in[k]);
+  }
+  for (int32_t k = 0; k < o->n_out; k++) add_val(s, o->out[k]);
+  for (int32_t i = 0; i < n; i++) {
+    const ir_op *p = ir_o(c->g, ops[i]);
+    for (int32_t k = 0; p->kind != IR_OP_SPLIT && k < p->n_in + p->n_out; k++)
+      add_val(s, k < p->n_in ? p->in[k] : p->out[k - p->n_in]);
+  }
+  free(ops);
+}
+
+static scan_group group_of(const cg_lower *c, ir_opid first) {
+  const ir_graph *g = c->g;
   scan_group s = {0};
   int64_t id = ir_concurrent_group(g, first);
   for (ir_opid op = first; op != IR_NONE && ir_concurrent_group(g, op) == id; op = ir_o(g, op)->next) s.n++;
   s.scans = ir_xmalloc(sizeof(ir_opid) * (size_t)s.n);
   s.field = ir_xmalloc(sizeof(int32_t) * (size_t)s.n);
+  s.first = ir_xmalloc(sizeof(int32_t) * ((size_t)s.n + 1));
   s.n_fields = GC_SCANS;
   ir_opid op = first;
   for (int32_t i = 0; i < s.n; i++, op = ir_o(g, op)->next) {
     s.scans[i] = op;
     s.field[i] = s.n_fields;
-    s.n_fields += 1 + n_scan_bufs(g, op);
+    s.first[i] = s.n_vals;
+    scan_vals(c, &s, op);
+    s.n_fields += 1 + s.n_vals - s.first[i];
   }
+  s.first[s.n] = s.n_vals;
   return s;
 }
 
@@ -561,20 +595,13 @@ static LLVMTypeRef group_closure_type(cg_lower *c, const scan_group *s) {
   return t;
 }
 
-/* Operand k (k < n_in) or result k - n_in of op. */
-static ir_val scan_buf_value(const ir_graph *g, ir_opid op, int32_t k) {
-  const ir_op *o = ir_o(g, op);
-  return k < o->n_in ? o->in[k] : o->out[k - o->n_in];
-}
-
 /* Case i of the task: scan i on views of its buffers, its bump pointer at
  * its region. */
 static bool build_group_case(cg_lower *c, const scan_group *s, int32_t i, LLVMTypeRef ct, LLVMValueRef closure) {
   ir_opid op = s->scans[i];
-  int32_t n_bufs = n_scan_bufs(c->g, op);
   LLVMBuildStore(c->b, closure_field(c, ct, closure, s->field[i], c->i64), c->sp);
-  for (int32_t k = 0; k < n_bufs; k++) {
-    ir_val v = scan_buf_value(c->g, op, k);
+  for (int32_t k = 0; k < s->first[i + 1] - s->first[i]; k++) {
+    ir_val v = s->vals[s->first[i] + k];
     LLVMValueRef base = closure_field(c, ct, closure, s->field[i] + 1 + k, c->ptr);
     cg_view_buf(c, &c->bufs[v], ir_vtype(c->g, v), base);
   }
@@ -625,8 +652,8 @@ static void run_group(cg_lower *c, const scan_group *s, LLVMTypeRef ct, LLVMValu
     slot[i] = LLVMBuildGEP2(c->b, c->i32, slots, (LLVMValueRef[]){cg_i64(c, i)}, 1, "");
     LLVMBuildStore(c->b, cg_i32(c, 0), slot[i]);
     LLVMBuildStore(c->b, offsets[i], LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)s->field[i], ""));
-    for (int32_t k = 0; k < n_scan_bufs(c->g, s->scans[i]); k++)
-      LLVMBuildStore(c->b, c->bufs[scan_buf_value(c->g, s->scans[i], k)].ptr,
+    for (int32_t k = 0; k < s->first[i + 1] - s->first[i]; k++)
+      LLVMBuildStore(c->b, c->bufs[s->vals[s->first[i] + k]].ptr,
                      LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)(s->field[i] + 1 + k), ""));
   }
   cg_parallel_for(c, task, closure, cg_i64(c, s->n));
@@ -647,22 +674,21 @@ static bool lay_out_regions(cg_lower *c, const scan_group *s, LLVMValueRef *offs
   return ok;
 }
 
-/* Saves the buffers of the group's operands and results into saved, or
- * restores them from it. All are saved before any changes, so restoring
- * in any order gives them back even where scans share an operand. */
+/* Saves the buffers the group's tasks receive into saved, or restores
+ * them from it. All are saved before any changes, so restoring in any
+ * order gives them back even where scans share an operand. */
 static void keep_bufs(cg_lower *c, const scan_group *s, cg_buf *saved, bool restore) {
-  for (int32_t i = 0, f = 0; i < s->n; i++)
-    for (int32_t k = 0; k < n_scan_bufs(c->g, s->scans[i]); k++, f++) {
-      cg_buf *b = &c->bufs[scan_buf_value(c->g, s->scans[i], k)];
-      if (restore) *b = saved[f];
-      else saved[f] = *b;
-    }
+  for (int32_t f = 0; f < s->n_vals; f++) {
+    cg_buf *b = &c->bufs[s->vals[f]];
+    if (restore) *b = saved[f];
+    else saved[f] = *b;
+  }
 }
 
-/* The walker has placed every scan's results. */
+/* The walker has placed every scan's results and chunk buffers. */
 static bool lower_group(cg_lower *c, const scan_group *s) {
   LLVMValueRef *offsets = ir_xmalloc(sizeof(LLVMValueRef) * (size_t)s->n);
-  cg_buf *saved = ir_xmalloc(sizeof(cg_buf) * (size_t)s->n_fields);
+  cg_buf *saved = ir_xmalloc(sizeof(cg_buf) * ((size_t)s->n_vals + 1));
   ir_opid current = c->current;
   bool ok = lay_out_regions(c, s, offsets);
   LLVMTypeRef ct = group_closure_type(c, s);
@@ -679,10 +705,12 @@ static bool lower_group(cg_lower *c, const scan_group *s) {
 }
 
 bool cg_lower_concurrent(cg_lower *c, ir_opid first, ir_opid last) {
-  scan_group s = group_of(c->g, first);
+  scan_group s = group_of(c, first);
   IR_ASSERT(s.n >= 2 && s.scans[s.n - 1] == last);
   bool ok = lower_group(c, &s);
   free(s.scans);
   free(s.field);
+  free(s.vals);
+  free(s.first);
   return ok;
 }

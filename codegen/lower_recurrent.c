@@ -596,6 +596,14 @@ static LLVMValueRef carry_rows(cg_lower *c, const cell *k) {
   return rows;
 }
 
+/* at's offset number q (an i64 below at->n). */
+static LLVMValueRef offset_at(cg_lower *c, const offsets *at, LLVMValueRef q) {
+  LLVMValueRef off = cg_i64(c, at->at[0]);
+  for (int32_t j = 1; j < at->n; j++)
+    off = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, q, cg_i64(c, j), ""), cg_i64(c, at->at[j]), off, "");
+  return off;
+}
+
 /* Step 1: the member's columns of every product. */
 static void emit_products(cg_lower *c, const kernel *kn, const member *m) {
   const cell *k = kn->k;
@@ -609,15 +617,17 @@ static void emit_products(cg_lower *c, const kernel *kn, const member *m) {
     cg_gemm g = {a->ptr, depth, cg_i64(c, 1), p->ptr, out->ptr, rows, n, depth};
     if (!k->split) {
       LLVMValueRef panels = LLVMBuildSDiv(B, LLVMBuildAdd(B, n, cg_i64(c, UNITS - 1), ""), w, "");
-      cg_gemm_block(c, &g, zero, rows, zero, panels);
+      cg_gemm_block(c, &g, zero, rows, zero, panels, true);
       continue;
     }
+    /* A loop over the offsets, not a copy of the tile code per offset:
+     * that code is most of the kernel's build time. */
     const offsets *at = &k->want[kn->product[i]];
-    for (int32_t q = 0; q < at->n; q++) {
-      LLVMValueRef from = LLVMBuildAdd(B, m->lo, cg_i64(c, at->at[q]), "");
-      LLVMValueRef to = LLVMBuildAdd(B, m->hi, cg_i64(c, at->at[q]), "");
-      cg_gemm_block(c, &g, zero, rows, LLVMBuildSDiv(B, from, w, ""), LLVMBuildSDiv(B, to, w, ""));
-    }
+    cg_loop q = cg_for_begin(c, cg_i64(c, at->n), "offset");
+    LLVMValueRef off = offset_at(c, at, q.iv);
+    LLVMValueRef from = LLVMBuildAdd(B, m->lo, off, ""), to = LLVMBuildAdd(B, m->hi, off, "");
+    cg_gemm_block(c, &g, zero, rows, LLVMBuildSDiv(B, from, w, ""), LLVMBuildSDiv(B, to, w, ""), true);
+    cg_for_end(c, &q);
   }
 }
 

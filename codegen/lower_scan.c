@@ -34,27 +34,38 @@
  * ([t0, t1), t0 = s0, or L - s1 reversed), with its own lowering on
  * views: its left matrix and the epilogue arguments it reads element by
  * element (FULL) seen from row t0 on, its weights and row or scalar
- * arguments whole, its result a chunk buffer of Tc steps. The split never
+ * arguments whole, its result Tc steps of a chunk buffer. The split never
  * runs: the scan reads its pieces inside that buffer. The steps read
  * these per-step inputs at t - t0. A GEMM element is one multiply-add
  * chain over k whatever rows are computed with it, so the results are
  * bitwise those of the whole product. Only scans of the graph body along
- * axis 0 outside a concurrent group are chunked, the producer's rows being
- * that axis; its operands stay live until the scan (lower_memplan.c).
+ * axis 0 are chunked, the producer's rows being that axis; its operands
+ * stay live until the scan (lower_memplan.c).
  *
  * Tc depends on the shapes only: the most steps whose chunk buffers fit
  * CG_CHUNK_BYTES together (one at least), evened out over the chunks that
- * makes, Tc = ceildiv(L, ceildiv(L, most)), so no chunk is a sliver. The
- * chunk buffers are slots of the memory plan (borrowed for the scan), so
- * the next chunked scan reuses them.
+ * makes, Tc = ceildiv(L, ceildiv(L, most)), so no chunk is a sliver.
+ *
+ * Chunk buffers. The walker places them with the scan's results
+ * (cg_chunk_place), as slots of the memory plan held by the producers'
+ * results and free after the scan, so the next chunked scan reuses them.
+ * Each takes min(L steps, CG_CHUNK_BYTES), one step at least (chunk_type):
+ * enough for Tc steps, and never more for smaller dims, as a context's
+ * scratch is sized for its maximum dims. The scans of a concurrent group (the two directions of a bidirectional
+ * layer, one task each, lower_parallel.c) are all placed before any of
+ * them runs and released after the last: each holds chunk buffers of its
+ * own while they run side by side, and its task receives them, and its
+ * producers' operands, with its other buffers. There each scan computes
+ * its own projection chunk by chunk, its GEMM inline on the task's thread.
  */
 #include "lower.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* The most bytes the chunk buffers of one scan take together (see
- * chunk_steps). Each chunk adds a team's start and end and a GEMM's tasks
+/* The most bytes a chunk of one scan's projections takes (Tc steps of
+ * all its producers, see chunk_steps), and of each chunk buffer
+ * (chunk_type). Each chunk adds a team's start and end and a GEMM's tasks
  * (points where a thread that is late holds the others) and makes the
  * members reload their recurrent weights after the GEMM has gone through
  * their caches, so chunks should not be small: at 1 MiB, B2's two 16 MiB
@@ -234,8 +245,7 @@ ir_opid *cg_chunk_plan(const ir_graph *g) {
   for (ir_opid op = 0; op < g->n_ops; op++) plan[op] = IR_NONE;
   int32_t *uses = ir_use_counts(g);
   for (ir_opid op = ir_b(g, g->body)->first; op != IR_NONE; op = ir_o(g, op)->next) {
-    if (ir_o(g, op)->kind != IR_OP_SCAN || ir_get_int(g, op, "axis") != 0 || ir_concurrent_group(g, op) != 0)
-      continue;
+    if (ir_o(g, op)->kind != IR_OP_SCAN || ir_get_int(g, op, "axis") != 0) continue;
     int32_t carries = (int32_t)ir_get_int(g, op, "carries"), xs = (int32_t)ir_get_int(g, op, "xs");
     for (int32_t i = carries; i < carries + xs; i++) plan_xs(g, uses, op, ir_o(g, op)->in[i], plan);
   }
@@ -252,9 +262,21 @@ typedef struct chunks {
   ir_opid *ops;        /* in body order (a producer before its split) */
   LLVMValueRef *base;  /* by value id of their results: where its chunk starts */
   LLVMValueRef steps;  /* steps per chunk, at least 1 */
-  int32_t *slot, n_slots; /* the memory plan's slots they borrow */
   bool *windowed;      /* by xs index of the scan: read from a chunk buffer */
 } chunks;
+
+ir_opid *cg_chunk_ops(const cg_lower *c, ir_opid scan, int32_t *n) {
+  const ir_graph *g = c->g;
+  *n = 0;
+  if (!c->deferred || ir_o(g, scan)->block != g->body) return NULL; /* a scan in a region computes none */
+  ir_opid *ops = NULL;
+  for (ir_opid d = ir_b(g, g->body)->first; d != scan; d = ir_o(g, d)->next) {
+    if (c->deferred[d] != scan) continue;
+    if (!ops) ops = ir_xmalloc(sizeof(ir_opid) * ((size_t)g->n_ops + 1));
+    ops[(*n)++] = d;
+  }
+  return ops;
+}
 
 /* Bytes one step of v takes: its dims but the first, times its dtype size. */
 static ir_dim step_bytes(ir_graph *g, ir_val v) {
@@ -268,12 +290,12 @@ static ir_dim step_bytes(ir_graph *g, ir_val v) {
  * buffer together within CG_CHUNK_BYTES (one at least), then evened out
  * over the chunks that makes (ceildiv(L, ceildiv(L, most))), so the last
  * chunk is not a sliver. */
-static ir_dim chunk_steps(ir_graph *g, const chunks *ch, ir_dim length) {
+static ir_dim chunk_steps(ir_graph *g, const ir_opid *ops, int32_t n, ir_dim length) {
   ir_dimtab *t = g->dims;
   ir_dim bytes = ir_dim_const(t, 0);
-  for (int32_t i = 0; i < ch->n; i++)
-    if (ir_o(g, ch->ops[i])->kind != IR_OP_SPLIT) /* its pieces are views */
-      bytes = ir_dim_add(t, bytes, step_bytes(g, ir_o(g, ch->ops[i])->out[0]));
+  for (int32_t i = 0; i < n; i++)
+    if (ir_o(g, ops[i])->kind != IR_OP_SPLIT) /* its pieces are views */
+      bytes = ir_dim_add(t, bytes, step_bytes(g, ir_o(g, ops[i])->out[0]));
   ir_dim most = ir_dim_max(t, ir_dim_const(t, 1), ir_dim_floordiv(t, ir_dim_const(t, CG_CHUNK_BYTES), bytes));
   return ir_dim_ceildiv(t, length, ir_dim_ceildiv(t, length, most));
 }
@@ -302,26 +324,54 @@ static void bind_pieces(cg_lower *c, chunks *ch, ir_opid split) {
   }
 }
 
-/* The ops deferred to scan op, chunk buffers for the producers' results
- * (allocated in every walk, in the same order), and the scan's view of
- * them: each result bound whole ([L, ...]) over its chunk buffer, which
- * holds the sequence from the chunk's first position on, a split's
- * pieces inside their operand's. False when the scan computes none. */
+/* The chunk buffer of a producer's result v ([L, ...]): the whole
+ * sequence when it takes less than CG_CHUNK_BYTES, else that many bytes
+ * (one step at least), as a flat array. That holds chunk_steps' Tc steps
+ * (Tc <= L, and Tc steps of all the scan's producers take at most
+ * CG_CHUNK_BYTES or one step), and unlike Tc steps it never grows when a
+ * dim shrinks (Tc is 33 at L = 33 but 25 at L = 50): a ctx's scratch,
+ * sized for its maximum dims, covers every call. */
+static ir_type chunk_type(ir_graph *g, ir_val v, ir_dim length) {
+  ir_dimtab *t = g->dims;
+  ir_type r = ir_vtype(g, v);
+  ir_dim step = ir_dim_const(t, 1);
+  for (int32_t d = 1; d < r.rank; d++) step = ir_dim_mul(t, step, r.dims[d]);
+  ir_dim cap = ir_dim_const(t, CG_CHUNK_BYTES / (int64_t)ir_dtype_size(r.dtype));
+  ir_dim n = ir_dim_min(t, ir_dim_mul(t, length, step), ir_dim_max(t, step, cap));
+  return ir_type_make(g, r.dtype, 1, &n);
+}
+
+void cg_chunk_place(cg_lower *c, ir_opid scan) {
+  ir_graph *g = c->g;
+  int32_t n;
+  ir_opid *ops = cg_chunk_ops(c, scan, &n);
+  for (int32_t i = 0; i < n; i++) {
+    const ir_op *o = ir_o(g, ops[i]);
+    for (int32_t r = 0; o->kind != IR_OP_SPLIT && r < o->n_out; r++) { /* a split's pieces are views */
+      ir_type chunk = chunk_type(g, o->out[r], ir_get_dim(g, scan, "length"));
+      if (c->memplan)
+        cg_memplan_alloc_as(c, c->memplan, o->out[r], chunk);
+      else
+        cg_alloc_buf(c, &c->bufs[o->out[r]], chunk);
+    }
+  }
+  free(ops);
+}
+
+/* The ops deferred to scan op and the scan's view of their chunk buffers
+ * (cg_chunk_place put them in c->bufs, in NAME_run or, for a scan of a
+ * concurrent group, in its task's closure): each result bound whole
+ * ([L, ...]) over its chunk buffer, which holds the sequence from the
+ * chunk's first position on, a split's pieces inside their operand's.
+ * False when the scan computes none. */
 static bool chunks_begin(cg_lower *c, ir_opid op, chunks *ch) {
   ir_graph *g = c->g;
   memset(ch, 0, sizeof *ch);
-  if (!c->deferred || ir_o(g, op)->block != g->body) return false; /* a scan in a region computes none */
-  ch->ops = ir_xcalloc((size_t)g->n_ops + 1, sizeof(ir_opid));
-  for (ir_opid d = ir_b(g, g->body)->first; d != op; d = ir_o(g, d)->next)
-    if (c->deferred[d] == op) ch->ops[ch->n++] = d;
-  if (ch->n == 0) {
-    free(ch->ops);
-    return false;
-  }
-  ir_dim steps = chunk_steps(g, ch, ir_get_dim(g, op, "length"));
+  ch->ops = cg_chunk_ops(c, op, &ch->n);
+  if (ch->n == 0) return false;
+  ir_dim steps = chunk_steps(g, ch->ops, ch->n, ir_get_dim(g, op, "length"));
   ch->steps = cg_smax(c, cg_dim(c, steps), cg_i64(c, 1));
   ch->base = ir_xcalloc((size_t)g->n_vals + 1, sizeof(LLVMValueRef));
-  ch->slot = ir_xcalloc((size_t)g->n_vals + 1, sizeof(int32_t));
   for (int32_t i = 0; i < ch->n; i++) {
     const ir_op *o = ir_o(g, ch->ops[i]);
     if (o->kind == IR_OP_SPLIT) {
@@ -329,18 +379,8 @@ static bool chunks_begin(cg_lower *c, ir_opid op, chunks *ch) {
       continue;
     }
     for (int32_t r = 0; r < o->n_out; r++) {
-      ir_type t = ir_vtype(g, o->out[r]);
-      ir_dim *dims = ir_arena_alloc(g->arena, sizeof(ir_dim) * (size_t)t.rank);
-      memcpy(dims, t.dims, sizeof(ir_dim) * (size_t)t.rank);
-      dims[0] = steps;
-      cg_buf buf;
-      ir_type chunk = ir_type_make(g, t.dtype, t.rank, dims);
-      if (c->memplan)
-        ch->slot[ch->n_slots++] = cg_memplan_borrow(c, c->memplan, &buf, chunk);
-      else
-        cg_alloc_buf(c, &buf, chunk);
-      ch->base[o->out[r]] = buf.ptr;
-      cg_view_buf(c, &c->bufs[o->out[r]], t, buf.ptr);
+      ch->base[o->out[r]] = c->bufs[o->out[r]].ptr;
+      cg_view_buf(c, &c->bufs[o->out[r]], ir_vtype(g, o->out[r]), ch->base[o->out[r]]);
     }
   }
   int32_t carries = (int32_t)ir_get_int(g, op, "carries"), xs = (int32_t)ir_get_int(g, op, "xs");
@@ -349,12 +389,9 @@ static bool chunks_begin(cg_lower *c, ir_opid op, chunks *ch) {
   return true;
 }
 
-/* After the scan: the chunk buffers' slots are free for a later scan's. */
-static void chunks_end(cg_lower *c, chunks *ch) {
-  for (int32_t i = 0; i < ch->n_slots; i++) cg_memplan_give_back(c->memplan, ch->slot[i]);
+static void chunks_end(chunks *ch) {
   free(ch->ops);
   free(ch->base);
-  free(ch->slot);
   free(ch->windowed);
 }
 
@@ -481,7 +518,7 @@ bool lower_scan(cg_lower *c, ir_opid op) {
   cg_buf *staging = bind_body_args(c, op, &s);
   /* Measuring: one step's allocations, never freed (an upper bound). */
   bool ok = c->measuring ? cg_lower_block(c, s.body) : lower_steps(c, op, &s, staging, chunked ? &ch : NULL);
-  if (chunked) chunks_end(c, &ch);
+  if (chunked) chunks_end(&ch);
   free(staging);
   return ok;
 }

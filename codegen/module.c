@@ -6,7 +6,9 @@
  * program, every returned message freed with LLVMDisposeMessage, every
  * LLVMBool and LLVMErrorRef checked, objects disposed in reverse order of
  * creation. Target initialization is LLVM's own process-wide state; it is
- * idempotent.
+ * idempotent. A shared object's code is built on two threads
+ * (cg_emit_objects): each thread's part has a context and a target
+ * machine of its own, and nothing LLVM owns is shared between threads.
  */
 #include "lower.h"
 
@@ -260,6 +262,9 @@ static char *c_identifier(const char *s) {
   return id;
 }
 
+static const LLVMCodeGenOptLevel codegen_levels[] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess,
+                                                     LLVMCodeGenLevelDefault, LLVMCodeGenLevelAggressive};
+
 static bool make_target_machine(cg_program *p, const cg_options *o, ir_diag *d) {
   init_targets();
   char *host = LLVMGetDefaultTargetTriple();
@@ -276,9 +281,7 @@ static bool make_target_machine(cg_program *p, const cg_options *o, ir_diag *d) 
   char *host_cpu = LLVMGetHostCPUName(), *host_features = LLVMGetHostCPUFeatures();
   const char *cpu = o->cpu ? o->cpu : is_host ? host_cpu : "generic";
   const char *features = o->features ? o->features : is_host && !o->cpu ? host_features : "";
-  static const LLVMCodeGenOptLevel levels[] = {LLVMCodeGenLevelNone, LLVMCodeGenLevelLess,
-                                               LLVMCodeGenLevelDefault, LLVMCodeGenLevelAggressive};
-  p->tm = LLVMCreateTargetMachine(target, triple, cpu, features, levels[o->opt_level],
+  p->tm = LLVMCreateTargetMachine(target, triple, cpu, features, codegen_levels[o->opt_level],
                                   LLVMRelocPIC, LLVMCodeModelDefault);
   LLVMSetTarget(p->mod, triple);
   LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(p->tm);
@@ -303,35 +306,54 @@ static bool verify_module(cg_program *p, ir_diag *d) {
   return true;
 }
 
-/* The pipeline runs once, when the program is first emitted or JIT-compiled
- * (cg_program_optimize): so a shared object's forward and step programs
- * can go through it as one module (cg_emit_with). */
-static bool run_llvm_pipeline(cg_program *p, ir_diag *d) {
-  if (p->optimized) return true;
-  p->optimized = true;
-  /* Identical functions (the task functions of two layers of the same
-   * shape, the recurrent kernels and GEMM tiles forward and step share)
-   * are merged before the pipeline, so it optimizes one of each, and again
-   * after it. */
-  char pipeline[48];
-  snprintf(pipeline, sizeof pipeline, p->opt_level > 0 ? "mergefunc,default<O%d>" : "default<O%d>",
-           p->opt_level);
+/* Runs `pipeline` on m with seqc's options, MergeFunctions at its end when
+ * `merge_after`; NULL, or what failed (to free). */
+static char *run_passes(LLVMModuleRef m, LLVMTargetMachineRef tm, const char *pipeline, bool merge_after) {
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
   /* The lowering unrolls what pays itself (a GEMM tile's rows and panels);
    * LLVM's partial and runtime unrolling of the other loops doubled the
    * code and the build time of B4 without making its kernels faster
    * (docs/performance.md). */
   LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
-  LLVMPassBuilderOptionsSetMergeFunctions(opts, 1);
-  LLVMErrorRef err = LLVMRunPasses(p->mod, pipeline, p->tm, opts);
+  LLVMPassBuilderOptionsSetMergeFunctions(opts, merge_after);
+  LLVMErrorRef err = LLVMRunPasses(m, pipeline, tm, opts);
   LLVMDisposePassBuilderOptions(opts);
-  if (err) {
-    char *e = LLVMGetErrorMessage(err);
-    ir_error_at(d, (ir_loc){0}, "internal error: LLVM pipeline failed: %s", e);
-    LLVMDisposeErrorMessage(e);
-    return false;
-  }
-  return true;
+  if (!err) return NULL;
+  char *e = LLVMGetErrorMessage(err);
+  ir_buf msg = {0};
+  ir_buf_printf(&msg, "internal error: LLVM pipeline failed: %s", e);
+  LLVMDisposeErrorMessage(e);
+  return msg.s;
+}
+
+/* Whether err (from run_passes or emit_code) is NULL; otherwise it is
+ * reported in d, and freed. */
+static bool no_error(char *err, ir_diag *d) {
+  if (!err) return true;
+  ir_error_at(d, (ir_loc){0}, "%s", err);
+  free(err);
+  return false;
+}
+
+/* LLVM's pipeline for opt_level. Identical functions (the task functions
+ * of two layers of the same shape, the recurrent kernels and GEMM tiles
+ * forward and step share) are merged before it, so it optimizes one of
+ * each (`mergefunc` here, or first on its own: cg_emit_objects), and again
+ * after it (the MergeFunctions option). */
+static void pipeline_text(int opt_level, bool merge_first, char out[32]) {
+  snprintf(out, 32, merge_first && opt_level > 0 ? "mergefunc,default<O%d>" : "default<O%d>", opt_level);
+}
+
+/* The pipeline runs once, when the program is first emitted or JIT-compiled
+ * (cg_program_optimize), so that a shared object's forward and step
+ * programs can go through it as one module (cg_emit_objects). */
+static bool run_llvm_pipeline(cg_program *p, ir_diag *d) {
+  if (p->optimized) return true;
+  p->optimized = true;
+  char pipeline[32];
+  pipeline_text(p->opt_level, true, pipeline);
+  return no_error(run_passes(p->mod, p->tm, pipeline, true), d) &&
+         cg_memplan_instrument(p->mod, p->tm, d); /* the memory plan's test mode only */
 }
 
 /* f32 lanes of the widest vectors the target has: AVX-512 16, AVX/AVX2 8,
@@ -426,6 +448,7 @@ static void init_lower(cg_lower *c, cg_program *p, ir_graph *g, const cg_options
   c->prefix = p->name;
   c->current = IR_NONE;
   c->init_region = IR_NONE;
+  c->memplan_check = o->memplan_check;
 }
 
 cg_program *cg_compile(ir_graph *g, const cg_options *o, ir_diag *d) {
@@ -479,6 +502,22 @@ LLVMModuleRef cg_program_module(const cg_program *p) { return p->mod; }
 
 bool cg_program_optimize(cg_program *p, ir_diag *d) { return run_llvm_pipeline(p, d); }
 
+/* Object or assembly bytes of m appended to out; NULL, or what failed (to
+ * free). */
+static char *emit_code(LLVMTargetMachineRef tm, LLVMModuleRef m, LLVMCodeGenFileType ft, ir_buf *out) {
+  char *msg = NULL;
+  LLVMMemoryBufferRef mem = NULL;
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, ft, &msg, &mem)) {
+    ir_buf err = {0};
+    ir_buf_printf(&err, "code generation failed: %s", msg);
+    LLVMDisposeMessage(msg);
+    return err.s;
+  }
+  ir_buf_putn(out, LLVMGetBufferStart(mem), LLVMGetBufferSize(mem));
+  LLVMDisposeMemoryBuffer(mem);
+  return NULL;
+}
+
 bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d) {
   if (!run_llvm_pipeline(p, d)) return false;
   if (kind == CG_EMIT_LLVM) {
@@ -487,34 +526,345 @@ bool cg_emit(cg_program *p, cg_emit_kind kind, ir_buf *out, ir_diag *d) {
     LLVMDisposeMessage(text);
     return true;
   }
-  char *msg = NULL;
-  LLVMMemoryBufferRef mem = NULL;
-  LLVMCodeGenFileType ft = kind == CG_EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile;
-  if (LLVMTargetMachineEmitToMemoryBuffer(p->tm, p->mod, ft, &msg, &mem)) {
-    ir_error_at(d, (ir_loc){0}, "code generation failed: %s", msg);
-    LLVMDisposeMessage(msg);
-    return false;
-  }
-  ir_buf_putn(out, LLVMGetBufferStart(mem), LLVMGetBufferSize(mem));
-  LLVMDisposeMemoryBuffer(mem);
-  return true;
+  return no_error(emit_code(p->tm, p->mod, kind == CG_EMIT_ASM ? LLVMAssemblyFile : LLVMObjectFile, out), d);
 }
 
 /* A copy of other's module (through bitcode: it lives in another context)
- * linked into p's. Their internal functions may share names (each program
- * has its GEMM tiles and kernels); the linker renames other's. */
-static bool link_in(cg_program *p, const cg_program *other, ir_diag *d) {
+ * linked into m, a module of p's context. Their internal functions may
+ * share names (each program has its GEMM tiles and kernels); the linker
+ * renames other's. */
+static bool link_in(const cg_program *p, LLVMModuleRef m, const cg_program *other, ir_diag *d) {
   LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(other->mod);
   LLVMModuleRef copy = NULL;
   bool ok = !LLVMParseBitcodeInContext2(p->ctx, bc, &copy);
   LLVMDisposeMemoryBuffer(bc);
-  ok = ok && !LLVMLinkModules2(p->mod, copy); /* consumes copy */
+  ok = ok && !LLVMLinkModules2(m, copy); /* consumes copy */
   if (!ok)
     ir_error_at(d, (ir_loc){0}, "internal error: cannot link the programs '%s' and '%s'", p->name, other->name);
   return ok;
 }
 
-bool cg_emit_with(cg_program *p, const cg_program *other, cg_emit_kind kind, ir_buf *out, ir_diag *d) {
-  IR_ASSERT(!p->optimized && !other->optimized && p->opt_level == other->opt_level);
-  return link_in(p, other, d) && cg_emit(p, kind, out, d);
+/* ---- a shared object's code on two threads (issue 10) ----------------------------- *
+ *
+ * `seqc build` spends most of its time in LLVM. With a second core, the
+ * module is cut along its functions into parts built on threads of their
+ * own. A context belongs to one thread, so each part is a bitcode copy of
+ * the module in a context of its own, with its own target machine, from
+ * which the functions of the other parts are deleted:
+ *
+ * 1. Before the pipeline (after MergeFunctions over the whole module) the
+ *    functions are split in two halves of about equal size, each a union
+ *    of whole components of the graph of direct calls: the inliner and the
+ *    interprocedural passes (IPSCCP propagates the constant arguments of
+ *    the GEMM tiles into them) then see every caller of a function they
+ *    see in one module, and each function's code is the one that module
+ *    gives. Functions of the same size and type go to the same half, so
+ *    that those the pipeline makes identical are still merged at its end.
+ *    The second half is optimized and emitted on its own thread.
+ * 2. The recurrent kernel, the tiles it calls and every task that runs a
+ *    GEMM form one component, often most of the module: so the first
+ *    half, once optimized, is again split in two (any functions now) and
+ *    emitted as two objects, the second on a thread.
+ *
+ * What one part calls or takes the address of in another (a task function
+ * handed to the runtime) is declared there, as a hidden global under a
+ * name in seqc's namespace (`seqc.part.` and its own). The parts and
+ * their objects come in a fixed order whatever the threads' timing, so the
+ * output is byte-identical from run to run. A module with global
+ * variables, aliases or functions used other than by instructions is not
+ * cut (the lowering makes none): it is built as one object. */
+
+typedef struct fn_table {
+  LLVMValueRef *fns; /* the module's defined functions, in module order */
+  int32_t *size;     /* their instruction counts */
+  int32_t n;
+} fn_table;
+
+static int32_t instruction_count(LLVMValueRef fn) {
+  int32_t n = 0;
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b))
+    for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i)) n++;
+  return n;
+}
+
+static fn_table defined_functions(LLVMModuleRef m) {
+  fn_table t = {0};
+  int32_t cap = 0;
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f)) {
+    if (LLVMIsDeclaration(f)) continue;
+    if (t.n == cap) {
+      cap = cap ? 2 * cap : 64;
+      t.fns = ir_xrealloc(t.fns, sizeof(LLVMValueRef) * (size_t)cap);
+      t.size = ir_xrealloc(t.size, sizeof(int32_t) * (size_t)cap);
+    }
+    t.size[t.n] = instruction_count(f);
+    t.fns[t.n++] = f;
+  }
+  return t;
+}
+
+static void fn_table_free(fn_table *t) {
+  free(t->fns);
+  free(t->size);
+}
+
+/* The index in t of the function whose instruction `user` is; -1 when it is
+ * not an instruction (a constant, a global's initializer). */
+static int32_t owner_index(const fn_table *t, LLVMValueRef user) {
+  if (!LLVMIsAInstruction(user)) return -1;
+  LLVMValueRef f = LLVMGetBasicBlockParent(LLVMGetInstructionParent(user));
+  for (int32_t i = 0; i < t->n; i++)
+    if (t->fns[i] == f) return i;
+  return -1;
+}
+
+/* Whether m can be cut along its functions: no global variables, aliases
+ * or ifuncs to share between parts, and every use of a function is an
+ * instruction's. */
+static bool cuttable(LLVMModuleRef m, const fn_table *t) {
+  if (LLVMGetFirstGlobal(m) || LLVMGetFirstGlobalAlias(m) || LLVMGetFirstGlobalIFunc(m)) return false;
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+    for (LLVMUseRef u = LLVMGetFirstUse(f); u; u = LLVMGetNextUse(u))
+      if (owner_index(t, LLVMGetUser(u)) < 0) return false;
+  return true;
+}
+
+/* Union-find over function indices: group[i] leads to the smallest index
+ * of i's group. */
+static int32_t find_group(const int32_t *group, int32_t i) {
+  while (group[i] != i) i = group[i];
+  return i;
+}
+
+static void join_groups(int32_t *group, int32_t a, int32_t b) {
+  a = find_group(group, a);
+  b = find_group(group, b);
+  group[a > b ? a : b] = a < b ? a : b;
+}
+
+/* Step 1's groups: the components of the graph of direct calls, joined
+ * with the functions of the same size and type (but for the smallest,
+ * such as the thunks MergeFunctions leaves, which go with the function
+ * they call). Step 2 (`whole_components` false): one function a group. */
+static void part_groups(const fn_table *t, bool whole_components, int32_t *group) {
+  for (int32_t i = 0; i < t->n; i++) group[i] = i;
+  for (int32_t i = 0; i < t->n && whole_components; i++) {
+    for (LLVMUseRef u = LLVMGetFirstUse(t->fns[i]); u; u = LLVMGetNextUse(u)) {
+      LLVMValueRef user = LLVMGetUser(u);
+      if (LLVMIsACallInst(user) && LLVMGetCalledValue(user) == t->fns[i]) join_groups(group, i, owner_index(t, user));
+    }
+    for (int32_t j = 0; j < i && t->size[i] > 8; j++)
+      if (t->size[j] == t->size[i] && LLVMGlobalGetValueType(t->fns[j]) == LLVMGlobalGetValueType(t->fns[i]))
+        join_groups(group, j, i);
+  }
+  for (int32_t i = 0; i < t->n; i++) group[i] = find_group(group, i);
+}
+
+typedef struct sized {
+  int64_t size;
+  int32_t index;
+} sized;
+
+static int larger_first(const void *a, const void *b) {
+  const sized *x = a, *y = b;
+  if (x->size != y->size) return x->size > y->size ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* side[i] = 1 for the functions of the groups that go to the second of
+ * two halves of about equal size in instructions: the largest group
+ * first, each to the smaller half (ties by index, so the same halves
+ * every run). Whether both halves have some. */
+static bool halve(const fn_table *t, const int32_t *group, uint8_t *side) {
+  sized *s = ir_xcalloc((size_t)t->n + 1, sizeof(sized));
+  for (int32_t i = 0; i < t->n; i++) s[i].index = i;
+  for (int32_t i = 0; i < t->n; i++) s[group[i]].size += t->size[i];
+  qsort(s, (size_t)t->n, sizeof *s, larger_first);
+  int64_t total[2] = {0, 0};
+  for (int32_t k = 0; k < t->n && s[k].size > 0; k++) {
+    int h = total[1] < total[0];
+    side[s[k].index] = (uint8_t)h;
+    total[h] += s[k].size;
+  }
+  for (int32_t i = 0; i < t->n; i++) side[i] = side[group[i]];
+  free(s);
+  return total[0] > 0 && total[1] > 0;
+}
+
+/* The local functions that the other half uses become hidden globals
+ * under a name that no runtime or glue symbol has. */
+static void share_across(const fn_table *t, const uint8_t *side) {
+  ir_buf name = {0};
+  for (int32_t i = 0; i < t->n; i++) {
+    LLVMValueRef f = t->fns[i];
+    LLVMLinkage l = LLVMGetLinkage(f);
+    bool across = false;
+    for (LLVMUseRef u = LLVMGetFirstUse(f); u && !across; u = LLVMGetNextUse(u))
+      across = side[owner_index(t, LLVMGetUser(u))] != side[i];
+    if (!across || (l != LLVMInternalLinkage && l != LLVMPrivateLinkage)) continue;
+    size_t len;
+    const char *old = LLVMGetValueName2(f, &len);
+    name.len = 0;
+    ir_buf_puts(&name, "seqc.part.");
+    ir_buf_putn(&name, old, len);
+    LLVMSetValueName2(f, name.s, name.len);
+    LLVMSetLinkage(f, LLVMExternalLinkage);
+    LLVMSetVisibility(f, LLVMHiddenVisibility);
+  }
+  ir_buf_free(&name);
+}
+
+/* fn as a declaration: its instructions and blocks deleted (their uses
+ * first, so that nothing deleted is still used). */
+static void delete_body(LLVMValueRef fn) {
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b))
+    for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i))
+      if (LLVMGetFirstUse(i)) LLVMReplaceAllUsesWith(i, LLVMGetPoison(LLVMTypeOf(i)));
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b))
+    for (LLVMValueRef i; (i = LLVMGetFirstInstruction(b));) LLVMInstructionEraseFromParent(i);
+  for (LLVMBasicBlockRef b; (b = LLVMGetFirstBasicBlock(fn));) LLVMDeleteBasicBlock(b);
+}
+
+/* Only the defined functions i of m with keep[i] (n of them: m is the
+ * module, or a copy of it, that `keep` was made for) keep their code; the
+ * others stay as declarations while still used (share_across made them
+ * global), else are deleted. */
+static void keep_only(LLVMModuleRef m, const uint8_t *keep, int32_t n) {
+  fn_table t = defined_functions(m);
+  IR_ASSERT(t.n == n);
+  for (int32_t i = 0; i < n; i++)
+    if (!keep[i]) delete_body(t.fns[i]);
+  for (int32_t i = 0; i < n; i++) {
+    if (keep[i]) continue;
+    if (!LLVMGetFirstUse(t.fns[i]))
+      LLVMDeleteFunction(t.fns[i]);
+    else
+      IR_ASSERT(LLVMGetLinkage(t.fns[i]) == LLVMExternalLinkage);
+  }
+  fn_table_free(&t);
+}
+
+/* A half built on a thread of its own. */
+typedef struct cg_part {
+  LLVMMemoryBufferRef bitcode; /* the whole module */
+  LLVMTargetMachineRef tm;     /* its own */
+  uint8_t *keep;               /* by defined function: whether its code is in this part */
+  int32_t n_fns;
+  char pipeline[32];           /* run before emission; "" for none */
+  ir_buf obj;                  /* out: the object */
+  char *error;                 /* out: NULL, or what failed */
+  pthread_t thread;
+  bool threaded;
+} cg_part;
+
+static void *build_part(void *arg) {
+  cg_part *c = arg;
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMModuleRef m = NULL;
+  if (LLVMParseBitcodeInContext2(ctx, c->bitcode, &m)) {
+    ir_buf err = {0};
+    ir_buf_puts(&err, "internal error: cannot read back a part of the module");
+    c->error = err.s;
+  } else {
+    keep_only(m, c->keep, c->n_fns);
+    if (c->pipeline[0]) c->error = run_passes(m, c->tm, c->pipeline, true);
+    if (!c->error) c->error = emit_code(c->tm, m, LLVMObjectFile, &c->obj);
+    LLVMDisposeModule(m);
+  }
+  LLVMContextDispose(ctx);
+  return NULL;
+}
+
+static LLVMTargetMachineRef copy_target_machine(const cg_program *p) {
+  char *triple = LLVMGetTargetMachineTriple(p->tm), *cpu = LLVMGetTargetMachineCPU(p->tm),
+       *features = LLVMGetTargetMachineFeatureString(p->tm);
+  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(LLVMGetTargetMachineTarget(p->tm), triple, cpu, features,
+                                                    codegen_levels[p->opt_level], LLVMRelocPIC,
+                                                    LLVMCodeModelDefault);
+  LLVMDisposeMessage(triple);
+  LLVMDisposeMessage(cpu);
+  LLVMDisposeMessage(features);
+  return tm;
+}
+
+/* The part of the functions i with side[i], started on a thread (or run
+ * here when no thread can be made), optimized there when `optimize`. */
+static cg_part *start_part(const cg_program *p, LLVMModuleRef m, const fn_table *t, const uint8_t *side,
+                           bool optimize) {
+  share_across(t, side);
+  cg_part *c = ir_xcalloc(1, sizeof *c);
+  c->bitcode = LLVMWriteBitcodeToMemoryBuffer(m);
+  c->tm = copy_target_machine(p);
+  c->n_fns = t->n;
+  c->keep = ir_xmalloc((size_t)t->n + 1);
+  memcpy(c->keep, side, (size_t)t->n);
+  if (optimize) pipeline_text(p->opt_level, false, c->pipeline);
+  c->threaded = pthread_create(&c->thread, NULL, build_part, c) == 0;
+  if (!c->threaded) build_part(c);
+  return c;
+}
+
+/* Step 1 (`before_pipeline`) or 2: the second half of m started as a
+ * part, m keeping the first; NULL when m is not cut. */
+static cg_part *split_off(const cg_program *p, LLVMModuleRef m, bool before_pipeline) {
+  fn_table t = defined_functions(m);
+  int32_t *group = ir_xmalloc(sizeof(int32_t) * (size_t)(t.n + 1));
+  uint8_t *side = ir_xcalloc((size_t)t.n + 1, 1);
+  cg_part *c = NULL;
+  if (cuttable(m, &t)) {
+    part_groups(&t, before_pipeline, group);
+    if (halve(&t, group, side)) {
+      c = start_part(p, m, &t, side, before_pipeline);
+      for (int32_t i = 0; i < t.n; i++) side[i] = !side[i];
+      keep_only(m, side, t.n);
+    }
+  }
+  free(side);
+  free(group);
+  fn_table_free(&t);
+  return c;
+}
+
+/* Waits for c (NULL: nothing) and frees it, its object moved to *obj (n
+ * counting it) or its error to *err when that is still NULL. */
+static void finish_part(cg_part *c, ir_buf *obj, int32_t *n, char **err) {
+  if (!c) return;
+  if (c->threaded) pthread_join(c->thread, NULL);
+  if (c->error && !*err) {
+    *err = c->error;
+    c->error = NULL;
+  } else if (!c->error) {
+    *obj = c->obj;
+    c->obj = (ir_buf){0};
+    (*n)++;
+  }
+  free(c->error);
+  free(c->keep);
+  ir_buf_free(&c->obj);
+  LLVMDisposeMemoryBuffer(c->bitcode);
+  LLVMDisposeTargetMachine(c->tm);
+  free(c);
+}
+
+int32_t cg_emit_objects(const cg_program *p, const cg_program *other, ir_buf objs[CG_OBJECTS_MAX], ir_diag *d) {
+  IR_ASSERT(!p->optimized && (!other || (!other->optimized && p->opt_level == other->opt_level)));
+  LLVMModuleRef m = LLVMCloneModule(p->mod); /* p stays as it was, for the JIT of `build -v` */
+  if (other && !link_in(p, m, other, d)) {
+    LLVMDisposeModule(m);
+    return 0;
+  }
+  char *err = p->opt_level > 0 ? run_passes(m, p->tm, "mergefunc", false) : NULL;
+  cg_part *side = err ? NULL : split_off(p, m, true); /* step 1 */
+  char pipeline[32];
+  pipeline_text(p->opt_level, false, pipeline);
+  if (!err) err = run_passes(m, p->tm, pipeline, true);
+  cg_part *rest = err ? NULL : split_off(p, m, false); /* step 2 */
+  if (!err) err = emit_code(p->tm, m, LLVMObjectFile, &objs[0]);
+  LLVMDisposeModule(m);
+  int32_t n = 1;
+  finish_part(rest, &objs[n], &n, &err);
+  finish_part(side, &objs[n], &n, &err);
+  if (no_error(err, d)) return n;
+  for (int32_t i = 0; i < n; i++) ir_buf_free(&objs[i]);
+  return 0;
 }

@@ -38,6 +38,14 @@ int cli_match_value(int argc, char **argv, int *i, const char *name, const char 
 bool cli_common_arg(const char *cmd, const char *arg, const char **model, int *level);
 /* After the loop: a model file was given, or report it. */
 bool cli_require_model(const char *cmd, const char *model);
+/* --memplan-check[=share-live|undersize] (run, check; docs/cli.md): if arg
+ * is that option, set *mode (a cg_memplan_check, not OFF) and return 1, or
+ * report and return -1 when it is malformed or this seqc lacks the ASan
+ * runtime the checked code calls; 0 for another argument. */
+int cli_match_memplan_check(const char *arg, int *mode);
+/* After the passes: the test mode needs a memory plan to check (g has one,
+ * or mode is OFF); false after reporting. */
+bool cli_memplan_check_applies(const ir_graph *g, int mode);
 /* Print "seqc: error: ..." to stderr. */
 void cli_error(const char *fmt, ...) IR_PRINTF(1, 2);
 

@@ -73,6 +73,7 @@ typedef struct check_args {
   int level; /* -1: not given */
   bool bisect, have_atol, have_rtol;
   double atol, rtol;
+  int memplan_check; /* cg_memplan_check: --memplan-check, a test mode (docs/cli.md) */
   cli_inputs inputs;
 } check_args;
 
@@ -110,6 +111,8 @@ static int parse_check_args(int argc, char **argv, check_args *a) {
       a->have_rtol = true;
     } else if (!strcmp(arg, "--bisect")) {
       a->bisect = true;
+    } else if ((m = cli_match_memplan_check(arg, &a->memplan_check)) != 0) {
+      if (m < 0) return 1;
     } else if (!cli_common_arg("check", arg, &a->model, &a->level)) {
       return 1;
     }
@@ -350,7 +353,8 @@ static bool bisect_pipeline(check_run *r, ir_graph *g, const char *pipeline, boo
 
 /* Compiles g (already transformed) and runs it; NULL after reporting. */
 static ir_tensor *run_compiled(check_run *r, ir_graph *g, int level) {
-  cg_options o = {NULL, NULL, NULL, level};
+  cg_options o = {NULL, NULL, NULL, level, r->a->memplan_check};
+  if (!cli_memplan_check_applies(g, o.memplan_check)) return NULL;
   cg_program *p = cg_compile(g, &o, r->diag);
   cg_jit *j = p ? cg_jit_new(p, r->diag) : NULL;
   ir_tensor *outs = NULL;

@@ -52,6 +52,7 @@ typedef struct run_args {
   int n_owned;
   bool print, interp;
   int level;
+  int memplan_check; /* cg_memplan_check: --memplan-check, a test mode (docs/cli.md) */
 } run_args;
 
 static void free_run_args(run_args *a) {
@@ -82,11 +83,17 @@ static int parse_run_args(int argc, char **argv, run_args *a) {
       a->print = true;
     } else if (!strcmp(arg, "--interp")) {
       a->interp = true;
+    } else if ((m = cli_match_memplan_check(arg, &a->memplan_check)) != 0) {
+      if (m < 0) return 1;
     } else if (!cli_common_arg("run", arg, &a->in, &a->level)) {
       return 1;
     }
   }
   if (!cli_require_model("run", a->in)) return 1;
+  if (a->interp && a->memplan_check) {
+    cli_error("--memplan-check checks compiled code; it has no effect with --interp");
+    return 1;
+  }
   if (a->interp && a->level >= 0) {
     cli_error("-O%d has no effect with --interp (the interpreter runs the graph as written)", a->level);
     return 1;
@@ -158,7 +165,8 @@ static bool run_compiled(ir_graph *g, const run_args *a, const cli_args *args, i
 #endif
   int level = a->level >= 0 ? a->level : 2;
   if (!pass_run_pipeline(g, pass_pipeline_for_level(level), &pc)) return false;
-  cg_options o = {NULL, NULL, NULL, level};
+  cg_options o = {NULL, NULL, NULL, level, a->memplan_check};
+  if (!cli_memplan_check_applies(g, o.memplan_check)) return false;
   cg_program *p = cg_compile(g, &o, d);
   cg_jit *j = p ? cg_jit_new(p, d) : NULL;
   bool ok = j != NULL;

@@ -4,6 +4,7 @@
  * (with a diagnostic); seqc never dies by a signal on bad input.
  */
 #include "cli.h"
+#include "../codegen/cg.h"
 #include "../frontend/frontend.h"
 
 #include <errno.h>
@@ -121,6 +122,43 @@ int cli_match_value(int argc, char **argv, int *i, const char *name, const char 
   }
   *value = argv[++*i];
   return 1;
+}
+
+/* Whether this seqc runs with the AddressSanitizer runtime (gcc and clang
+ * say so differently). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CLI_HAVE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CLI_HAVE_ASAN 1
+#endif
+#endif
+
+int cli_match_memplan_check(const char *arg, int *mode) {
+  const char *name = "--memplan-check";
+  size_t n = strlen(name);
+  if (strncmp(arg, name, n) != 0 || (arg[n] && arg[n] != '=')) return 0;
+  *mode = !arg[n]                          ? CG_MEMPLAN_CHECK_ON
+          : !strcmp(arg + n, "=share-live") ? CG_MEMPLAN_CHECK_SHARE_LIVE
+          : !strcmp(arg + n, "=undersize")  ? CG_MEMPLAN_CHECK_UNDERSIZE
+                                            : CG_MEMPLAN_CHECK_OFF;
+  if (*mode == CG_MEMPLAN_CHECK_OFF) {
+    cli_error("'%s': --memplan-check takes no value but share-live or undersize (planted bugs)", arg);
+    return -1;
+  }
+#ifndef CLI_HAVE_ASAN
+  cli_error("--memplan-check needs seqc built with AddressSanitizer (make SANITIZE=1: build/asan/seqc)");
+  return -1;
+#else
+  return 1;
+#endif
+}
+
+bool cli_memplan_check_applies(const ir_graph *g, int mode) {
+  if (mode && !g->plan_memory)
+    cli_error("--memplan-check checks the memory plan, and the pipeline has no 'memplan' pass "
+              "(use -O2, -O3 or --passes=...,memplan)");
+  return !mode || g->plan_memory;
 }
 
 static bool has_suffix(const char *s, const char *suffix) {

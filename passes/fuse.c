@@ -15,6 +15,13 @@
  * left alone (it runs once). A group means what its ops mean, so the
  * interpreter's results do not change, and codegen computes every element
  * with the same operations, so its results do not change either.
+ *
+ * Before grouping, scans take in their pointwise neighbours
+ * (scan_fuse.c): a producer of a per-step input moves into the body's
+ * loads, a consumer of a per-step output into its stores, so that neither
+ * is a whole-sequence buffer; what would be a GEMM's epilogue stays
+ * (marked here), so the chunked input projection keeps its bias and
+ * activation. Then the groups form, in the rebuilt bodies too.
  */
 #include "pass.h"
 
@@ -144,8 +151,35 @@ static void fuse_block(ir_graph *g, const int32_t *uses, ir_blockid b) {
   }
 }
 
+/* keep[op]: op would join a GEMM's epilogue in block b. */
+static bool *epilogue_ops(const ir_graph *g, const int32_t *uses, ir_blockid b) {
+  bool *keep = ir_xcalloc((size_t)g->n_ops + 1, sizeof(bool));
+  for (ir_opid op = ir_b(g, b)->first; op != IR_NONE; op = ir_o(g, op)->next) {
+    if (ir_o(g, op)->kind != IR_OP_MATMUL_PACKED) continue;
+    chain c;
+    grow_chain(g, uses, op, &c);
+    for (int32_t k = 0; k < c.n; k++) keep[c.ops[k]] = true;
+  }
+  return keep;
+}
+
+/* The scans of block b, and of their bodies, take in their pointwise
+ * producers and consumers (scan_fuse.c). */
+static void fuse_scans(ir_graph *g, ir_blockid b) {
+  int32_t *uses = ir_use_counts(g), n_keep = g->n_ops;
+  bool *keep = epilogue_ops(g, uses, b);
+  free(uses);
+  for (ir_opid op = ir_b(g, b)->first; op != IR_NONE; op = ir_o(g, op)->next) {
+    if (ir_o(g, op)->kind != IR_OP_SCAN) continue;
+    op = scan_fuse_pointwise(g, op, keep, n_keep);
+    fuse_scans(g, ir_o(g, op)->regions[0]);
+  }
+  free(keep);
+}
+
 bool pass_fuse(ir_graph *g, pass_ctx *ctx) {
   (void)ctx;
+  fuse_scans(g, g->body);
   int32_t *uses = ir_use_counts(g);
   fuse_block(g, uses, g->body);
   free(uses);

@@ -47,4 +47,9 @@ bool pass_run_pipeline(ir_graph *g, const char *pipeline, pass_ctx *ctx);
  * values (scan_hoist.c). */
 bool scan_hoist_fold_biases(ir_graph *g, pass_ctx *ctx);
 
+/* fuse's first step (scan_fuse.c): moves the pointwise producers of scan's
+ * per-step inputs and consumers of its per-step outputs into its body, but
+ * no op with keep[op] (op < n_keep); returns the scan as rebuilt. */
+ir_opid scan_fuse_pointwise(ir_graph *g, ir_opid scan, const bool *keep, int32_t n_keep);
+
 #endif

@@ -21,3 +21,23 @@ config.environment["PATH"] = llvm_bin + os.pathsep + os.environ.get("PATH", "")
 for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
     if var in os.environ:
         config.environment[var] = os.environ[var]
+
+# `REQUIRES: asan`: the seqc under test carries the AddressSanitizer
+# runtime (make SANITIZE=1, build/asan/seqc, which `make test` runs these
+# tests with), so it can run the memory plan's test mode (--memplan-check,
+# docs/cli.md), whose code calls that runtime. ASan answers help=1 in
+# ASAN_OPTIONS with its flags; a seqc without it ignores the variable.
+import subprocess
+
+
+def has_asan_runtime(path):
+    env = dict(os.environ, ASAN_OPTIONS="help=1")
+    try:
+        r = subprocess.run([path, "--version"], env=env, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"AddressSanitizer" in r.stdout + r.stderr
+
+
+if has_asan_runtime(os.path.abspath(seqc)):
+    config.available_features.add("asan")

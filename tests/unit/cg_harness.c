@@ -95,7 +95,7 @@ cg_jit *ch_compile(ir_graph *g, int opt, cg_program **p) {
   ir_diag_init(&d);
   ir_buf msgs = {0};
   d.capture = &msgs;
-  cg_options o = {NULL, NULL, NULL, opt};
+  cg_options o = {NULL, NULL, NULL, opt, CG_MEMPLAN_CHECK_OFF};
   *p = cg_compile(g, &o, &d);
   if (!*p) print_error("cg_compile -O%d: %s\n", opt, msgs.s ? msgs.s : "");
   assert_non_null(*p);

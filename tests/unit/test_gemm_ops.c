@@ -239,7 +239,7 @@ static char *tile_ir(const char *triple, const char *cpu, const char *features) 
   ir_diag_init(&d);
   ir_buf msgs = {0}, text = {0};
   d.capture = &msgs;
-  cg_options o = {triple, cpu, features, 0};
+  cg_options o = {triple, cpu, features, 0, CG_MEMPLAN_CHECK_OFF};
   cg_program *p = cg_compile(g, &o, &d);
   if (!p) print_error("cg_compile: %s\n", msgs.s ? msgs.s : "");
   assert_non_null(p);

@@ -410,7 +410,7 @@ static void test_constant_out_of_range(void **state) {
   ir_diag_init(&d);
   ir_buf msgs = {0};
   d.capture = &msgs;
-  cg_options o = {NULL, NULL, NULL, 0};
+  cg_options o = {NULL, NULL, NULL, 0, CG_MEMPLAN_CHECK_OFF};
   cg_program *p = cg_compile(h->g, &o, &d);
   assert_null(p);
   assert_non_null(msgs.s);

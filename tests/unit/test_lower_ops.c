@@ -581,7 +581,7 @@ static void test_attention_needs_decompose(void **state) {
   ir_diag_init(&d);
   ir_buf msgs = {0};
   d.capture = &msgs;
-  cg_options o = {NULL, NULL, NULL, 0};
+  cg_options o = {NULL, NULL, NULL, 0, CG_MEMPLAN_CHECK_OFF};
   assert_null(cg_compile(h->g, &o, &d));
   assert_non_null(msgs.s);
   assert_non_null(strstr(msgs.s, "attention must be decomposed before lowering"));
