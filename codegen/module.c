@@ -139,10 +139,16 @@ static LLVMValueRef add_function(cg_lower *c, cg_program *p, const char *suffix,
   LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, ty);
   ir_buf_free(&name);
   set_target_attrs(p, fn);
-  /* Only NAME_run is hot. The scratch measurements run once per ctx and
-   * init once per open: optimized for size, they take less build time and
-   * space (issue 10). */
-  if (strcmp(suffix, "run") != 0) cg_add_fn_attr(p->ctx, fn, "optsize", 0);
+  /* Only NAME_run is hot. The scratch measurements run once per ctx: not
+   * optimized at all (LLVM's -O0 path, instruction selection included),
+   * they cost little build time. init runs once per open, over every
+   * weight (packing): optimized for size (issue 10). */
+  if (!run_like) {
+    cg_add_fn_attr(p->ctx, fn, "optnone", 0);
+    cg_add_fn_attr(p->ctx, fn, "noinline", 0);
+  } else if (strcmp(suffix, "run") != 0) {
+    cg_add_fn_attr(p->ctx, fn, "optsize", 0);
+  }
   begin_function(c, fn, run_like ? c->i32 : c->i64);
   c->measuring = !run_like;
   c->syms = LLVMGetParam(fn, 0);

@@ -1,6 +1,7 @@
 /*
  * init_only_check.c - prints which parameters of a shared object built by
- * seqc only its inits read (seqrt_model_desc.param_init_only), then opens
+ * seqc only its inits read (seqrt_model_desc.param_init_only) and the
+ * scratch its forward init needs at the given sizes, then opens
  * the model and runs forward once on zeros, so a run that still read a
  * freed parameter would be caught by the sanitizers or crash.
  *
@@ -45,6 +46,14 @@ int main(int argc, char **argv) {
     if (i < d->n_inputs) ins[i] = calloc(bytes + 1, 1);
     else if (i >= d->n_inputs + d->n_params) outs[i - d->n_inputs - d->n_params] = calloc(bytes + 1, 1);
   }
+  /* The forward init's scratch at these sizes (the SEQRT_SYM_* symbols,
+   * which init does not read, at 0). */
+  int64_t psyms[64] = {0};
+  for (int32_t k = 0; k < d->forward->n_symbols && k < 64; k++) {
+    int32_t from = d->forward->symbol_map ? d->forward->symbol_map[k] : k; /* NULL: the model's order */
+    if (from >= 0) psyms[k] = syms[from];
+  }
+  printf("forward init scratch: %lld bytes\n", (long long)d->forward->init_scratch_bytes(psyms));
   int rc = d->entry->forward(ctx, call, (const void *const *)ins, outs);
   printf("forward: %s\n", rc ? d->entry->last_error() : "ok");
   for (int32_t i = 0; i < d->n_inputs; i++) free(ins[i]);
