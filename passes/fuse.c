@@ -46,7 +46,7 @@ static bool is_elementwise(const ir_graph *g, ir_opid op) {
  * else IR_NONE. uses[v] counts v's operands in the graph as the pass
  * started: fusing only removes reads, so a stale count errs toward no
  * group. */
-static ir_opid only_reader(const ir_graph *g, const int32_t *uses, ir_opid def, ir_val v) {
+ir_opid fuse_only_reader(const ir_graph *g, const int32_t *uses, ir_opid def, ir_val v) {
   for (ir_opid op = ir_o(g, def)->next; op != IR_NONE; op = ir_o(g, op)->next) {
     const ir_op *o = ir_o(g, op);
     int32_t reads = 0;
@@ -83,7 +83,7 @@ static void grow_chain(const ir_graph *g, const int32_t *uses, ir_opid root, cha
   c->gemm = ir_o(g, root)->kind == IR_OP_MATMUL_PACKED;
   for (;;) {
     ir_opid last = c->ops[c->n - 1];
-    ir_opid next = only_reader(g, uses, last, ir_o(g, last)->out[0]);
+    ir_opid next = fuse_only_reader(g, uses, last, ir_o(g, last)->out[0]);
     if (next == IR_NONE || !may_join(g, c, next)) return;
     c->ops[c->n++] = next;
   }

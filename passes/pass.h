@@ -47,6 +47,12 @@ bool pass_run_pipeline(ir_graph *g, const char *pipeline, pass_ctx *ctx);
  * values (scan_hoist.c). */
 bool scan_hoist_fold_biases(ir_graph *g, pass_ctx *ctx);
 
+/* The one op of v's block after def that reads v (maybe as several of its
+ * operands), when no other op does and it is not the block's terminator;
+ * else IR_NONE. uses[v]: v's operand count (ir_use_counts) as of when the
+ * caller counted (fuse.c). */
+ir_opid fuse_only_reader(const ir_graph *g, const int32_t *uses, ir_opid def, ir_val v);
+
 /* fuse's first step (scan_fuse.c): moves the pointwise producers of scan's
  * per-step inputs and consumers of its per-step outputs into its body, but
  * no op with keep[op] (op < n_keep); returns the scan as rebuilt. */

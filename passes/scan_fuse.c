@@ -185,20 +185,6 @@ static move find_producer(ir_graph *g, const int32_t *uses, const bool *keep, in
   return (move){IR_NONE, false, 0};
 }
 
-/* The one op reading v (maybe several times) when nothing else does, not
- * the block's terminator; else IR_NONE. */
-static ir_opid only_reader(const ir_graph *g, const int32_t *uses, ir_opid def, ir_val v) {
-  for (ir_opid op = ir_o(g, def)->next; op != IR_NONE; op = ir_o(g, op)->next) {
-    const ir_op *o = ir_o(g, op);
-    int32_t reads = 0;
-    for (int32_t i = 0; i < o->n_in; i++) reads += o->in[i] == v;
-    if (!reads) continue;
-    bool terminator = ir_opinfo_of(o->kind)->flags & IR_TERMINATOR;
-    return reads == uses[v] && !terminator ? op : IR_NONE;
-  }
-  return IR_NONE;
-}
-
 /* Whether consumer op, reading the scan's output y, may take its place:
  * y's type, and every other operand available before the scan's group. */
 static bool consumer_fits(ir_graph *g, const scan_view *s, ir_opid op, ir_val y) {
@@ -215,7 +201,7 @@ static move find_consumer(ir_graph *g, const int32_t *uses, const bool *keep, in
   for (int32_t k = 0; k < s->outputs; k++) {
     ir_val y = ir_o(g, s->op)->out[s->carries + k];
     if (uses[y] == 0) continue;
-    ir_opid c = only_reader(g, uses, s->op, y);
+    ir_opid c = fuse_only_reader(g, uses, s->op, y);
     if (c != IR_NONE && may_move(g, keep, n_keep, c) && consumer_fits(g, s, c, y)) return (move){c, false, k};
   }
   return (move){IR_NONE, false, 0};
