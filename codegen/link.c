@@ -52,7 +52,12 @@ static bool start(char *const *argv, pid_t *pid, ir_diag *d) {
  * in the diagnostic. */
 static bool finish(pid_t pid, const char *name, ir_diag *d) {
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  pid_t got;
+  while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  }
+  if (got < 0) {
+    ir_error_at(d, (ir_loc){0}, "cannot wait for '%s' while building the shared object: %s", name, strerror(errno));
+    return false;
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
   ir_error_at(d, (ir_loc){0}, "'%s' failed (status %d) while building the shared object", name,

@@ -105,7 +105,12 @@ static void alloc_padded(cg_lower *c, cg_buf *out, ir_type t, LLVMValueRef *size
  * free, unpoisoned when a buffer takes it. (A slot that a measuring walk
  * inside NAME_run made, if any, has no size and is never poisoned.) */
 static void set_free(cg_lower *c, slot *s, bool free) {
-  if (poisons(c) && s->size && s->free != free) asan_call(c, free ? POISON : UNPOISON, s->ptr, s->size);
+  if (poisons(c) && s->size && s->free != free) {
+    /* Freed: its whole 64-byte rounding (ASan poisons whole 8-byte
+     * granules only); taken: its exact bytes. */
+    LLVMValueRef rounded = LLVMBuildAnd(c->b, LLVMBuildAdd(c->b, s->size, cg_i64(c, 63), ""), cg_i64(c, -64), "");
+    asan_call(c, free ? POISON : UNPOISON, s->ptr, free ? rounded : s->size);
+  }
   s->free = free;
 }
 

@@ -793,6 +793,18 @@ static LLVMTargetMachineRef copy_target_machine(const cg_program *p) {
   return tm;
 }
 
+/* Starts build_part(c) on a thread with the stack the main thread has on
+ * glibc (8 MiB): LLVM's passes recurse, and a C library's or a ulimit's
+ * smaller default must not fail a build that works on one thread. */
+static bool start_thread(cg_part *c) {
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return false;
+  bool ok = pthread_attr_setstacksize(&attr, (size_t)8 << 20) == 0 &&
+            pthread_create(&c->thread, &attr, build_part, c) == 0;
+  pthread_attr_destroy(&attr);
+  return ok;
+}
+
 /* The part of the functions i with side[i], started on a thread (or run
  * here when no thread can be made), optimized there when `optimize`. */
 static cg_part *start_part(const cg_program *p, LLVMModuleRef m, const fn_table *t, const uint8_t *side,
@@ -805,7 +817,7 @@ static cg_part *start_part(const cg_program *p, LLVMModuleRef m, const fn_table 
   c->keep = ir_xmalloc((size_t)t->n + 1);
   memcpy(c->keep, side, (size_t)t->n);
   if (optimize) pipeline_text(p->opt_level, false, c->pipeline);
-  c->threaded = pthread_create(&c->thread, NULL, build_part, c) == 0;
+  c->threaded = start_thread(c);
   if (!c->threaded) build_part(c);
   return c;
 }
