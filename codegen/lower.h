@@ -262,7 +262,8 @@ void cg_gemm_run(cg_lower *c, const cg_gemm *g);
  * block, on the calling thread: what one task of cg_gemm_run computes for
  * that block (so the same sums, bitwise). panel_outer: the row tiles
  * take the panels a block at a time, so that panels streamed from beyond
- * L2 are read once per call, not once per row tile. */
+ * L2 are read once per call, not once per row tile, and prefetch them
+ * ahead of their k loop. */
 void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef i1, LLVMValueRef q0,
                    LLVMValueRef q1, bool panel_outer);
 /* out (ceildiv(n, 32) x k x 32 floats) = B[k, n] packed, B[k, j] at b[k*b_k + j*b_j]. */

@@ -48,6 +48,12 @@
 #include <string.h>
 
 #define PANEL IR_PACK_WIDTH
+/* How far ahead of the k loop a multi-row tile prefetches its panels'
+ * rows when they stream from beyond L2 (cg_gemm_block's panel_outer):
+ * 24 rows of 128 bytes, a few hundred cycles of its FMAs. B2's recurrent
+ * step -6% (docs/performance.md); single-row tiles, bound by L2 already,
+ * got slower with it and have none. */
+#define AHEAD_ROWS 24
 #define GEMV_CHAINS 8               /* vector accumulators of a single-row tile */
 /* Panels a recurrent step's row tiles pass over together (cg_gemm_block's
  * panel_outer): 16 x KC x 128 bytes stay in L2 for the next tile. A
@@ -60,7 +66,7 @@ _Static_assert(PANEL_BLOCK % CG_GEMV_MAX_PANELS == 0, "a block holds whole singl
 
 /* ---- tile functions ------------------------------------------------------------ */
 
-enum { T_A, T_A_ROW, T_A_K, T_PANEL, T_PANEL_STRIDE, T_KC, T_C, T_LDC, T_NCOLS, T_ACC, T_N_PARAMS };
+enum { T_A, T_A_ROW, T_A_K, T_PANEL, T_PANEL_STRIDE, T_KC, T_C, T_LDC, T_NCOLS, T_ACC, T_AHEAD, T_N_PARAMS };
 
 static LLVMTypeRef vec_t(cg_lower *c) { return LLVMVectorType(c->f32, (unsigned)c->f32_lanes); }
 
@@ -80,6 +86,19 @@ static LLVMValueRef column_mask(cg_lower *c, int32_t v, LLVMValueRef ncols) {
   for (int32_t i = 0; i < l; i++) cols[i] = cg_i64(c, (int64_t)v * l + i);
   LLVMValueRef limit = cg_splat(c, l, ncols);
   return LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(cols, (unsigned)l), limit, "mask");
+}
+
+/* Prefetches into L1 the panels' row `ahead` floats past b_row: every
+ * cache line of it (zero: the row the k step just loaded, no new line). */
+static void prefetch_panels(cg_lower *c, LLVMValueRef b_row, LLVMValueRef stride, LLVMValueRef ahead, int32_t panels) {
+  for (int32_t q = 0; q < panels; q++)
+    for (int32_t l = 0; l < PANEL * 4 / 64; l++) {
+      LLVMValueRef at = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, cg_i64(c, q), stride, ""), ahead, "");
+      at = LLVMBuildAdd(c->b, at, cg_i64(c, l * 16), "");
+      LLVMValueRef args[4] = {gep_f32(c, b_row, at), LLVMConstInt(c->i32, 0, 0), LLVMConstInt(c->i32, 3, 0),
+                              LLVMConstInt(c->i32, 1, 0)};
+      cg_intrinsic(c, "llvm.prefetch", c->ptr, 4, args);
+    }
 }
 
 /* The body of tile function (rows x panels): accumulate over kc, then
@@ -134,6 +153,7 @@ static void build_tile_body(cg_lower *c, LLVMValueRef fn, int32_t rows, int32_t 
     LLVMValueRef av = cg_splat(c, c->f32_lanes, a);
     for (int32_t v = 0; v < nv; v++) next[r * nv + v] = cg_fmuladd(c, av, bv[v], phi[r * nv + v]);
   }
+  if (rows > 1) prefetch_panels(c, b_row, p[T_PANEL_STRIDE], p[T_AHEAD], panels);
   LLVMValueRef k1 = LLVMBuildAdd(B, k, cg_i64(c, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
   LLVMValueRef a_next = gep_f32(c, a_col, p[T_A_K]), b_next = gep_f32(c, b_row, cg_i64(c, PANEL));
@@ -152,7 +172,7 @@ static void build_tile_body(cg_lower *c, LLVMValueRef fn, int32_t rows, int32_t 
 }
 
 static LLVMTypeRef tile_fn_type(cg_lower *c) {
-  LLVMTypeRef params[T_N_PARAMS] = {c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->i1};
+  LLVMTypeRef params[T_N_PARAMS] = {c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->i1, c->i64};
   return LLVMFunctionType(c->void_t, params, T_N_PARAMS, 0);
 }
 
@@ -230,7 +250,7 @@ static LLVMTypeRef closure_type(cg_lower *c, int32_t n_extra) {
 
 /* One k block of the task: operands of the tile calls. */
 typedef struct kblock {
-  LLVMValueRef a, a_row, a_k, bp, panel_stride, kc0, kc, c, n, acc;
+  LLVMValueRef a, a_row, a_k, bp, panel_stride, kc0, kc, c, n, acc, ahead;
 } kblock;
 
 static void call_tile(cg_lower *c, const kblock *kb, int32_t rows, int32_t panels, LLVMValueRef i, LLVMValueRef q) {
@@ -241,7 +261,7 @@ static void call_tile(cg_lower *c, const kblock *kb, int32_t rows, int32_t panel
   LLVMValueRef out = gep_f32(c, kb->c, LLVMBuildAdd(B, LLVMBuildMul(B, i, kb->n, ""), col, ""));
   LLVMValueRef a = gep_f32(c, kb->a, LLVMBuildAdd(B, LLVMBuildMul(B, i, kb->a_row, ""), LLVMBuildMul(B, kb->kc0, kb->a_k, ""), ""));
   LLVMValueRef args[T_N_PARAMS] = {a, kb->a_row, kb->a_k, panel, kb->panel_stride, kb->kc, out,
-                                   kb->n, LLVMBuildSub(B, kb->n, col, ""), kb->acc};
+                                   kb->n, LLVMBuildSub(B, kb->n, col, ""), kb->acc, kb->ahead};
   LLVMBuildCall2(B, tile_fn_type(c), tile_fn(c, rows, panels), args, T_N_PARAMS, "");
 }
 
@@ -342,9 +362,10 @@ void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef 
   LLVMValueRef kcmax = cg_smax(c, cg_i64(c, 1), ceil_div(c, g->k, nkb));
   cg_loop kl = cg_for_begin(c, nkb, "kblock");
   kblock kb = {g->a, g->a_row, g->a_k, g->bp, LLVMBuildMul(B, g->k, cg_i64(c, PANEL), ""), NULL,
-               NULL, g->c, g->n, LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc")};
+               NULL, g->c, g->n, LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc"), NULL};
   kb.kc0 = LLVMBuildMul(B, kl.iv, kcmax, "kc0");
   kb.kc = cg_smin(c, kcmax, LLVMBuildSub(B, g->k, kb.kc0, ""));
+  kb.ahead = cg_i64(c, panel_outer ? AHEAD_ROWS * PANEL : 0);
   if (panel_outer) {
     LLVMValueRef width = cg_i64(c, PANEL_BLOCK);
     cg_loop q = cg_for_begin(c, ceil_div(c, LLVMBuildSub(B, q1, q0, ""), width), "pblock");
