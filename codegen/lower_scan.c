@@ -51,12 +51,13 @@
  * results and free after the scan, so the next chunked scan reuses them.
  * Each takes min(L steps, CG_CHUNK_BYTES), one step at least (chunk_type):
  * enough for Tc steps, and never more for smaller dims, as a context's
- * scratch is sized for its maximum dims. The scans of a concurrent group (the two directions of a bidirectional
- * layer, one task each, lower_parallel.c) are all placed before any of
- * them runs and released after the last: each holds chunk buffers of its
- * own while they run side by side, and its task receives them, and its
- * producers' operands, with its other buffers. There each scan computes
- * its own projection chunk by chunk, its GEMM inline on the task's thread.
+ * scratch is sized for its maximum dims. The scans of a concurrent group
+ * (the two directions of a bidirectional layer, one task each,
+ * lower_parallel.c) are all placed before any of them runs and released
+ * after the last: each holds chunk buffers of its own while they run side
+ * by side, and its task receives them, and its producers' operands, with
+ * its other buffers. There each scan computes its own projection chunk by
+ * chunk, its GEMM inline on the task's thread.
  */
 #include "lower.h"
 

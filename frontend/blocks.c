@@ -198,14 +198,6 @@ static bool add_body_arg(scan_build *b, ir_type t, const fe_ynode *n) {
   return !n || fe_define(b->c, &b->body, n->text, n->len, v, fe_loc(b->c, n));
 }
 
-static ir_type slice_type(ir_graph *g, ir_type t, int64_t axis) {
-  ir_dim dims[FE_MAX_RANK];
-  int32_t n = 0;
-  for (int32_t k = 0; k < t.rank && n < FE_MAX_RANK; k++)
-    if (k != axis) dims[n++] = t.dims[k];
-  return ir_type_make(g, t.dtype, n, dims);
-}
-
 static bool add_body_args(scan_build *b) {
   ir_graph *g = b->c->g;
   const scan_fields *f = &b->f;
@@ -214,7 +206,7 @@ static bool add_body_args(scan_build *b) {
   for (int32_t i = 0; i < b->n_carries; i++, k++)
     if (!add_body_arg(b, ir_vtype(g, b->in[k]), f->carry->items[i])) return false;
   for (int32_t i = 0; i < b->n_xs; i++, k++)
-    if (!add_body_arg(b, slice_type(g, ir_vtype(g, b->in[k]), b->axis), f->over->items[i]))
+    if (!add_body_arg(b, ir_type_without_dim(g, ir_vtype(g, b->in[k]), b->axis), f->over->items[i]))
       return false;
   for (int32_t i = 0; i < b->n_inv; i++, k++)
     if (!add_body_arg(b, ir_vtype(g, b->in[k]), f->with->items[i])) return false;

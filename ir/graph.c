@@ -41,6 +41,14 @@ ir_type ir_type_make(ir_graph *g, ir_dtype dt, int32_t rank, const ir_dim *dims)
   return t;
 }
 
+ir_type ir_type_without_dim(ir_graph *g, ir_type t, int64_t axis) {
+  ir_dim *d = ir_arena_alloc(g->arena, sizeof(ir_dim) * (size_t)(t.rank ? t.rank : 1));
+  int32_t n = 0;
+  for (int32_t k = 0; k < t.rank; k++)
+    if (k != axis) d[n++] = t.dims[k];
+  return (ir_type){t.dtype, n, n ? d : NULL};
+}
+
 ir_type ir_type_static(ir_graph *g, ir_dtype dt, int32_t rank, const int64_t *dims) {
   ir_dim *d = ir_arena_alloc(g->arena, sizeof(ir_dim) * (size_t)(rank ? rank : 1));
   for (int32_t i = 0; i < rank; i++) d[i] = ir_dim_const(g->dims, dims[i]);

@@ -179,6 +179,8 @@ void ir_graph_free(ir_graph *g);
 
 ir_type ir_type_make(ir_graph *g, ir_dtype dt, int32_t rank, const ir_dim *dims);
 ir_type ir_type_static(ir_graph *g, ir_dtype dt, int32_t rank, const int64_t *dims);
+/* t without its dim `axis` (a scan step's slice of a sequence along axis). */
+ir_type ir_type_without_dim(ir_graph *g, ir_type t, int64_t axis);
 bool ir_type_equal(ir_type a, ir_type b); /* dims interned in the same table */
 bool ir_dims_equal(ir_type a, ir_type b); /* the same dims, whatever the dtypes */
 /* Element count if every dim is a constant; -1 otherwise or on overflow. */

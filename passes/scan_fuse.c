@@ -74,17 +74,6 @@ static scan_view view_of(const ir_graph *g, ir_opid scan) {
   return s;
 }
 
-/* t without its dim `axis`: one step's slice (its dims in g's arena). */
-static ir_type step_type(ir_graph *g, ir_type t, int32_t axis) {
-  ir_type s = {t.dtype, t.rank - 1, NULL};
-  if (s.rank == 0) return s;
-  ir_dim *dims = ir_arena_alloc(g->arena, sizeof(ir_dim) * (size_t)s.rank);
-  for (int32_t i = 0, j = 0; i < t.rank; i++)
-    if (i != axis) dims[j++] = t.dims[i];
-  s.dims = dims;
-  return s;
-}
-
 /* t is r's column: r's dims but a last dim declared 1. */
 static bool is_column(const ir_graph *g, ir_type t, ir_type r) {
   if (t.rank != r.rank || t.rank == 0 || !ir_dim_is_one(g->dims, t.dims[t.rank - 1])) return false;
@@ -106,10 +95,10 @@ static bool is_pointwise(const ir_graph *g, ir_opid op) {
  * reads operand v per step, or OPND_NONE when it may not move (see the
  * top: shapes). */
 static operand_kind operand_kind_of(ir_graph *g, const scan_view *s, ir_type r, ir_val v) {
-  ir_type t = ir_vtype(g, v), rs = step_type(g, r, s->axis);
+  ir_type t = ir_vtype(g, v), rs = ir_type_without_dim(g, r, s->axis);
   if (t.rank == r.rank) {
     if (t.dims[s->axis] != s->length) return OPND_NONE;
-    ir_type ts = step_type(g, t, s->axis);
+    ir_type ts = ir_type_without_dim(g, t, s->axis);
     return ir_dims_equal(ts, rs) || is_column(g, ts, rs) ? OPND_SEQ : OPND_NONE;
   }
   if (t.rank > r.rank - 1 - s->axis) return OPND_NONE;
@@ -218,8 +207,8 @@ typedef struct operands {
                         * consumer reads) */
 } operands;
 
-static int32_t add_unique(ir_val *list, int32_t *n, int32_t from, ir_val v) {
-  for (int32_t i = from; i < *n; i++)
+static int32_t add_unique(ir_val *list, int32_t *n, ir_val v) {
+  for (int32_t i = 0; i < *n; i++)
     if (list[i] == v) return i;
   list[*n] = v;
   return (*n)++;
@@ -243,8 +232,8 @@ static operands new_operands(ir_graph *g, const scan_view *s, const move *m) {
   for (int32_t i = 0; i < mo->n_in; i++) {
     ir_val v = mo->in[i];
     if (v == y) continue;
-    if (operand_kind_of(g, s, r, v) == OPND_SEQ) p.at[i] = add_unique(p.xs, &p.n_xs, 0, v);
-    else p.at[i] = -1 - add_unique(p.cap, &p.n_cap, 0, v);
+    if (operand_kind_of(g, s, r, v) == OPND_SEQ) p.at[i] = add_unique(p.xs, &p.n_xs, v);
+    else p.at[i] = -1 - add_unique(p.cap, &p.n_cap, v);
   }
   return p;
 }
@@ -291,7 +280,7 @@ static void bind_args(ir_graph *g, const scan_view *s, const operands *p, ir_blo
     for (int32_t k = 0; k < s->xs && from < 0; k++)
       if (p->old_xs[k] == i) from = k;
     ir_val src = from >= 0 ? old[1 + s->carries + from] : p->xs[i];
-    args[n++] = ir_block_add_arg(g, dst, step_type(g, ir_vtype(g, p->xs[i]), s->axis), ir_v(g, src)->name);
+    args[n++] = ir_block_add_arg(g, dst, ir_type_without_dim(g, ir_vtype(g, p->xs[i]), s->axis), ir_v(g, src)->name);
     if (from >= 0) ir_valmap_set(map, src, args[n - 1]);
   }
   for (int32_t i = 0; i < p->n_cap; i++) {
@@ -319,7 +308,7 @@ static ir_val clone_moved(ir_graph *g, const scan_view *s, const move *m, const 
   ir_opid c = ir_op_clone(g, m->op, dst, &outer);
   ir_valmap_free(&outer);
   ir_val v = ir_o(g, c)->out[0];
-  ir_v(g, v)->type = step_type(g, ir_vtype(g, v), s->axis);
+  ir_v(g, v)->type = ir_type_without_dim(g, ir_vtype(g, v), s->axis);
   return v;
 }
 
