@@ -21,7 +21,8 @@
  * Kernel. A tile function (gemm.tile.m<R>p<P>) keeps R x P x (32/L)
  * vector accumulators of L = f32 lanes of the target (16 with AVX-512, 8
  * with AVX/AVX2, 4 otherwise) in registers across a block of k: each step
- * loads P x 32/L panel vectors and broadcasts R elements of A. The edge
+ * loads P x 32/L panel vectors and broadcasts R elements of A, two steps
+ * per loop iteration (then the odd one). The edge
  * columns of the last panel are loaded and stored under a mask. A single
  * row (a matrix-vector product, the recurrent step at batch 1) runs several
  * panels at a time, so that GEMV_CHAINS independent chains hide the FMA
@@ -52,7 +53,9 @@
  * rows when they stream from beyond L2 (cg_gemm_block's panel_outer):
  * 24 rows of 128 bytes, a few hundred cycles of its FMAs. B2's recurrent
  * step -6% (docs/performance.md); single-row tiles, bound by L2 already,
- * got slower with it and have none. */
+ * got slower with it and have none. Such tiles are separate functions
+ * (gemm.tile.m<R>p1.pf), so that the other products' k loops carry no
+ * prefetch at all. */
 #define AHEAD_ROWS 24
 #define GEMV_CHAINS 8               /* vector accumulators of a single-row tile */
 /* Panels a recurrent step's row tiles pass over together (cg_gemm_block's
@@ -66,7 +69,7 @@ _Static_assert(PANEL_BLOCK % CG_GEMV_MAX_PANELS == 0, "a block holds whole singl
 
 /* ---- tile functions ------------------------------------------------------------ */
 
-enum { T_A, T_A_ROW, T_A_K, T_PANEL, T_PANEL_STRIDE, T_KC, T_C, T_LDC, T_NCOLS, T_ACC, T_AHEAD, T_N_PARAMS };
+enum { T_A, T_A_ROW, T_A_K, T_PANEL, T_PANEL_STRIDE, T_KC, T_C, T_LDC, T_NCOLS, T_ACC, T_N_PARAMS };
 
 static LLVMTypeRef vec_t(cg_lower *c) { return LLVMVectorType(c->f32, (unsigned)c->f32_lanes); }
 
@@ -88,39 +91,59 @@ static LLVMValueRef column_mask(cg_lower *c, int32_t v, LLVMValueRef ncols) {
   return LLVMBuildICmp(c->b, LLVMIntSLT, LLVMConstVector(cols, (unsigned)l), limit, "mask");
 }
 
-/* Prefetches into L1 the panels' row `ahead` floats past b_row: every
- * cache line of it (zero: the row the k step just loaded, no new line). */
-static void prefetch_panels(cg_lower *c, LLVMValueRef b_row, LLVMValueRef stride, LLVMValueRef ahead, int32_t panels) {
+/* Prefetches into L1 the panels' row AHEAD_ROWS rows past b_row: every
+ * cache line of it. */
+static void prefetch_panels(cg_lower *c, LLVMValueRef b_row, LLVMValueRef stride, int32_t panels) {
   for (int32_t q = 0; q < panels; q++)
     for (int32_t l = 0; l < PANEL * 4 / 64; l++) {
-      LLVMValueRef at = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, cg_i64(c, q), stride, ""), ahead, "");
-      at = LLVMBuildAdd(c->b, at, cg_i64(c, l * 16), "");
+      LLVMValueRef at = LLVMBuildMul(c->b, cg_i64(c, q), stride, "");
+      at = LLVMBuildAdd(c->b, at, cg_i64(c, AHEAD_ROWS * PANEL + l * 16), "");
       LLVMValueRef args[4] = {gep_f32(c, b_row, at), LLVMConstInt(c->i32, 0, 0), LLVMConstInt(c->i32, 3, 0),
                               LLVMConstInt(c->i32, 1, 0)};
       cg_intrinsic(c, "llvm.prefetch", c->ptr, 4, args);
     }
 }
 
-/* The body of tile function (rows x panels): accumulate over kc, then
- * store; starts from C when acc, from zero otherwise. */
-static void build_tile_body(cg_lower *c, LLVMValueRef fn, int32_t rows, int32_t panels) {
-  LLVMBuilderRef B = c->b;
+/* A tile's shape and its function's parameters. */
+typedef struct tile {
+  int32_t rows, panels, nv, n_acc;
+  bool prefetch;
   LLVMValueRef p[T_N_PARAMS];
-  for (int32_t i = 0; i < T_N_PARAMS; i++) p[i] = LLVMGetParam(fn, (unsigned)i);
-  int32_t nv = panels * (PANEL / c->f32_lanes), n_acc = rows * nv;
-  IR_ASSERT(nv <= MAX_TILE_VECTORS && n_acc <= CG_GEMM_MAX_MR * MAX_TILE_VECTORS);
-  LLVMValueRef acc[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], mask[MAX_TILE_VECTORS], zero = LLVMConstNull(vec_t(c));
-  for (int32_t v = 0; v < nv; v++) mask[v] = column_mask(c, v, p[T_NCOLS]);
-  for (int32_t r = 0; r < rows; r++) {
-    LLVMValueRef row = gep_f32(c, p[T_C], LLVMBuildMul(B, cg_i64(c, r), p[T_LDC], ""));
-    for (int32_t v = 0; v < nv; v++) {
-      LLVMValueRef m = LLVMBuildAnd(B, mask[v], cg_splat(c, c->f32_lanes, p[T_ACC]), "");
-      acc[r * nv + v] = cg_masked_load(c, vec_t(c), gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), 4, m, zero);
+} tile;
+
+/* One step of k: acc[] += A's column at a_col times the panels' row at
+ * b_row; *a_col and *b_row move to the next step. */
+static void emit_k_step(cg_lower *c, const tile *t, LLVMValueRef *a_col, LLVMValueRef *b_row, LLVMValueRef *acc) {
+  LLVMBuilderRef B = c->b;
+  LLVMValueRef bv[MAX_TILE_VECTORS];
+  for (int32_t q = 0; q < t->panels; q++) {
+    LLVMValueRef at = LLVMBuildMul(B, cg_i64(c, q), t->p[T_PANEL_STRIDE], "");
+    for (int32_t v = 0; v < PANEL / c->f32_lanes; v++) {
+      LLVMValueRef ptr = gep_f32(c, *b_row, LLVMBuildAdd(B, at, cg_i64(c, (int64_t)v * c->f32_lanes), ""));
+      LLVMValueRef ld = LLVMBuildLoad2(B, vec_t(c), ptr, "b");
+      LLVMSetAlignment(ld, 4);
+      bv[q * (PANEL / c->f32_lanes) + v] = ld;
     }
   }
+  for (int32_t r = 0; r < t->rows; r++) {
+    LLVMValueRef at = LLVMBuildMul(B, cg_i64(c, r), t->p[T_A_ROW], "");
+    LLVMValueRef av = cg_splat(c, c->f32_lanes, LLVMBuildLoad2(B, c->f32, gep_f32(c, *a_col, at), "a"));
+    for (int32_t v = 0; v < t->nv; v++) acc[r * t->nv + v] = cg_fmuladd(c, av, bv[v], acc[r * t->nv + v]);
+  }
+  if (t->prefetch) prefetch_panels(c, *b_row, t->p[T_PANEL_STRIDE], t->panels);
+  *a_col = gep_f32(c, *a_col, t->p[T_A_K]);
+  *b_row = gep_f32(c, *b_row, cg_i64(c, PANEL));
+}
+
+/* The k loop: steps two at a time while two remain (half the loop's own
+ * instructions per step), then the odd one. Leaves the builder after it
+ * with acc[] the sums over all kc steps. */
+static void emit_k_loop(cg_lower *c, LLVMValueRef fn, const tile *t, LLVMValueRef *acc) {
+  LLVMBuilderRef B = c->b;
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, fn, "k");
   LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.body");
+  LLVMBasicBlockRef odd = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.odd");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.done");
   LLVMBuildBr(B, head);
   LLVMPositionBuilderAtEnd(B, head);
@@ -129,60 +152,82 @@ static void build_tile_body(cg_lower *c, LLVMValueRef fn, int32_t rows, int32_t 
   LLVMValueRef k = LLVMBuildPhi(B, c->i64, "k"), phi[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], zero64 = cg_i64(c, 0);
   LLVMValueRef a_col = LLVMBuildPhi(B, c->ptr, "a.col"), b_row = LLVMBuildPhi(B, c->ptr, "b.row");
   LLVMAddIncoming(k, &zero64, &pre, 1);
-  LLVMAddIncoming(a_col, &p[T_A], &pre, 1);
-  LLVMAddIncoming(b_row, &p[T_PANEL], &pre, 1);
-  for (int32_t i = 0; i < n_acc; i++) {
+  LLVMValueRef a0 = t->p[T_A], b0 = t->p[T_PANEL];
+  LLVMAddIncoming(a_col, &a0, &pre, 1);
+  LLVMAddIncoming(b_row, &b0, &pre, 1);
+  for (int32_t i = 0; i < t->n_acc; i++) {
     phi[i] = LLVMBuildPhi(B, vec_t(c), "acc");
     LLVMAddIncoming(phi[i], &acc[i], &pre, 1);
   }
-  LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, k, p[T_KC], ""), body, done);
+  LLVMValueRef k2 = LLVMBuildAdd(B, k, cg_i64(c, 2), "");
+  LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLE, k2, t->p[T_KC], ""), body, odd);
   LLVMPositionBuilderAtEnd(B, body);
-  LLVMValueRef bv[MAX_TILE_VECTORS], next[CG_GEMM_MAX_MR * MAX_TILE_VECTORS];
-  for (int32_t q = 0; q < panels; q++) {
-    LLVMValueRef at = LLVMBuildMul(B, cg_i64(c, q), p[T_PANEL_STRIDE], "");
-    for (int32_t v = 0; v < PANEL / c->f32_lanes; v++) {
-      LLVMValueRef ptr = gep_f32(c, b_row, LLVMBuildAdd(B, at, cg_i64(c, (int64_t)v * c->f32_lanes), ""));
-      LLVMValueRef ld = LLVMBuildLoad2(B, vec_t(c), ptr, "b");
-      LLVMSetAlignment(ld, 4);
-      bv[q * (PANEL / c->f32_lanes) + v] = ld;
-    }
-  }
-  for (int32_t r = 0; r < rows; r++) {
-    LLVMValueRef at = LLVMBuildMul(B, cg_i64(c, r), p[T_A_ROW], "");
-    LLVMValueRef a = LLVMBuildLoad2(B, c->f32, gep_f32(c, a_col, at), "a");
-    LLVMValueRef av = cg_splat(c, c->f32_lanes, a);
-    for (int32_t v = 0; v < nv; v++) next[r * nv + v] = cg_fmuladd(c, av, bv[v], phi[r * nv + v]);
-  }
-  if (rows > 1) prefetch_panels(c, b_row, p[T_PANEL_STRIDE], p[T_AHEAD], panels);
-  LLVMValueRef k1 = LLVMBuildAdd(B, k, cg_i64(c, 1), "");
+  LLVMValueRef next[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], a_next = a_col, b_next = b_row;
+  memcpy(next, phi, sizeof(LLVMValueRef) * (size_t)t->n_acc);
+  emit_k_step(c, t, &a_next, &b_next, next);
+  emit_k_step(c, t, &a_next, &b_next, next);
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
-  LLVMValueRef a_next = gep_f32(c, a_col, p[T_A_K]), b_next = gep_f32(c, b_row, cg_i64(c, PANEL));
-  LLVMAddIncoming(k, &k1, &latch, 1);
+  LLVMAddIncoming(k, &k2, &latch, 1);
   LLVMAddIncoming(a_col, &a_next, &latch, 1);
   LLVMAddIncoming(b_row, &b_next, &latch, 1);
-  for (int32_t i = 0; i < n_acc; i++) LLVMAddIncoming(phi[i], &next[i], &latch, 1);
+  for (int32_t i = 0; i < t->n_acc; i++) LLVMAddIncoming(phi[i], &next[i], &latch, 1);
   LLVMBuildBr(B, head);
+  LLVMPositionBuilderAtEnd(B, odd);
+  LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.last");
+  LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, k, t->p[T_KC], ""), last, done);
+  LLVMPositionBuilderAtEnd(B, last);
+  memcpy(next, phi, sizeof(LLVMValueRef) * (size_t)t->n_acc);
+  emit_k_step(c, t, &a_col, &b_row, next);
+  LLVMBuildBr(B, done);
   LLVMPositionBuilderAtEnd(B, done);
-  for (int32_t r = 0; r < rows; r++) {
-    LLVMValueRef row = gep_f32(c, p[T_C], LLVMBuildMul(B, cg_i64(c, r), p[T_LDC], ""));
-    for (int32_t v = 0; v < nv; v++)
-      cg_masked_store(c, phi[r * nv + v], gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), 4, mask[v]);
+  LLVMBasicBlockRef from[2] = {odd, last};
+  for (int32_t i = 0; i < t->n_acc; i++) {
+    acc[i] = LLVMBuildPhi(B, vec_t(c), "acc");
+    LLVMValueRef in[2] = {phi[i], next[i]};
+    LLVMAddIncoming(acc[i], in, from, 2);
+  }
+}
+
+/* The body of a tile function: accumulate over kc, then store; starts
+ * from C when acc, from zero otherwise. */
+static void build_tile_body(cg_lower *c, LLVMValueRef fn, tile *t) {
+  LLVMBuilderRef B = c->b;
+  for (int32_t i = 0; i < T_N_PARAMS; i++) t->p[i] = LLVMGetParam(fn, (unsigned)i);
+  t->nv = t->panels * (PANEL / c->f32_lanes);
+  t->n_acc = t->rows * t->nv;
+  IR_ASSERT(t->nv <= MAX_TILE_VECTORS && t->n_acc <= CG_GEMM_MAX_MR * MAX_TILE_VECTORS);
+  LLVMValueRef acc[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], mask[MAX_TILE_VECTORS], zero = LLVMConstNull(vec_t(c));
+  for (int32_t v = 0; v < t->nv; v++) mask[v] = column_mask(c, v, t->p[T_NCOLS]);
+  for (int32_t r = 0; r < t->rows; r++) {
+    LLVMValueRef row = gep_f32(c, t->p[T_C], LLVMBuildMul(B, cg_i64(c, r), t->p[T_LDC], ""));
+    for (int32_t v = 0; v < t->nv; v++) {
+      LLVMValueRef m = LLVMBuildAnd(B, mask[v], cg_splat(c, c->f32_lanes, t->p[T_ACC]), "");
+      acc[r * t->nv + v] = cg_masked_load(c, vec_t(c), gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), 4, m, zero);
+    }
+  }
+  emit_k_loop(c, fn, t, acc);
+  for (int32_t r = 0; r < t->rows; r++) {
+    LLVMValueRef row = gep_f32(c, t->p[T_C], LLVMBuildMul(B, cg_i64(c, r), t->p[T_LDC], ""));
+    for (int32_t v = 0; v < t->nv; v++)
+      cg_masked_store(c, acc[r * t->nv + v], gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), 4, mask[v]);
   }
   LLVMBuildRetVoid(B);
 }
 
 static LLVMTypeRef tile_fn_type(cg_lower *c) {
-  LLVMTypeRef params[T_N_PARAMS] = {c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->i1, c->i64};
+  LLVMTypeRef params[T_N_PARAMS] = {c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->i1};
   return LLVMFunctionType(c->void_t, params, T_N_PARAMS, 0);
 }
 
-/* The module's tile function for rows x panels, built on first use. */
-static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels) {
+/* The module's tile function for rows x panels, with or without the
+ * panels' prefetch, built on first use. */
+static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels, bool prefetch) {
   IR_ASSERT(panels == 1 || (rows == 1 && panels <= CG_GEMV_MAX_PANELS));
-  LLVMValueRef *slot = panels == 1 ? &c->gemm_tiles[rows] : &c->gemv_tiles[panels];
+  prefetch = prefetch && rows > 1;
+  LLVMValueRef *slot = panels == 1 ? &c->gemm_tiles[prefetch][rows] : &c->gemv_tiles[panels];
   if (*slot) return *slot;
   char name[48];
-  snprintf(name, sizeof name, "gemm.tile.m%dp%d", (int)rows, (int)panels);
+  snprintf(name, sizeof name, "gemm.tile.m%dp%d%s", (int)rows, (int)panels, prefetch ? ".pf" : "");
   LLVMValueRef fn = LLVMAddFunction(c->mod, name, tile_fn_type(c));
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   /* One copy per module: every product and recurrent kernel calls it once
@@ -191,7 +236,8 @@ static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels) {
   cg_copy_target_attrs(c, fn);
   LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
-  build_tile_body(c, fn, rows, panels);
+  tile t = {.rows = rows, .panels = panels, .prefetch = prefetch};
+  build_tile_body(c, fn, &t);
   LLVMPositionBuilderAtEnd(c->b, at);
   return *slot = fn;
 }
@@ -250,7 +296,8 @@ static LLVMTypeRef closure_type(cg_lower *c, int32_t n_extra) {
 
 /* One k block of the task: operands of the tile calls. */
 typedef struct kblock {
-  LLVMValueRef a, a_row, a_k, bp, panel_stride, kc0, kc, c, n, acc, ahead;
+  LLVMValueRef a, a_row, a_k, bp, panel_stride, kc0, kc, c, n, acc;
+  bool prefetch;
 } kblock;
 
 static void call_tile(cg_lower *c, const kblock *kb, int32_t rows, int32_t panels, LLVMValueRef i, LLVMValueRef q) {
@@ -261,8 +308,8 @@ static void call_tile(cg_lower *c, const kblock *kb, int32_t rows, int32_t panel
   LLVMValueRef out = gep_f32(c, kb->c, LLVMBuildAdd(B, LLVMBuildMul(B, i, kb->n, ""), col, ""));
   LLVMValueRef a = gep_f32(c, kb->a, LLVMBuildAdd(B, LLVMBuildMul(B, i, kb->a_row, ""), LLVMBuildMul(B, kb->kc0, kb->a_k, ""), ""));
   LLVMValueRef args[T_N_PARAMS] = {a, kb->a_row, kb->a_k, panel, kb->panel_stride, kb->kc, out,
-                                   kb->n, LLVMBuildSub(B, kb->n, col, ""), kb->acc, kb->ahead};
-  LLVMBuildCall2(B, tile_fn_type(c), tile_fn(c, rows, panels), args, T_N_PARAMS, "");
+                                   kb->n, LLVMBuildSub(B, kb->n, col, ""), kb->acc};
+  LLVMBuildCall2(B, tile_fn_type(c), tile_fn(c, rows, panels, kb->prefetch), args, T_N_PARAMS, "");
 }
 
 /* Panels [q0, q1) of row i alone, several at a time (GEMV_CHAINS vectors),
@@ -362,10 +409,9 @@ void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef 
   LLVMValueRef kcmax = cg_smax(c, cg_i64(c, 1), ceil_div(c, g->k, nkb));
   cg_loop kl = cg_for_begin(c, nkb, "kblock");
   kblock kb = {g->a, g->a_row, g->a_k, g->bp, LLVMBuildMul(B, g->k, cg_i64(c, PANEL), ""), NULL,
-               NULL, g->c, g->n, LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc"), NULL};
+               NULL, g->c, g->n, LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc"), panel_outer};
   kb.kc0 = LLVMBuildMul(B, kl.iv, kcmax, "kc0");
   kb.kc = cg_smin(c, kcmax, LLVMBuildSub(B, g->k, kb.kc0, ""));
-  kb.ahead = cg_i64(c, panel_outer ? AHEAD_ROWS * PANEL : 0);
   if (panel_outer) {
     LLVMValueRef width = cg_i64(c, PANEL_BLOCK);
     cg_loop q = cg_for_begin(c, ceil_div(c, LLVMBuildSub(B, q1, q0, ""), width), "pblock");
