@@ -198,12 +198,27 @@ static void build_tile_body(cg_lower *c, LLVMValueRef fn, tile *t) {
   IR_ASSERT(t->nv <= MAX_TILE_VECTORS && t->n_acc <= CG_GEMM_MAX_MR * MAX_TILE_VECTORS);
   LLVMValueRef acc[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], mask[MAX_TILE_VECTORS], zero = LLVMConstNull(vec_t(c));
   for (int32_t v = 0; v < t->nv; v++) mask[v] = column_mask(c, v, t->p[T_NCOLS]);
+  /* C is read only when acc: a first k block (every block of a small k,
+   * such as attention's 64) skips the tile's loads. */
+  LLVMBasicBlockRef entry = LLVMGetInsertBlock(B);
+  LLVMBasicBlockRef load = LLVMAppendBasicBlockInContext(c->ctx, fn, "c.load");
+  LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "c.ready");
+  LLVMBuildCondBr(B, t->p[T_ACC], load, start);
+  LLVMPositionBuilderAtEnd(B, load);
+  LLVMValueRef loaded[CG_GEMM_MAX_MR * MAX_TILE_VECTORS];
   for (int32_t r = 0; r < t->rows; r++) {
     LLVMValueRef row = gep_f32(c, t->p[T_C], LLVMBuildMul(B, cg_i64(c, r), t->p[T_LDC], ""));
-    for (int32_t v = 0; v < t->nv; v++) {
-      LLVMValueRef m = LLVMBuildAnd(B, mask[v], cg_splat(c, c->f32_lanes, t->p[T_ACC]), "");
-      acc[r * t->nv + v] = cg_masked_load(c, vec_t(c), gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), 4, m, zero);
-    }
+    for (int32_t v = 0; v < t->nv; v++)
+      loaded[r * t->nv + v] =
+          cg_masked_load(c, vec_t(c), gep_f32(c, row, cg_i64(c, (int64_t)v * c->f32_lanes)), 4, mask[v], zero);
+  }
+  LLVMBuildBr(B, start);
+  LLVMPositionBuilderAtEnd(B, start);
+  LLVMBasicBlockRef from[2] = {entry, load};
+  for (int32_t i = 0; i < t->n_acc; i++) {
+    acc[i] = LLVMBuildPhi(B, vec_t(c), "acc0");
+    LLVMValueRef in[2] = {zero, loaded[i]};
+    LLVMAddIncoming(acc[i], in, from, 2);
   }
   emit_k_loop(c, fn, t, acc);
   for (int32_t r = 0; r < t->rows; r++) {
