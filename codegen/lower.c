@@ -209,6 +209,26 @@ static void alias_reshape(cg_lower *c, ir_opid op) {
   cg_view_buf(c, &c->bufs[o->out[0]], ir_vtype(c->g, o->out[0]), c->bufs[o->in[0]].ptr);
 }
 
+/* A transpose that only GEMM matmuls read (cg_transpose_in_place) is its
+ * operand's buffer under the permuted strides: result axis i steps as
+ * operand axis perm[i]. Nothing is written after the op that makes a
+ * buffer, as for reshape; memplan keeps the operand's buffer live to the
+ * last matmul (lower_memplan.c). */
+static void alias_transpose(cg_lower *c, ir_opid op) {
+  const ir_op *o = ir_o(c->g, op);
+  const cg_buf *x = &c->bufs[o->in[0]];
+  const ir_attr *perm = ir_get_attr(c->g, op, "perm");
+  int32_t rank = x->type.rank;
+  LLVMValueRef *dense = ir_xcalloc((size_t)rank + 1, sizeof(LLVMValueRef));
+  for (int32_t d = rank - 1; d >= 0; d--)
+    dense[d] = d == rank - 1 ? cg_i64(c, 1) : LLVMBuildMul(c->b, dense[d + 1], x->dims[d + 1], "");
+  cg_view_buf(c, &c->bufs[o->out[0]], ir_vtype(c->g, o->out[0]), x->ptr);
+  LLVMValueRef *s = ir_arena_alloc(c->g->arena, sizeof(LLVMValueRef) * (size_t)(rank + 1));
+  for (int32_t i = 0; i < rank; i++) s[i] = dense[perm->u.ints.v[i]];
+  c->strides[o->out[0]] = s;
+  free(dense);
+}
+
 /* ---- element access ------------------------------------------------------------ */
 
 LLVMTypeRef cg_storage_type(cg_lower *c, ir_dtype dt) {
@@ -557,12 +577,15 @@ static void alloc_init_results(cg_lower *c, ir_opid op) {
 
 /* Buffers for op's results: init's live in the caller's buffers
  * (lower_init), so do the values NAME_init yields, a reshape's in its
- * operand's, the others in scratch, reused from dead values under a memory
- * plan; and a scan's chunk buffers (lower_scan.c). */
+ * operand's, so does a transpose's that only GEMMs read, the others in
+ * scratch, reused from dead values under a memory plan; and a scan's
+ * chunk buffers (lower_scan.c). */
 static void place_results(cg_lower *c, ir_blockid b, ir_opid op, cg_memplan *plan) {
   ir_opkind k = ir_o(c->g, op)->kind;
   if (k == IR_OP_RESHAPE)
     alias_reshape(c, op);
+  else if (k == IR_OP_TRANSPOSE && cg_transpose_in_place(c->g, op))
+    alias_transpose(c, op);
   else if (k != IR_OP_INIT && plan)
     cg_memplan_alloc_results(c, plan, op);
   else if (k != IR_OP_INIT && b == c->init_region)

@@ -10,7 +10,10 @@
  * operands' buffers and write its results' buffers, which the walker has
  * allocated before calling it: a lowering never allocates. Elements are
  * computed in a compute type (float for f32/f16/bf16, double for f64, i32,
- * i64, i1 for bool) and converted on load and store.
+ * i64, i1 for bool) and converted on load and store. One exception: a
+ * transpose in the graph body that only GEMM matmuls read is its
+ * operand's buffer read through strides (cg_transpose_in_place,
+ * cg_lower.strides).
  */
 #ifndef SEQC_CODEGEN_LOWER_H
 #define SEQC_CODEGEN_LOWER_H
@@ -69,6 +72,10 @@ typedef struct cg_lower {
   LLVMValueRef gemv_tiles[CG_GEMV_MAX_PANELS + 1]; /* one row, by panels */
   LLVMValueRef gemm_task;
   LLVMValueRef *op_temp;    /* by op id: scratch an op uses besides its results (cg_alloc_temps) */
+  /* by value id: a transpose's result left in its operand's buffer, its
+   * element idx at sum idx[d] * strides[v][d] (cg_transpose_in_place);
+   * NULL for every other value (dense, row-major) */
+  LLVMValueRef **strides;
   /* Building NAME_init or NAME_init_scratch_bytes: the init region, whose
    * yielded values are computed straight into the caller's hoisted[k]
    * (init_outs, NULL when measuring) instead of scratch; IR_NONE otherwise. */
@@ -271,6 +278,10 @@ void cg_gemm_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_
                   LLVMValueRef n, LLVMValueRef out);
 /* Whether matmul op runs as a GEMM (every operand f32). */
 bool cg_gemm_applies(const ir_graph *g, ir_opid op);
+/* Whether transpose op of the graph body leaves its result in its
+ * operand's buffer, read through strides: every reader is a GEMM matmul,
+ * which reads its operands through strides anyway (lower_linalg.c). */
+bool cg_transpose_in_place(const ir_graph *g, ir_opid op);
 /* Scratch op needs besides its results, into c->op_temp[op] (the walker
  * calls it after cg_alloc_results, in both walks). */
 void cg_alloc_temps(cg_lower *c, ir_opid op);

@@ -88,6 +88,7 @@ bool lower_reshape(cg_lower *c, ir_opid op) {
 }
 
 bool lower_transpose(cg_lower *c, ir_opid op) {
+  if (cg_transpose_in_place(c->g, op)) return true; /* the walker gave y x's buffer, strided */
   const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
   const ir_attr *perm = ir_get_attr(c->g, op, "perm");
   int32_t rank = y->type.rank;

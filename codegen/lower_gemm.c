@@ -259,22 +259,90 @@ static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels, bool pref
 
 /* ---- packing ---------------------------------------------------------------------- */
 
+/* A B whose columns are contiguous (transpose_b: b_k == 1) is packed
+ * TBLOCK x TBLOCK blocks at a time: TBLOCK columns of B (rows of B^T)
+ * loaded as vectors along k, transposed in registers, stored as TBLOCK
+ * rows of the panel; the column and k tails go element by element. Packed
+ * element by element (a load a column stride apart and a store each), B4
+ * spent 1.1 M more instructions a forward in NAME_run (of its 1.8 M own)
+ * and 10 M more in NAME_init (of 14 M): callgrind, docs/performance.md. */
+#define TBLOCK 8
+
+/* Swaps bit w of the row index with bit w of the lane index in the
+ * TBLOCK x TBLOCK block of rows v; after w = 1, 2, 4 (any order) the
+ * block is transposed. */
+static void swap_index_bit(cg_lower *c, LLVMValueRef *v, int32_t w) {
+  LLVMValueRef lo[TBLOCK], hi[TBLOCK];
+  for (int32_t l = 0; l < TBLOCK; l++) {
+    bool low = (l & w) == 0;
+    lo[l] = cg_i32(c, low ? l : TBLOCK + l - w);
+    hi[l] = cg_i32(c, low ? l + w : TBLOCK + l);
+  }
+  for (int32_t i = 0; i < TBLOCK; i++) {
+    if (i & w) continue;
+    LLVMValueRef a = v[i], b = v[i + w];
+    v[i] = LLVMBuildShuffleVector(c->b, a, b, LLVMConstVector(lo, TBLOCK), "");
+    v[i + w] = LLVMBuildShuffleVector(c->b, a, b, LLVMConstVector(hi, TBLOCK), "");
+  }
+}
+
+/* TBLOCK floats at p, at any element alignment. */
+static LLVMValueRef load_block_row(cg_lower *c, LLVMValueRef p) {
+  LLVMValueRef v = LLVMBuildLoad2(c->b, LLVMVectorType(c->f32, TBLOCK), p, "");
+  LLVMSetAlignment(v, 4);
+  return v;
+}
+
+/* Panel rows [0, kb * TBLOCK) x columns [0, rb * TBLOCK) of dst (panel q's
+ * first row) from B[k, j] at b[k + j*b_j], j0 the panel's first column. */
+static void pack_blocks(cg_lower *c, LLVMValueRef b, LLVMValueRef b_j, LLVMValueRef j0, LLVMValueRef kb,
+                        LLVMValueRef rb, LLVMValueRef dst) {
+  LLVMBuilderRef B = c->b;
+  LLVMValueRef t = cg_i64(c, TBLOCK);
+  cg_loop kk = cg_for_begin(c, kb, "kb");
+  LLVMValueRef k0 = LLVMBuildMul(B, kk.iv, t, "");
+  cg_loop rr = cg_for_begin(c, rb, "rb");
+  LLVMValueRef r0 = LLVMBuildMul(B, rr.iv, t, "");
+  LLVMValueRef src = gep_f32(c, b, LLVMBuildAdd(B, LLVMBuildMul(B, LLVMBuildAdd(B, j0, r0, ""), b_j, ""), k0, ""));
+  LLVMValueRef v[TBLOCK];
+  for (int32_t i = 0; i < TBLOCK; i++) v[i] = load_block_row(c, gep_f32(c, src, LLVMBuildMul(B, cg_i64(c, i), b_j, "")));
+  for (int32_t w = 1; w < TBLOCK; w *= 2) swap_index_bit(c, v, w);
+  LLVMValueRef at = gep_f32(c, dst, LLVMBuildAdd(B, LLVMBuildMul(B, k0, cg_i64(c, PANEL), ""), r0, ""));
+  for (int32_t l = 0; l < TBLOCK; l++) LLVMSetAlignment(LLVMBuildStore(B, v[l], gep_f32(c, at, cg_i64(c, l * PANEL))), 4);
+  cg_for_end(c, &rr);
+  cg_for_end(c, &kk);
+}
+
+static bool is_const_one(LLVMValueRef v) {
+  return LLVMIsAConstantInt(v) && LLVMConstIntGetSExtValue(v) == 1;
+}
+
 /* out[q, k, r] = B[k, 32q + r] (0 past n), B[k, j] at b[k*b_k + j*b_j]. */
 static void emit_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_j, LLVMValueRef k,
                       LLVMValueRef n, LLVMValueRef out) {
   LLVMBuilderRef B = c->b;
+  bool blocks = is_const_one(b_k);
+  LLVMValueRef t = cg_i64(c, TBLOCK), kb = LLVMBuildSDiv(B, k, t, "");
   cg_loop q = cg_for_begin(c, ceil_div(c, n, cg_i64(c, PANEL)), "q");
   LLVMValueRef j0 = LLVMBuildMul(B, q.iv, cg_i64(c, PANEL), "");
+  LLVMValueRef panel = gep_f32(c, out, LLVMBuildMul(B, LLVMBuildMul(B, q.iv, k, ""), cg_i64(c, PANEL), ""));
   /* The panel's columns inside B, then zeros: two plain loops (a copy
-   * LLVM vectorizes when B's columns are contiguous). */
+   * LLVM vectorizes when B's rows are contiguous). After blocks, rows
+   * [0, kb * TBLOCK) have only their column tail left: from column
+   * r_blocked on. */
   LLVMValueRef cols = LLVMBuildSub(B, n, j0, "");
   cols = cg_smin(c, cols, cg_i64(c, PANEL));
+  LLVMValueRef rb = LLVMBuildSDiv(B, cols, t, ""), r_blocked = LLVMBuildMul(B, rb, t, "");
+  if (blocks) pack_blocks(c, b, b_j, j0, kb, rb, panel);
   cg_loop kk = cg_for_begin(c, k, "k");
-  LLVMValueRef dst = gep_f32(c, out, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, q.iv, k, ""), kk.iv, ""), cg_i64(c, PANEL), ""));
+  LLVMValueRef dst = gep_f32(c, panel, LLVMBuildMul(B, kk.iv, cg_i64(c, PANEL), ""));
   LLVMValueRef src = gep_f32(c, b, LLVMBuildAdd(B, LLVMBuildMul(B, kk.iv, b_k, ""), LLVMBuildMul(B, j0, b_j, ""), ""));
-  cg_loop r = cg_for_begin(c, cols, "r");
-  LLVMValueRef v = LLVMBuildLoad2(B, c->f32, gep_f32(c, src, LLVMBuildMul(B, r.iv, b_j, "")), "");
-  LLVMBuildStore(B, v, gep_f32(c, dst, r.iv));
+  LLVMValueRef in_blocks = LLVMBuildICmp(B, LLVMIntSLT, kk.iv, LLVMBuildMul(B, kb, t, ""), "");
+  LLVMValueRef r0 = blocks ? LLVMBuildSelect(B, in_blocks, r_blocked, cg_i64(c, 0), "") : cg_i64(c, 0);
+  cg_loop r = cg_for_begin(c, LLVMBuildSub(B, cols, r0, ""), "r");
+  LLVMValueRef j = LLVMBuildAdd(B, r0, r.iv, "");
+  LLVMValueRef v = LLVMBuildLoad2(B, c->f32, gep_f32(c, src, LLVMBuildMul(B, j, b_j, "")), "");
+  LLVMBuildStore(B, v, gep_f32(c, dst, j));
   cg_for_end(c, &r);
   cg_loop z = cg_for_begin(c, LLVMBuildSub(B, cg_i64(c, PANEL), cols, ""), "zero");
   LLVMBuildStore(B, LLVMConstReal(c->f32, 0), gep_f32(c, dst, LLVMBuildAdd(B, cols, z.iv, "")));

@@ -287,10 +287,13 @@ static void check_batch_dims(cg_lower *c, const cg_buf *x, const cg_buf *out) {
   }
 }
 
-/* The operand's matrix at the result batch index bidx; `transposed` swaps
- * its last two dims. */
-static matrix_view view_at(cg_lower *c, const cg_buf *x, const cg_buf *out, const LLVMValueRef *bidx,
+/* Operand i of op's matrix at the result batch index bidx; `transposed`
+ * swaps its last two dims. Read through its strides when it is a
+ * transpose left in place (cg_transpose_in_place). */
+static matrix_view view_at(cg_lower *c, ir_opid op, int32_t i, const cg_buf *out, const LLVMValueRef *bidx,
                            bool transposed) {
+  const cg_buf *x = cg_operand(c, op, i);
+  LLVMValueRef *strides = c->strides[ir_o(c->g, op)->in[i]];
   int32_t rank = x->type.rank, batch = rank - 2, offset = out->type.rank - 2 - batch;
   LLVMValueRef *idx = ir_xcalloc((size_t)rank, sizeof(LLVMValueRef));
   for (int32_t s = 0; s < batch; s++) {
@@ -300,6 +303,11 @@ static matrix_view view_at(cg_lower *c, const cg_buf *x, const cg_buf *out, cons
   }
   idx[rank - 2] = idx[rank - 1] = cg_i64(c, 0);
   matrix_view m = {x, cg_linear(c, x, idx), x->dims[rank - 1], cg_i64(c, 1)};
+  if (strides) {
+    m.base = cg_i64(c, 0);
+    for (int32_t s = 0; s < batch; s++) m.base = LLVMBuildAdd(c->b, m.base, LLVMBuildMul(c->b, idx[s], strides[s], ""), "");
+    m.row_stride = strides[rank - 2], m.col_stride = strides[rank - 1];
+  }
   free(idx);
   if (transposed) {
     LLVMValueRef t = m.row_stride;
@@ -395,14 +403,15 @@ bool lower_matmul(cg_lower *c, ir_opid op) {
   check_batch_dims(c, a, out);
   check_batch_dims(c, b, out);
   LLVMValueRef m = a->dims[ra - 2 + ta], k = a->dims[ra - 1 - ta], n = b->dims[rb - 1 - tb];
-  if (cg_gemm_applies(c->g, op) && rb == 2 && !ta) { /* the rows of every batch of a as one matrix */
-    matrix_view vb = view_at(c, b, out, NULL, tb);
+  bool a_dense = !c->strides[ir_o(c->g, op)->in[0]];
+  if (cg_gemm_applies(c->g, op) && rb == 2 && !ta && a_dense) { /* the rows of every batch of a as one matrix */
+    matrix_view vb = view_at(c, op, 1, out, NULL, tb);
     for (int32_t d = 0; d < ra - 2; d++) m = LLVMBuildMul(c->b, m, out->dims[d], "");
     gemm_batch(c, a->ptr, k, cg_i64(c, 1), &vb, out->ptr, m, k, n, op);
     return true;
   }
   cg_nest batch = cg_nest_begin(c, ro - 2, out->dims);
-  matrix_view va = view_at(c, a, out, batch.ivs, ta), vb = view_at(c, b, out, batch.ivs, tb);
+  matrix_view va = view_at(c, op, 0, out, batch.ivs, ta), vb = view_at(c, op, 1, out, batch.ivs, tb);
   LLVMValueRef *cidx = ir_xcalloc((size_t)ro, sizeof(LLVMValueRef));
   for (int32_t d = 0; d < ro - 2; d++) cidx[d] = batch.ivs[d];
   cidx[ro - 2] = cidx[ro - 1] = cg_i64(c, 0);
@@ -419,6 +428,23 @@ bool lower_matmul(cg_lower *c, ir_opid op) {
   else
     matmul_dots(c, &va, &vb, out, cbase, m, k, n);
   cg_nest_end(c, &batch);
+  return true;
+}
+
+/* A transpose that feeds only GEMMs (a GEMM reads A through a row and a k
+ * stride and packs B from any two strides) need not be copied: multi-head
+ * attention's q, k and v, [B, T, H, D] read as [B, H, T, D]. Only in the
+ * graph body, where memplan keeps the operand's buffer live through the
+ * alias (regions' buffers are bound otherwise: scan bodies, the
+ * recurrent kernel). */
+bool cg_transpose_in_place(const ir_graph *g, ir_opid op) {
+  const ir_op *t = ir_o(g, op);
+  if (t->kind != IR_OP_TRANSPOSE || t->block != g->body) return false;
+  for (ir_opid r = t->next; r != IR_NONE; r = ir_o(g, r)->next) {
+    const ir_op *o = ir_o(g, r);
+    for (int32_t i = 0; i < o->n_in; i++)
+      if (o->in[i] == t->out[0] && !(o->kind == IR_OP_MATMUL && cg_gemm_applies(g, r))) return false;
+  }
   return true;
 }
 

@@ -6,7 +6,8 @@
  * op that makes it to the last op that reads it; the body's yield reads
  * the outputs, so they live to the end (they are copied out there), and a
  * reshape's result shares its operand's buffer, so the two live as one
- * (the "root" value holds the buffer and the later of the two last reads).
+ * (the "root" value holds the buffer and the later of the two last reads);
+ * so does a transpose that only GEMMs read (cg_transpose_in_place).
  * Graph arguments and init results are the caller's, never scratch.
  *
  * Slots. Every scratch buffer the body allocates is a slot holding one
@@ -149,7 +150,8 @@ cg_memplan *cg_memplan_new(cg_lower *c) {
   for (ir_opid op = ir_b(g, g->body)->first; op != IR_NONE; op = ir_o(g, op)->next, at++) {
     const ir_op *o = ir_o(g, op);
     p->pos[op] = at;
-    if (o->kind == IR_OP_RESHAPE) p->root[o->out[0]] = p->root[o->in[0]];
+    if (o->kind == IR_OP_RESHAPE || (o->kind == IR_OP_TRANSPOSE && cg_transpose_in_place(g, op)))
+      p->root[o->out[0]] = p->root[o->in[0]];
     for (int32_t i = 0; i < o->n_in; i++) note_read(p, o->in[i], at);
   }
   /* An op a scan computes chunk by chunk reads its operands while the scan

@@ -447,6 +447,7 @@ static void init_lower(cg_lower *c, cg_program *p, ir_graph *g, const cg_options
   c->void_t = LLVMVoidTypeInContext(p->ctx);
   c->bufs = ir_xcalloc((size_t)g->n_vals + 1, sizeof(cg_buf));
   c->op_temp = ir_xcalloc((size_t)g->n_ops + 1, sizeof(LLVMValueRef));
+  c->strides = ir_xcalloc((size_t)g->n_vals + 1, sizeof(LLVMValueRef *));
   set_gemm_params(c, p, o);
   c->symbols = p->symbols;
   c->n_symbols = p->n_symbols;
@@ -477,6 +478,7 @@ cg_program *cg_compile(ir_graph *g, const cg_options *o, ir_diag *d) {
   LLVMDisposeBuilder(c.b);
   free(c.bufs);
   free(c.op_temp);
+  free(c.strides);
   free(c.dim_cache);
   p->opt_level = o->opt_level;
   ok = ok && verify_module(p, d);
