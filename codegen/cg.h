@@ -84,7 +84,7 @@ typedef struct cg_options {
   const char *triple;   /* NULL: the host */
   const char *cpu;      /* NULL: the host CPU (or "generic" for another triple) */
   const char *features; /* NULL: the host's features (or none for another triple) */
-  int opt_level;        /* 0..3: LLVM's pipeline; fmuladd in dot products only at >= 2 */
+  int opt_level;        /* 0..3: LLVM's pipeline; llvm.fmuladd (cg_fmuladd) only at >= 2 */
   cg_memplan_check memplan_check; /* a test mode, OFF but for tests (JIT only) */
 } cg_options;
 

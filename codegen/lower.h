@@ -59,7 +59,7 @@ typedef struct cg_lower {
   cg_buf *bufs;             /* by value id */
   const char **symbols;     /* sorted */
   int32_t n_symbols;
-  bool contract;            /* dot products use llvm.fmuladd (opt level >= 2) */
+  bool contract;            /* cg_fmuladd is llvm.fmuladd (opt level >= 2) */
   bool measuring;           /* building NAME_scratch_bytes: allocate, emit no computation */
   const char *prefix;       /* C identifier for the graph's functions */
   ir_opid current;          /* the op being lowered: run-time checks name it */
@@ -161,7 +161,8 @@ void cg_check_dim_eq(cg_lower *c, ir_dim a, ir_dim b);
 LLVMValueRef cg_fp(cg_lower *c, LLVMValueRef inst);
 /* acc + a*b: at -O2 and above llvm.fmuladd, which the target fuses into one
  * FMA wherever it has one, the same way in vector and scalar code; below,
- * a multiply then an add. For dot products and matmul accumulation. */
+ * a multiply then an add. For dot products and matmul accumulation,
+ * layernorm, and the f32 math's polynomials (vmath.c). */
 LLVMValueRef cg_fmuladd(cg_lower *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
 
 /* Floating arithmetic with the flags of cg_fp; compares carry none. */

@@ -969,7 +969,10 @@ static void softmax_rows(cg_lower *c, const cg_buf *x, const cg_buf *y) {
 /* Per row along axis: m = max (NaN-propagating), y = exp(x - m), s = sum y,
  * y /= s. When y stores the accumulator type the exponentials are kept in
  * y between the passes; otherwise (f16/bf16) they are recomputed, so y is
- * rounded once. Last-axis f32/f64 rows take softmax_rows. */
+ * rounded once. Last-axis f32/f64 rows take softmax_rows. y may be x's
+ * buffer (lower_memplan.c, in place): every line is read whole (the
+ * maximum) before any of it is stored, and an element stored over is read
+ * again only as y. */
 bool lower_softmax(cg_lower *c, ir_opid op) {
   const cg_buf *x = cg_operand(c, op, 0), *y = cg_result(c, op, 0);
   int32_t rank = x->type.rank, axis = (int32_t)ir_get_int(c->g, op, "axis");

@@ -20,9 +20,11 @@
  * with nothing planned at run time. (The other choice, planning offsets
  * for the concrete maximum dims when a context is made, would also let
  * buffers of different sizes share; it would need the plan in the runtime.)
- * In place. The result of an elementwise op (or group) takes the slot of
- * an operand that dies there and has the result's dims and byte size:
- * each element is read before it is written, at the same position. The
+ * In place. The result of an elementwise op (or group) or of a softmax
+ * takes the slot of an operand that dies there and has the result's dims
+ * and byte size: each element is read before it is written, at the same
+ * position (a softmax line is read whole first; in place, its stores do
+ * not allocate new cache lines: B4's softmax about 15% faster). The
  * operand's buffer and the result's are then one pointer value, so LLVM's
  * vectorizer sees one access stream and needs no overlap check (which,
  * between two different pointers to the same bytes, would send the loop to
@@ -184,17 +186,21 @@ static int32_t free_slot(const cg_memplan *p, ir_dim bytes) {
   return -1;
 }
 
-/* Whether op computes each element of its results from its operands'
- * elements at that same position only, reading all of them before it
- * stores the element: an elementwise op, or a fused group of them (a GEMM
- * group is not: its product overwrites C before the epilogue reads). */
-static bool elementwise(const ir_graph *g, ir_opid op) {
+/* Whether op's result may overwrite an operand of its dims: op computes
+ * each element of its results from its operands' elements at that same
+ * position only, reading all of them before it stores the element (an
+ * elementwise op, or a fused group of them; a GEMM group is not: its
+ * product overwrites C before the epilogue reads), or it is a softmax,
+ * whose lines along the axis are independent and each read whole (the
+ * maximum) before any element of it is stored, an element then being
+ * read only where it is stored (lower_softmax). */
+static bool in_place_ok(const ir_graph *g, ir_opid op) {
   ir_opkind k = ir_o(g, op)->kind;
   if (k == IR_OP_FUSED) return ir_fused_form_of(g, op) == IR_FUSED_ELEMENTWISE;
-  return (ir_opinfo_of(k)->flags & IR_ELEMENTWISE) != 0;
+  return k == IR_OP_SOFTMAX || (ir_opinfo_of(k)->flags & IR_ELEMENTWISE) != 0;
 }
 
-/* The slot of an operand of elementwise op that dies at op and that its
+/* The slot of an operand of op (in_place_ok) that dies at op and that its
  * result v (of `bytes`) may overwrite in place, or -1; the slot is handed
  * over to v. The operand must have v's dims, so that it is read at the
  * element being written. Any other operand in the same buffer (x and a
@@ -202,7 +208,7 @@ static bool elementwise(const ir_graph *g, ir_opid op) {
  * too: it is read at that element as well. */
 static int32_t take_dying_operand(cg_lower *c, cg_memplan *p, ir_opid op, ir_val v, ir_dim bytes) {
   const ir_op *o = ir_o(c->g, op);
-  if (!elementwise(c->g, op)) return -1;
+  if (!in_place_ok(c->g, op)) return -1;
   for (int32_t i = 0; i < o->n_in; i++) {
     ir_val r = p->root[o->in[i]];
     int32_t s = p->slot_of[r];

@@ -36,6 +36,17 @@
  *         part (fdlibm's __rem_pio2f medium case, exact for |x| < 2^28 pi/2),
  *         then sin/cos polynomials on [-pi/4, pi/4].
  *
+ * Fused multiply-adds. At -O2 and above every polynomial's Horner steps
+ * and the multiply-adds of exp's reduction (the rounding to k, Cody-Waite,
+ * r + r^2 Q; expm1's 2^k em + (2^k - 1), exact either way) are cg_fmuladd,
+ * one FMA each on targets that have one: 40% fewer vector instructions in
+ * exp, where softmax spends most of its time. The scalar and the vector
+ * exp fuse the same operations, so they still agree bit for bit; results
+ * can differ from -O0's (and a target's without FMA) by the polynomials'
+ * rounding, within the bounds of docs/numerics.md, measured for both. The
+ * other multiply-adds (log's final sum, the outer terms of tanh, sin and
+ * cos) are a multiply then an add at every level.
+ *
  * Coefficients. Fitted with mpmath's chebyfit (Chebyshev interpolation,
  * within a small factor of minimax) in 40-digit arithmetic, on the
  * reduced intervals named at each table, and rounded to float (f32 tables)
@@ -109,11 +120,12 @@ static LLVMValueRef clamp(cg_lower *c, LLVMValueRef x, double lo, double hi) {
   return at_least(c, x, lo);
 }
 
-/* coef[0] + x (coef[1] + x (...)) in x's type. */
+/* coef[0] + x (coef[1] + x (...)) in x's type, each step one multiply-add
+ * (fused at -O2: cg_fmuladd). */
 static LLVMValueRef horner(cg_lower *c, LLVMValueRef x, const double *coef, int n) {
   LLVMTypeRef t = LLVMTypeOf(x);
   LLVMValueRef r = fconst(t, coef[n - 1]);
-  for (int i = n - 2; i >= 0; i--) r = cg_fadd(c, fconst(t, coef[i]), cg_fmul(c, x, r));
+  for (int i = n - 2; i >= 0; i--) r = cg_fmuladd(c, x, r, fconst(t, coef[i]));
   return r;
 }
 
@@ -137,23 +149,29 @@ typedef struct exp_split {
   LLVMValueRef kf; /* k as a float */
 } exp_split;
 
-/* k and round(x/ln2) as a float, from x (|x| < 2^21). */
+/* k and round(x/ln2) as a float, from x (|x| < 2^21). x LOG2E + magic lies
+ * in [2^23, 2^24), where floats are the integers: rounded once (fused) or
+ * twice, t - magic is an integer k, exactly, within 1/2 (fused) or
+ * 1/2 + 2^-24 |x LOG2E| (not fused) of x LOG2E. */
 static LLVMValueRef round_log2(cg_lower *c, LLVMValueRef x, LLVMValueRef *k) {
   LLVMValueRef magic = f32_like(x, ROUND_MAGIC_F);
-  LLVMValueRef t = cg_fadd(c, cg_fmul(c, x, f32_like(x, LOG2E_F)), magic);
+  LLVMValueRef t = cg_fmuladd(c, x, f32_like(x, LOG2E_F), magic);
   *k = LLVMBuildSub(c->b, bits(c, t), bits(c, magic), "");
   return cg_fsub(c, t, magic);
 }
 
 static LLVMValueRef expm1_poly(cg_lower *c, LLVMValueRef r) {
-  return cg_fadd(c, r, cg_fmul(c, cg_fmul(c, r, r), horner(c, r, EXPM1_Q, 6)));
+  return cg_fmuladd(c, cg_fmul(c, r, r), horner(c, r, EXPM1_Q, 6), r);
 }
 
-/* Split of e^x for x already clamped to a range where k fits scale(). */
+/* Split of e^x for x already clamped to a range where k fits scale().
+ * r = (x - k LN2_HI) - k LN2_LO: the first difference is exact (k LN2_HI
+ * is, and x is within a factor 2 of it for k != 0), so fusing changes only
+ * the second, which it rounds once instead of twice. */
 static exp_split exp_reduce(cg_lower *c, LLVMValueRef x) {
   exp_split s;
   LLVMValueRef kf = round_log2(c, x, &s.k);
-  LLVMValueRef r = cg_fsub(c, cg_fsub(c, x, cg_fmul(c, kf, f32_like(x, LN2_HI_F))), cg_fmul(c, kf, f32_like(x, LN2_LO_F)));
+  LLVMValueRef r = cg_fmuladd(c, kf, f32_like(x, -LN2_LO_F), cg_fmuladd(c, kf, f32_like(x, -LN2_HI_F), x));
   s.em = expm1_poly(c, r);
   s.kf = kf;
   return s;
@@ -164,7 +182,7 @@ static exp_split exp_reduce(cg_lower *c, LLVMValueRef x) {
 static exp_split exp_reduce_wide(cg_lower *c, LLVMValueRef xd) {
   exp_split s;
   LLVMValueRef kf = round_log2(c, narrow(c, xd), &s.k);
-  LLVMValueRef r = cg_fsub(c, xd, cg_fmul(c, widen(c, kf), f64k(c, LN2_D)));
+  LLVMValueRef r = cg_fmuladd(c, widen(c, kf), f64k(c, -LN2_D), xd);
   s.em = expm1_poly(c, narrow(c, r));
   s.kf = kf;
   return s;
@@ -198,7 +216,7 @@ static LLVMValueRef gen_expm1(cg_lower *c, LLVMValueRef x) {
   exp_split s = exp_reduce(c, clamp(c, x, -30, 89));
   LLVMValueRef big_k = LLVMBuildICmp(c->b, LLVMIntSGT, s.k, u32k(c, 24), "");
   LLVMValueRef sv = pow2(c, sel(c, big_k, u32k(c, 24), s.k));
-  LLVMValueRef small = cg_fadd(c, cg_fmul(c, sv, s.em), cg_fsub(c, sv, f32k(c, 1)));
+  LLVMValueRef small = cg_fmuladd(c, sv, s.em, cg_fsub(c, sv, f32k(c, 1))); /* sv em is exact */
   LLVMValueRef big = cg_fsub(c, scale(c, cg_fadd(c, f32k(c, 1), s.em), s.k), f32k(c, 1));
   LLVMValueRef r = sel(c, big_k, big, small);
   return sel(c, cg_fcmp(c, LLVMRealOEQ, x, f32k(c, 0)), x, r); /* keeps the sign of -0 */

@@ -22,7 +22,7 @@ void help_build(FILE *f) {
         "  -o OUT             output file (default: MODEL's name with .so, .h, .ll, .s or .o),\n"
         "                     '-' for stdout (not for so); written atomically\n"
         "  -O0 | -O1 | -O2 | -O3  seqc's pass pipeline and LLVM's optimization level\n"
-        "                     (default -O2; fused multiply-adds in dot products only at -O2, -O3)\n"
+        "                     (default -O2; fused multiply-adds, docs/numerics.md, only at -O2, -O3)\n"
         "  --passes=A,B,...   run these seqc passes instead of the -O pipeline (lowering\n"
         "                     needs 'decompose' when the model has attention)\n"
         "  --target=TRIPLE    target triple, e.g. x86_64-unknown-linux-gnu or\n"
