@@ -575,6 +575,21 @@ static void alloc_init_results(cg_lower *c, ir_opid op) {
   }
 }
 
+/* The scratch op uses while it runs (cg_temp_type), if any: a slot of the
+ * plan, taken by other ops' temps and values once op is done, or a buffer
+ * of its own. */
+static void place_temp(cg_lower *c, ir_opid op, cg_memplan *plan) {
+  ir_type t;
+  if (!cg_temp_type(c, op, &t)) return;
+  if (plan) {
+    c->op_temp[op] = cg_memplan_alloc_temp(c, plan, op, t);
+    return;
+  }
+  cg_buf buf;
+  cg_alloc_buf(c, &buf, t);
+  c->op_temp[op] = buf.ptr;
+}
+
 /* Buffers for op's results: init's live in the caller's buffers
  * (lower_init), so do the values NAME_init yields, a reshape's in its
  * operand's, so does a transpose's that only GEMMs read, the others in
@@ -592,7 +607,7 @@ static void place_results(cg_lower *c, ir_blockid b, ir_opid op, cg_memplan *pla
     alloc_init_results(c, op);
   else if (k != IR_OP_INIT)
     cg_alloc_results(c, op);
-  cg_alloc_temps(c, op);
+  place_temp(c, op, plan);
   if (k == IR_OP_SCAN) cg_chunk_place(c, op);
 }
 

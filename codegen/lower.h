@@ -65,13 +65,13 @@ typedef struct cg_lower {
   ir_opid current;          /* the op being lowered: run-time checks name it */
   /* GEMM (lower_gemm.c): the target's f32 vector lanes, the tile height,
    * the k block, the most rows and panels a task takes; the module's tile functions
-   * and its task function, built on first use. */
+   * and its task functions (one matrix, a batch of them), built on first use. */
   int32_t f32_lanes, gemm_mr, gemm_kc, gemm_rows, gemm_panels;
   bool has_fma; /* llvm.fma is an instruction on the target, not a call of fmaf */
   LLVMValueRef gemm_tiles[2][CG_GEMM_MAX_MR + 1];  /* one panel, by prefetch and rows */
   LLVMValueRef gemv_tiles[CG_GEMV_MAX_PANELS + 1]; /* one row, by panels */
-  LLVMValueRef gemm_task;
-  LLVMValueRef *op_temp;    /* by op id: scratch an op uses besides its results (cg_alloc_temps) */
+  LLVMValueRef gemm_task, gemm_batch_task;
+  LLVMValueRef *op_temp;    /* by op id: scratch an op uses besides its results (cg_temp_type) */
   /* by value id: a transpose's result left in its operand's buffer, its
    * element idx at sum idx[d] * strides[v][d] (cg_transpose_in_place);
    * NULL for every other value (dense, row-major) */
@@ -266,6 +266,13 @@ typedef struct cg_gemm {
   LLVMValueRef a, a_row, a_k, bp, c, m, n, k;
 } cg_gemm;
 void cg_gemm_run(cg_lower *c, const cg_gemm *g);
+/* Pointers a batch matrix has in a batched product's table: its A, its B
+ * packed, its C. */
+enum { CG_GEMM_ENTRY = 3 };
+/* C_b = A_b B_b for `matrices` matrices b of g's shape and A strides, A_b,
+ * B_b packed and C_b the pointers of table entry b (g's a, bp and c
+ * unused), all in one parallel_for: no thread waits between matrices. */
+void cg_gemm_run_batch(cg_lower *c, const cg_gemm *g, LLVMValueRef table, LLVMValueRef matrices);
 /* Rows [i0, i1) by the columns of panels [q0, q1) of C = A B, every k
  * block, on the calling thread: what one task of cg_gemm_run computes for
  * that block (so the same sums, bitwise). panel_outer: the row tiles
@@ -279,13 +286,17 @@ void cg_gemm_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_
                   LLVMValueRef n, LLVMValueRef out);
 /* Whether matmul op runs as a GEMM (every operand f32). */
 bool cg_gemm_applies(const ir_graph *g, ir_opid op);
+/* Whether GEMM matmul op runs as a batch of matrices (cg_gemm_run_batch;
+ * lower_linalg.c), not as one (operands' buffers bound). */
+bool cg_matmul_batched(cg_lower *c, ir_opid op);
 /* Whether transpose op of the graph body leaves its result in its
  * operand's buffer, read through strides: every reader is a GEMM matmul,
  * which reads its operands through strides anyway (lower_linalg.c). */
 bool cg_transpose_in_place(const ir_graph *g, ir_opid op);
-/* Scratch op needs besides its results, into c->op_temp[op] (the walker
- * calls it after cg_alloc_results, in both walks). */
-void cg_alloc_temps(cg_lower *c, ir_opid op);
+/* Whether op needs scratch besides its results while it runs (a GEMM
+ * matmul's packed B), and its type: the walker places it in
+ * c->op_temp[op] after the results, in both walks. */
+bool cg_temp_type(cg_lower *c, ir_opid op, ir_type *type);
 
 /* ---- lower_recurrent.c: the persistent recurrent kernel ---- */
 
@@ -358,6 +369,9 @@ cg_memplan *cg_memplan_new(cg_lower *c);
 void cg_memplan_free(cg_memplan *p);
 /* Buffers for op's results: a free slot of the same byte size, else new scratch. */
 void cg_memplan_alloc_results(cg_lower *c, cg_memplan *p, ir_opid op);
+/* Scratch of type t that op uses while it runs (cg_temp_type), placed as
+ * its results are; free again after op (cg_memplan_release). */
+LLVMValueRef cg_memplan_alloc_temp(cg_lower *c, cg_memplan *p, ir_opid op, ir_type t);
 /* After op: the slots of values it read for the last time (or made and nobody reads) are free. */
 void cg_memplan_release(cg_lower *c, cg_memplan *p, ir_opid op);
 /* v's buffer, of type t rather than v's own (the chunk buffer of a

@@ -354,9 +354,11 @@ static void emit_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRe
 /* ---- the task function --------------------------------------------------------------- */
 
 /* What NAME_run hands each task of one product: C[m, n] = A B with A read
- * through strides and B packed. */
-enum { CL_A, CL_BP, CL_C, CL_M, CL_N, CL_K, CL_A_ROW, CL_A_K, CL_ROWS_PER_TASK, CL_PANELS_PER_TASK,
-       CL_ROW_TASKS, CL_N_FIELDS };
+ * through strides and B packed. A batched product's closure has no A, B
+ * or C but a table of them, CG_GEMM_ENTRY pointers a batch matrix
+ * (cg_gemm_run_batch), and the tasks of one matrix. */
+enum { CL_A, CL_BP, CL_C, CL_TABLE, CL_M, CL_N, CL_K, CL_A_ROW, CL_A_K, CL_ROWS_PER_TASK, CL_PANELS_PER_TASK,
+       CL_ROW_TASKS, CL_MATRIX_TASKS, CL_N_FIELDS };
 
 /* A fused group's epilogue (lower_fused.c): the ops after the product, and
  * the arguments they read, with how each is indexed (ir_broadcast_class);
@@ -371,7 +373,7 @@ typedef struct epilogue {
 
 static LLVMTypeRef closure_type(cg_lower *c, int32_t n_extra) {
   LLVMTypeRef *f = ir_xcalloc((size_t)(CL_N_FIELDS + n_extra), sizeof(LLVMTypeRef));
-  for (int32_t i = 0; i < CL_N_FIELDS + n_extra; i++) f[i] = i <= CL_C || i >= CL_N_FIELDS ? c->ptr : c->i64;
+  for (int32_t i = 0; i < CL_N_FIELDS + n_extra; i++) f[i] = i <= CL_TABLE || i >= CL_N_FIELDS ? c->ptr : c->i64;
   LLVMTypeRef t = LLVMStructTypeInContext(c->ctx, f, (unsigned)(CL_N_FIELDS + n_extra), 0);
   free(f);
   return t;
@@ -455,7 +457,7 @@ static void emit_tiles(cg_lower *c, const kblock *kb, LLVMValueRef i0, LLVMValue
 }
 
 static LLVMValueRef field(cg_lower *c, LLVMTypeRef ct, LLVMValueRef closure, int f) {
-  LLVMTypeRef t = f <= CL_C || f >= CL_N_FIELDS ? c->ptr : c->i64;
+  LLVMTypeRef t = f <= CL_TABLE || f >= CL_N_FIELDS ? c->ptr : c->i64;
   return LLVMBuildLoad2(c->b, t, LLVMBuildStructGEP2(c->b, ct, closure, (unsigned)f, ""), "");
 }
 
@@ -507,12 +509,26 @@ void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef 
   cg_for_end(c, &kl);
 }
 
+/* A batched product's task: its matrix's A, B and C into f from the
+ * table; returns the task's number within the matrix. */
+static LLVMValueRef batch_entry(cg_lower *c, LLVMValueRef *f, LLVMValueRef task) {
+  LLVMBuilderRef B = c->b;
+  LLVMValueRef matrix = LLVMBuildSDiv(B, task, f[CL_MATRIX_TASKS], "matrix");
+  LLVMValueRef entry = LLVMBuildMul(B, matrix, cg_i64(c, CG_GEMM_ENTRY), "");
+  for (int i = CL_A; i <= CL_C; i++) {
+    LLVMValueRef at = LLVMBuildAdd(B, entry, cg_i64(c, i - CL_A), "");
+    f[i] = LLVMBuildLoad2(B, c->ptr, LLVMBuildGEP2(B, c->ptr, f[CL_TABLE], &at, 1, ""), "");
+  }
+  return LLVMBuildSRem(B, task, f[CL_MATRIX_TASKS], "");
+}
+
 /* The body of a task function (closure, task); with an epilogue after the
- * last k block. */
-static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, const epilogue *e) {
+ * last k block; of a batched product's when batched. */
+static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, const epilogue *e, bool batched) {
   LLVMBuilderRef B = c->b;
   LLVMValueRef cl = LLVMGetParam(fn, 0), task = LLVMGetParam(fn, 1), f[CL_N_FIELDS];
   for (int i = 0; i < CL_N_FIELDS; i++) f[i] = field(c, ct, cl, i);
+  if (batched) task = batch_entry(c, f, task);
   /* Consecutive tasks share a panel block (and its k blocks in L2). */
   LLVMValueRef ctask = LLVMBuildSDiv(B, task, f[CL_ROW_TASKS], ""), rt = LLVMBuildSRem(B, task, f[CL_ROW_TASKS], "");
   LLVMValueRef i0 = LLVMBuildMul(B, rt, f[CL_ROWS_PER_TASK], "i0");
@@ -534,14 +550,14 @@ static void build_task_body(cg_lower *c, LLVMValueRef fn, LLVMTypeRef ct, const 
   LLVMBuildRetVoid(B);
 }
 
-/* NAME.gemm, shared by every plain product, or a fused group's own
- * function (cg_group_name). */
-static LLVMValueRef task_fn(cg_lower *c, LLVMTypeRef ct, const epilogue *e) {
+/* NAME.gemm, shared by every plain product, NAME.gemm.batch, shared by
+ * every batched one, or a fused group's own function (cg_group_name). */
+static LLVMValueRef task_fn(cg_lower *c, LLVMTypeRef ct, const epilogue *e, bool batched) {
   ir_buf name = {0};
   if (e)
     cg_group_name(c, e->op, &name);
   else
-    ir_buf_printf(&name, "%s.gemm", c->prefix);
+    ir_buf_printf(&name, "%s.gemm%s", c->prefix, batched ? ".batch" : "");
   LLVMTypeRef params[2] = {c->ptr, c->i64};
   LLVMValueRef fn = LLVMAddFunction(c->mod, name.s, LLVMFunctionType(c->void_t, params, 2, 0));
   ir_buf_free(&name);
@@ -551,7 +567,7 @@ static LLVMValueRef task_fn(cg_lower *c, LLVMTypeRef ct, const epilogue *e) {
   LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
   c->fn = fn;
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
-  build_task_body(c, fn, ct, e);
+  build_task_body(c, fn, ct, e, batched);
   c->fn = saved_fn;
   LLVMPositionBuilderAtEnd(c->b, at);
   return fn;
@@ -559,37 +575,51 @@ static LLVMValueRef task_fn(cg_lower *c, LLVMTypeRef ct, const epilogue *e) {
 
 /* ---- products ---------------------------------------------------------------------- */
 
-/* C[m, n] = A B for one matrix, B packed at bp, then the epilogue e (if
- * any; buffers[k] holds its argument k): tasks over row blocks and panel
- * blocks, sized from the shapes only. */
-static void emit_gemm(cg_lower *c, const cg_gemm *g, const epilogue *e, const LLVMValueRef *buffers) {
+/* C[m, n] = A B for `matrices` matrices of one shape, then the epilogue e
+ * (if any; buffers[k] holds its argument k): one parallel_for over tasks
+ * of row blocks by panel blocks of every matrix, sized from the shapes
+ * only. A single matrix (table NULL) is g's a, bp and c; else matrix b is
+ * entry b of table (cg_gemm_run_batch), and has no epilogue. */
+static void emit_gemm(cg_lower *c, const cg_gemm *g, LLVMValueRef table, LLVMValueRef matrices, const epilogue *e,
+                      const LLVMValueRef *buffers) {
   LLVMBuilderRef B = c->b;
   LLVMValueRef one = cg_i64(c, 1);
+  IR_ASSERT(!table || !e);
   /* Rows: whole tiles, up to gemm_rows, so that each k block of a panel
    * block, loaded into L2 once, serves many row tiles. */
   LLVMValueRef rows = cg_smax(c, one, cg_smin(c, g->m, cg_i64(c, c->gemm_rows)));
   LLVMValueRef row_tasks = ceil_div(c, g->m, rows);
-  /* Panels: blocks that fit L2, cut further while there are fewer than
-   * GEMM_MIN_TASKS tasks of GEMM_TASK_MACS each. */
+  /* Panels: blocks that fit L2, cut further while all the matrices have
+   * fewer than GEMM_MIN_TASKS tasks of GEMM_TASK_MACS each between them
+   * (several heads need not cut theirs). */
   LLVMValueRef panels = ceil_div(c, g->n, cg_i64(c, PANEL));
-  LLVMValueRef macs = LLVMBuildMul(B, LLVMBuildMul(B, g->m, g->n, ""), g->k, "");
+  LLVMValueRef macs = LLVMBuildMul(B, LLVMBuildMul(B, LLVMBuildMul(B, g->m, g->n, ""), g->k, ""), matrices, "");
   LLVMValueRef want = cg_smin(c, cg_i64(c, GEMM_MIN_TASKS), LLVMBuildSDiv(B, macs, cg_i64(c, GEMM_TASK_MACS), ""));
+  want = ceil_div(c, cg_smax(c, one, want), cg_smax(c, one, matrices)); /* per matrix */
   LLVMValueRef col_tasks = cg_smax(c, ceil_div(c, panels, cg_i64(c, c->gemm_panels)),
-                                cg_smin(c, panels, ceil_div(c, cg_smax(c, one, want), cg_smax(c, one, row_tasks))));
+                                cg_smin(c, panels, ceil_div(c, want, cg_smax(c, one, row_tasks))));
   LLVMValueRef per_task = cg_smax(c, one, ceil_div(c, panels, cg_smax(c, one, col_tasks)));
   col_tasks = ceil_div(c, panels, per_task);
-  LLVMValueRef n_tasks = LLVMBuildMul(B, row_tasks, col_tasks, "gemm.tasks");
+  LLVMValueRef matrix_tasks = LLVMBuildMul(B, row_tasks, col_tasks, "gemm.matrix.tasks");
+  LLVMValueRef n_tasks = LLVMBuildMul(B, matrix_tasks, matrices, "gemm.tasks");
   int32_t n_extra = e ? e->n : 0;
   LLVMTypeRef ct = closure_type(c, n_extra);
-  LLVMValueRef cl = cg_entry_alloca(c, ct, "gemm.closure");
-  LLVMValueRef vals[CL_N_FIELDS] = {g->a, g->bp, g->c, g->m, g->n, g->k, g->a_row, g->a_k, rows, per_task, row_tasks};
+  LLVMValueRef cl = cg_entry_alloca(c, ct, "gemm.closure"), null = LLVMConstPointerNull(c->ptr);
+  LLVMValueRef vals[CL_N_FIELDS] = {table ? null : g->a, table ? null : g->bp, table ? null : g->c,
+                                    table ? table : null, g->m, g->n, g->k, g->a_row, g->a_k, rows, per_task,
+                                    row_tasks, matrix_tasks};
   for (int i = 0; i < CL_N_FIELDS + n_extra; i++)
     LLVMBuildStore(B, i < CL_N_FIELDS ? vals[i] : buffers[i - CL_N_FIELDS], LLVMBuildStructGEP2(B, ct, cl, (unsigned)i, ""));
-  if (!c->gemm_task) c->gemm_task = task_fn(c, closure_type(c, 0), NULL);
-  cg_parallel_for(c, e ? task_fn(c, ct, e) : c->gemm_task, cl, n_tasks);
+  LLVMValueRef *shared = table ? &c->gemm_batch_task : &c->gemm_task;
+  if (!*shared) *shared = task_fn(c, closure_type(c, 0), NULL, table != NULL);
+  cg_parallel_for(c, e ? task_fn(c, ct, e, false) : *shared, cl, n_tasks);
 }
 
-void cg_gemm_run(cg_lower *c, const cg_gemm *g) { emit_gemm(c, g, NULL, NULL); }
+void cg_gemm_run(cg_lower *c, const cg_gemm *g) { emit_gemm(c, g, NULL, cg_i64(c, 1), NULL, NULL); }
+
+void cg_gemm_run_batch(cg_lower *c, const cg_gemm *g, LLVMValueRef table, LLVMValueRef matrices) {
+  emit_gemm(c, g, table, matrices, NULL, NULL);
+}
 
 void cg_gemm_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRef b_j, LLVMValueRef k,
                   LLVMValueRef n, LLVMValueRef out) {
@@ -615,7 +645,7 @@ static void packed_product(cg_lower *c, ir_opid op, const cg_buf *out, const epi
   LLVMValueRef k = a->dims[ra - 1], m = cg_i64(c, 1);
   for (int32_t d = 0; d < ra - 1; d++) m = LLVMBuildMul(c->b, m, a->dims[d], "");
   cg_gemm g = {a->ptr, k, cg_i64(c, 1), p->ptr, out->ptr, m, cg_dim(c, n), k};
-  emit_gemm(c, &g, e, buffers);
+  emit_gemm(c, &g, NULL, cg_i64(c, 1), e, buffers);
 }
 
 bool lower_matmul_packed(cg_lower *c, ir_opid op) {
@@ -662,15 +692,30 @@ bool cg_gemm_applies(const ir_graph *g, ir_opid op) {
   return o->kind == IR_OP_MATMUL && ir_vtype(g, o->in[0]).dtype == IR_F32 && ir_vtype(g, o->in[1]).dtype == IR_F32;
 }
 
-/* A matmul's B, one batch matrix at a time, is packed into a buffer of
- * ceildiv(N, 32) x K x 32 floats. */
-void cg_alloc_temps(cg_lower *c, ir_opid op) {
-  if (!cg_gemm_applies(c->g, op)) return;
-  ir_type b = ir_vtype(c->g, ir_o(c->g, op)->in[1]);
+/* The product of dims [from, to) of t. */
+static ir_dim dims_product(cg_lower *c, ir_type t, int32_t from, int32_t to) {
+  ir_dim p = ir_dim_const(c->g->dims, 1);
+  for (int32_t d = from; d < to; d++) p = ir_dim_mul(c->g->dims, p, t.dims[d]);
+  return p;
+}
+
+/* A matmul's B is packed into ceildiv(N, 32) x K x 32 floats: one batch
+ * matrix at a time, or, batched (cg_matmul_batched), every matrix of B
+ * one after another, followed by the table of the result's matrices
+ * (CG_GEMM_ENTRY pointers of 8 bytes, two floats, each). */
+bool cg_temp_type(cg_lower *c, ir_opid op, ir_type *type) {
+  if (!cg_gemm_applies(c->g, op)) return false;
+  ir_type b = ir_vtype(c->g, ir_o(c->g, op)->in[1]), out = ir_vtype(c->g, ir_o(c->g, op)->out[0]);
   bool tb = ir_get_int(c->g, op, "transpose_b") != 0;
-  ir_dim k = b.dims[b.rank - 2 + tb], n = b.dims[b.rank - 1 - tb], w = ir_dim_const(c->g->dims, PANEL);
-  ir_dim dims[3] = {ir_dim_ceildiv(c->g->dims, n, w), k, w};
-  cg_buf buf;
-  cg_alloc_buf(c, &buf, ir_type_make(c->g, IR_F32, 3, dims));
-  c->op_temp[op] = buf.ptr;
+  ir_dimtab *t = c->g->dims;
+  ir_dim k = b.dims[b.rank - 2 + tb], n = b.dims[b.rank - 1 - tb], w = ir_dim_const(t, PANEL);
+  ir_dim dims[3] = {ir_dim_ceildiv(t, n, w), k, w};
+  *type = ir_type_make(c->g, IR_F32, 3, dims);
+  if (cg_matmul_batched(c, op)) {
+    ir_dim packs = ir_dim_mul(t, dims_product(c, b, 0, b.rank - 2), ir_type_numel_dim(c->g, *type));
+    ir_dim table = ir_dim_mul(t, dims_product(c, out, 0, out.rank - 2), ir_dim_const(t, 2 * CG_GEMM_ENTRY));
+    ir_dim all = ir_dim_add(t, packs, table);
+    *type = ir_type_make(c->g, IR_F32, 1, &all);
+  }
+  return true;
 }

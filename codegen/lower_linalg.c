@@ -395,6 +395,75 @@ static void gemm_batch(cg_lower *c, LLVMValueRef a, LLVMValueRef a_row, LLVMValu
   cg_gemm_run(c, &g);
 }
 
+/* Whether a GEMM reads the rows of every batch matrix of A as one matrix
+ * (B has no batch dims, A's rows are contiguous and dense). */
+static bool rows_as_one_matrix(cg_lower *c, ir_opid op) {
+  const ir_op *o = ir_o(c->g, op);
+  return ir_vtype(c->g, o->in[1]).rank == 2 && !ir_get_int(c->g, op, "transpose_a") && !c->strides[o->in[0]];
+}
+
+bool cg_matmul_batched(cg_lower *c, ir_opid op) {
+  return ir_vtype(c->g, ir_o(c->g, op)->out[0]).rank > 2 && !rows_as_one_matrix(c, op);
+}
+
+/* The row-major index of x's batch matrix at the result batch index bidx
+ * among x's batch matrices (a dim declared as 1 broadcasts). */
+static LLVMValueRef matrix_index(cg_lower *c, const cg_buf *x, const cg_buf *out, const LLVMValueRef *bidx) {
+  int32_t batch = x->type.rank - 2, offset = out->type.rank - 2 - batch;
+  LLVMValueRef at = cg_i64(c, 0);
+  for (int32_t s = 0; s < batch; s++) {
+    int64_t v;
+    bool one = ir_dim_is_const(c->g->dims, x->type.dims[s], &v) && v == 1;
+    at = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, at, x->dims[s], ""), one ? cg_i64(c, 0) : bidx[offset + s], "");
+  }
+  return at;
+}
+
+/* Every batch matrix of GEMM matmul op in one parallel_for
+ * (cg_gemm_run_batch), so that threads never wait between matrices (heads):
+ * first B's matrices packed one after another into the op's scratch (a B
+ * without batch dims once), then the table after them of each result
+ * matrix's A, packed B and C (cg_temp_type). */
+static void gemm_batched(cg_lower *c, ir_opid op, bool ta, bool tb, LLVMValueRef m, LLVMValueRef k, LLVMValueRef n) {
+  LLVMBuilderRef B = c->b;
+  const cg_buf *a = cg_operand(c, op, 0), *b = cg_operand(c, op, 1), *out = cg_result(c, op, 0);
+  int32_t nb = out->type.rank - 2, bb = b->type.rank - 2;
+  LLVMValueRef packed = c->op_temp[op], *bidx = ir_xcalloc((size_t)nb, sizeof(LLVMValueRef));
+  LLVMValueRef w = cg_i64(c, IR_PACK_WIDTH);
+  LLVMValueRef panels = LLVMBuildSDiv(B, LLVMBuildAdd(B, n, cg_i64(c, IR_PACK_WIDTH - 1), ""), w, "");
+  LLVMValueRef pack_size = LLVMBuildMul(B, LLVMBuildMul(B, panels, k, ""), w, ""); /* floats */
+  for (int32_t d = 0; d < nb; d++) bidx[d] = cg_i64(c, 0);
+  matrix_view va = view_at(c, op, 0, out, bidx, ta); /* strides: the same for every matrix */
+  cg_nest pb = cg_nest_begin(c, bb, b->dims);
+  for (int32_t s = 0; s < bb; s++) bidx[nb - bb + s] = pb.ivs[s];
+  matrix_view vb = view_at(c, op, 1, out, bidx, tb);
+  LLVMValueRef slice = LLVMBuildMul(B, matrix_index(c, b, out, bidx), pack_size, "");
+  cg_gemm_pack(c, element_at(c, c->f32, b->ptr, vb.base), vb.row_stride, vb.col_stride, k, n,
+               element_at(c, c->f32, packed, slice));
+  cg_nest_end(c, &pb);
+  LLVMValueRef matrices = cg_i64(c, 1);
+  for (int32_t s = 0; s < bb; s++) matrices = LLVMBuildMul(B, matrices, b->dims[s], "");
+  LLVMValueRef table = element_at(c, c->f32, packed, LLVMBuildMul(B, matrices, pack_size, ""));
+  cg_nest batch = cg_nest_begin(c, nb, out->dims);
+  matrix_view vab = view_at(c, op, 0, out, batch.ivs, ta);
+  LLVMValueRef *cidx = ir_xcalloc((size_t)nb + 2, sizeof(LLVMValueRef));
+  for (int32_t d = 0; d < nb + 2; d++) cidx[d] = d < nb ? batch.ivs[d] : cg_i64(c, 0);
+  LLVMValueRef entry[CG_GEMM_ENTRY] = {
+      element_at(c, c->f32, a->ptr, vab.base),
+      element_at(c, c->f32, packed, LLVMBuildMul(B, matrix_index(c, b, out, batch.ivs), pack_size, "")),
+      element_at(c, c->f32, out->ptr, cg_linear(c, out, cidx))};
+  LLVMValueRef at = LLVMBuildMul(B, matrix_index(c, out, out, batch.ivs), cg_i64(c, CG_GEMM_ENTRY), "");
+  for (int32_t i = 0; i < CG_GEMM_ENTRY; i++)
+    LLVMBuildStore(B, entry[i], element_at(c, c->ptr, table, LLVMBuildAdd(B, at, cg_i64(c, i), "")));
+  cg_nest_end(c, &batch);
+  free(cidx);
+  free(bidx);
+  LLVMValueRef count = cg_i64(c, 1);
+  for (int32_t d = 0; d < nb; d++) count = LLVMBuildMul(B, count, out->dims[d], "");
+  cg_gemm g = {NULL, va.row_stride, va.col_stride, NULL, NULL, m, n, k};
+  cg_gemm_run_batch(c, &g, table, count);
+}
+
 bool lower_matmul(cg_lower *c, ir_opid op) {
   const cg_buf *a = cg_operand(c, op, 0), *b = cg_operand(c, op, 1), *out = cg_result(c, op, 0);
   bool ta = ir_get_int(c->g, op, "transpose_a") != 0, tb = ir_get_int(c->g, op, "transpose_b") != 0;
@@ -403,8 +472,11 @@ bool lower_matmul(cg_lower *c, ir_opid op) {
   check_batch_dims(c, a, out);
   check_batch_dims(c, b, out);
   LLVMValueRef m = a->dims[ra - 2 + ta], k = a->dims[ra - 1 - ta], n = b->dims[rb - 1 - tb];
-  bool a_dense = !c->strides[ir_o(c->g, op)->in[0]];
-  if (cg_gemm_applies(c->g, op) && rb == 2 && !ta && a_dense) { /* the rows of every batch of a as one matrix */
+  if (cg_gemm_applies(c->g, op) && cg_matmul_batched(c, op)) {
+    gemm_batched(c, op, ta, tb, m, k, n);
+    return true;
+  }
+  if (cg_gemm_applies(c->g, op) && rows_as_one_matrix(c, op)) { /* the rows of every batch of a as one matrix */
     matrix_view vb = view_at(c, op, 1, out, NULL, tb);
     for (int32_t d = 0; d < ra - 2; d++) m = LLVMBuildMul(c->b, m, out->dims[d], "");
     gemm_batch(c, a->ptr, k, cg_i64(c, 1), &vb, out->ptr, m, k, n, op);

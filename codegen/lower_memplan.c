@@ -14,7 +14,9 @@
  * byte size, a symbolic dim (element count times dtype size). After an op
  * the slots of the values that die there return to the pool; a later
  * value of exactly that size takes the newest free one (the last made) instead of
- * new scratch. Since sizes are symbolic, slots of different sizes never
+ * new scratch. So does the scratch an op uses only while it runs (a
+ * GEMM's packed B, cg_memplan_alloc_temp): attention's products then pack
+ * into the same bytes, which stay in cache, instead of one buffer each. Since sizes are symbolic, slots of different sizes never
  * share bytes: every offset is a sum of symbolic sizes, fixed when the
  * code is generated, and the plan holds for every binding of the dims
  * with nothing planned at run time. (The other choice, planning offsets
@@ -63,6 +65,7 @@ struct cg_memplan {
   ir_val *root;    /* by value id: the value whose buffer it uses */
   int32_t *slot_of; /* by value id: its slot, or -1 */
   int32_t *pos;    /* by op id: position in the body */
+  int32_t *temp;   /* by op id: the slot of its scratch while it runs (cg_memplan_alloc_temp), or -1 */
   slot *slots;
   int32_t n_slots, cap_slots;
   cg_lower *c; /* the walk the plan is made in: its code takes and gives the slots (test mode) */
@@ -147,6 +150,8 @@ cg_memplan *cg_memplan_new(cg_lower *c) {
   p->root = ir_xmalloc(sizeof(ir_val) * ((size_t)g->n_vals + 1));
   p->slot_of = ir_xmalloc(sizeof(int32_t) * ((size_t)g->n_vals + 1));
   p->pos = ir_xcalloc((size_t)g->n_ops + 1, sizeof(int32_t));
+  p->temp = ir_xmalloc(sizeof(int32_t) * ((size_t)g->n_ops + 1));
+  for (ir_opid op = 0; op <= g->n_ops; op++) p->temp[op] = -1;
   for (ir_val v = 0; v < g->n_vals; v++) p->last[v] = -1, p->root[v] = v, p->slot_of[v] = -1;
   int32_t at = 0;
   for (ir_opid op = ir_b(g, g->body)->first; op != IR_NONE; op = ir_o(g, op)->next, at++) {
@@ -173,6 +178,7 @@ void cg_memplan_free(cg_memplan *p) {
   free(p->root);
   free(p->slot_of);
   free(p->pos);
+  free(p->temp);
   free(p->slots);
   free(p);
 }
@@ -261,6 +267,12 @@ void cg_memplan_alloc_as(cg_lower *c, cg_memplan *p, ir_val v, ir_type t) {
   p->slot_of[v] = place(c, p, &c->bufs[v], t, byte_size(c, t), -1);
 }
 
+LLVMValueRef cg_memplan_alloc_temp(cg_lower *c, cg_memplan *p, ir_opid op, ir_type t) {
+  cg_buf buf;
+  p->temp[op] = place(c, p, &buf, t, byte_size(c, t), -1);
+  return buf.ptr;
+}
+
 static void release(cg_memplan *p, ir_val v, int32_t at) {
   ir_val r = p->root[v];
   if (p->last[r] <= at && p->slot_of[r] >= 0) {
@@ -274,6 +286,10 @@ void cg_memplan_release(cg_lower *c, cg_memplan *p, ir_opid op) {
   int32_t at = p->pos[op];
   for (int32_t i = 0; i < o->n_in; i++) release(p, o->in[i], at);
   for (int32_t i = 0; i < o->n_out; i++) release(p, o->out[i], at); /* never read */
+  /* Ops with scratch (GEMM matmuls) are never computed chunk by chunk
+   * inside a later scan (cg_chunk_plan), so theirs is free after them. */
+  if (p->temp[op] >= 0) set_free(c, &p->slots[p->temp[op]], true);
+  p->temp[op] = -1;
   if (o->kind != IR_OP_SCAN || !c->deferred) return;
   /* The operands of the ops this scan computed chunk by chunk (they come
    * before it in the body) and their chunk buffers. */
