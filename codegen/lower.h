@@ -68,7 +68,7 @@ typedef struct cg_lower {
    * and its task functions (one matrix, a batch of them), built on first use. */
   int32_t f32_lanes, gemm_mr, gemm_kc, gemm_rows, gemm_panels;
   bool has_fma; /* llvm.fma is an instruction on the target, not a call of fmaf */
-  LLVMValueRef gemm_tiles[2][CG_GEMM_MAX_MR + 1];  /* one panel, by prefetch and rows */
+  LLVMValueRef gemm_tiles[CG_GEMM_MAX_MR + 1];     /* one panel, by rows */
   LLVMValueRef gemv_tiles[CG_GEMV_MAX_PANELS + 1]; /* one row, by panels */
   LLVMValueRef gemm_task, gemm_batch_task;
   LLVMValueRef *op_temp;    /* by op id: scratch an op uses besides its results (cg_temp_type) */

@@ -22,7 +22,7 @@
  * vector accumulators of L = f32 lanes of the target (16 with AVX-512, 8
  * with AVX/AVX2, 4 otherwise) in registers across a block of k: each step
  * loads P x 32/L panel vectors and broadcasts R elements of A, two steps
- * per loop iteration (then the odd one). The edge
+ * per loop iteration (an odd block starts with a single one). The edge
  * columns of the last panel are loaded and stored under a mask. A single
  * row (a matrix-vector product, the recurrent step at batch 1) runs several
  * panels at a time, so that GEMV_CHAINS independent chains hide the FMA
@@ -50,12 +50,13 @@
 
 #define PANEL IR_PACK_WIDTH
 /* How far ahead of the k loop a multi-row tile prefetches its panels'
- * rows when they stream from beyond L2 (cg_gemm_block's panel_outer):
- * 24 rows of 128 bytes, a few hundred cycles of its FMAs. B2's recurrent
- * step -6% (docs/performance.md); single-row tiles, bound by L2 already,
- * got slower with it and have none. Such tiles are separate functions
- * (gemm.tile.m<R>p1.pf), so that the other products' k loops carry no
- * prefetch at all. */
+ * rows, for a recurrent step's panels that stream from beyond L2
+ * (cg_gemm_block's panel_outer): 24 rows of 128 bytes, a few hundred
+ * cycles of its FMAs. B2's recurrent step -6% (docs/performance.md);
+ * single-row tiles, bound by L2 already, got slower with it and have
+ * none. GEMM tasks, whose panels come from L2, measured the same with it
+ * as without (B4), and share the tiles: a variant without it cost B3
+ * about 10% more build time. */
 #define AHEAD_ROWS 24
 #define GEMV_CHAINS 8               /* vector accumulators of a single-row tile */
 /* Panels a recurrent step's row tiles pass over together (cg_gemm_block's
@@ -107,7 +108,6 @@ static void prefetch_panels(cg_lower *c, LLVMValueRef b_row, LLVMValueRef stride
 /* A tile's shape and its function's parameters. */
 typedef struct tile {
   int32_t rows, panels, nv, n_acc;
-  bool prefetch;
   LLVMValueRef p[T_N_PARAMS];
 } tile;
 
@@ -130,62 +130,63 @@ static void emit_k_step(cg_lower *c, const tile *t, LLVMValueRef *a_col, LLVMVal
     LLVMValueRef av = cg_splat(c, c->f32_lanes, LLVMBuildLoad2(B, c->f32, gep_f32(c, *a_col, at), "a"));
     for (int32_t v = 0; v < t->nv; v++) acc[r * t->nv + v] = cg_fmuladd(c, av, bv[v], acc[r * t->nv + v]);
   }
-  if (t->prefetch) prefetch_panels(c, *b_row, t->p[T_PANEL_STRIDE], t->panels);
+  if (t->rows > 1) prefetch_panels(c, *b_row, t->p[T_PANEL_STRIDE], t->panels);
   *a_col = gep_f32(c, *a_col, t->p[T_A_K]);
   *b_row = gep_f32(c, *b_row, cg_i64(c, PANEL));
 }
 
-/* The k loop: steps two at a time while two remain (half the loop's own
- * instructions per step), then the odd one. Leaves the builder after it
- * with acc[] the sums over all kc steps. */
+/* The k loop, two steps per iteration (half the loop's own instructions
+ * per step) in two copies of the step: an odd kc enters at the second
+ * copy, so one step runs before the pairs. Steps run in k order either
+ * way. Leaves the builder after the loop with acc[] the sums over all kc
+ * steps. */
 static void emit_k_loop(cg_lower *c, LLVMValueRef fn, const tile *t, LLVMValueRef *acc) {
   LLVMBuilderRef B = c->b;
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
   LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, fn, "k");
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.body");
-  LLVMBasicBlockRef odd = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.odd");
+  LLVMBasicBlockRef first = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.first");
+  LLVMBasicBlockRef second = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.second");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.done");
-  LLVMBuildBr(B, head);
-  LLVMPositionBuilderAtEnd(B, head);
+  LLVMValueRef odd = LLVMBuildTrunc(B, LLVMBuildAnd(B, t->p[T_KC], cg_i64(c, 1), ""), c->i1, "");
+  LLVMBuildCondBr(B, odd, second, head);
   /* The k step moves two pointers (A's column, the panels' row) rather
    * than multiplying k by strides: LSR, which would do that, is off. */
-  LLVMValueRef k = LLVMBuildPhi(B, c->i64, "k"), phi[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], zero64 = cg_i64(c, 0);
-  LLVMValueRef a_col = LLVMBuildPhi(B, c->ptr, "a.col"), b_row = LLVMBuildPhi(B, c->ptr, "b.row");
-  LLVMAddIncoming(k, &zero64, &pre, 1);
-  LLVMValueRef a0 = t->p[T_A], b0 = t->p[T_PANEL];
-  LLVMAddIncoming(a_col, &a0, &pre, 1);
-  LLVMAddIncoming(b_row, &b0, &pre, 1);
-  for (int32_t i = 0; i < t->n_acc; i++) {
-    phi[i] = LLVMBuildPhi(B, vec_t(c), "acc");
-    LLVMAddIncoming(phi[i], &acc[i], &pre, 1);
+  LLVMValueRef k[2], a_col[2], b_row[2], phi[2][CG_GEMM_MAX_MR * MAX_TILE_VECTORS];
+  LLVMValueRef start[3] = {cg_i64(c, 0), t->p[T_A], t->p[T_PANEL]};
+  LLVMBasicBlockRef at[2] = {head, second};
+  for (int h = 0; h < 2; h++) {
+    LLVMPositionBuilderAtEnd(B, at[h]);
+    k[h] = LLVMBuildPhi(B, c->i64, "k");
+    a_col[h] = LLVMBuildPhi(B, c->ptr, "a.col");
+    b_row[h] = LLVMBuildPhi(B, c->ptr, "b.row");
+    LLVMAddIncoming(k[h], &start[0], &pre, 1);
+    LLVMAddIncoming(a_col[h], &start[1], &pre, 1);
+    LLVMAddIncoming(b_row[h], &start[2], &pre, 1);
+    for (int32_t i = 0; i < t->n_acc; i++) {
+      phi[h][i] = LLVMBuildPhi(B, vec_t(c), "acc");
+      LLVMAddIncoming(phi[h][i], &acc[i], &pre, 1);
+    }
   }
-  LLVMValueRef k2 = LLVMBuildAdd(B, k, cg_i64(c, 2), "");
-  LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLE, k2, t->p[T_KC], ""), body, odd);
-  LLVMPositionBuilderAtEnd(B, body);
-  LLVMValueRef next[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], a_next = a_col, b_next = b_row;
-  memcpy(next, phi, sizeof(LLVMValueRef) * (size_t)t->n_acc);
-  emit_k_step(c, t, &a_next, &b_next, next);
-  emit_k_step(c, t, &a_next, &b_next, next);
-  LLVMBasicBlockRef latch = LLVMGetInsertBlock(B);
-  LLVMAddIncoming(k, &k2, &latch, 1);
-  LLVMAddIncoming(a_col, &a_next, &latch, 1);
-  LLVMAddIncoming(b_row, &b_next, &latch, 1);
-  for (int32_t i = 0; i < t->n_acc; i++) LLVMAddIncoming(phi[i], &next[i], &latch, 1);
-  LLVMBuildBr(B, head);
-  LLVMPositionBuilderAtEnd(B, odd);
-  LLVMBasicBlockRef last = LLVMAppendBasicBlockInContext(c->ctx, fn, "k.last");
-  LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, k, t->p[T_KC], ""), last, done);
-  LLVMPositionBuilderAtEnd(B, last);
-  memcpy(next, phi, sizeof(LLVMValueRef) * (size_t)t->n_acc);
-  emit_k_step(c, t, &a_col, &b_row, next);
-  LLVMBuildBr(B, done);
+  LLVMPositionBuilderAtEnd(B, head);
+  LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, k[0], t->p[T_KC], ""), first, done);
+  /* Each copy: one step from its phis into the other copy's. */
+  LLVMBasicBlockRef body[2] = {first, second}, to[2] = {second, head};
+  for (int h = 0; h < 2; h++) {
+    LLVMPositionBuilderAtEnd(B, body[h]);
+    LLVMValueRef next[CG_GEMM_MAX_MR * MAX_TILE_VECTORS], a = h ? a_col[1] : a_col[0], b = h ? b_row[1] : b_row[0];
+    memcpy(next, phi[h], sizeof(LLVMValueRef) * (size_t)t->n_acc);
+    emit_k_step(c, t, &a, &b, next);
+    LLVMValueRef k1 = LLVMBuildAdd(B, k[h], cg_i64(c, 1), "");
+    LLVMBasicBlockRef from = LLVMGetInsertBlock(B);
+    int o = 1 - h;
+    LLVMAddIncoming(k[o], &k1, &from, 1);
+    LLVMAddIncoming(a_col[o], &a, &from, 1);
+    LLVMAddIncoming(b_row[o], &b, &from, 1);
+    for (int32_t i = 0; i < t->n_acc; i++) LLVMAddIncoming(phi[o][i], &next[i], &from, 1);
+    LLVMBuildBr(B, to[h]);
+  }
   LLVMPositionBuilderAtEnd(B, done);
-  LLVMBasicBlockRef from[2] = {odd, last};
-  for (int32_t i = 0; i < t->n_acc; i++) {
-    acc[i] = LLVMBuildPhi(B, vec_t(c), "acc");
-    LLVMValueRef in[2] = {phi[i], next[i]};
-    LLVMAddIncoming(acc[i], in, from, 2);
-  }
+  memcpy(acc, phi[0], sizeof(LLVMValueRef) * (size_t)t->n_acc);
 }
 
 /* The body of a tile function: accumulate over kc, then store; starts
@@ -234,15 +235,13 @@ static LLVMTypeRef tile_fn_type(cg_lower *c) {
   return LLVMFunctionType(c->void_t, params, T_N_PARAMS, 0);
 }
 
-/* The module's tile function for rows x panels, with or without the
- * panels' prefetch, built on first use. */
-static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels, bool prefetch) {
+/* The module's tile function for rows x panels, built on first use. */
+static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels) {
   IR_ASSERT(panels == 1 || (rows == 1 && panels <= CG_GEMV_MAX_PANELS));
-  prefetch = prefetch && rows > 1;
-  LLVMValueRef *slot = panels == 1 ? &c->gemm_tiles[prefetch][rows] : &c->gemv_tiles[panels];
+  LLVMValueRef *slot = panels == 1 ? &c->gemm_tiles[rows] : &c->gemv_tiles[panels];
   if (*slot) return *slot;
   char name[48];
-  snprintf(name, sizeof name, "gemm.tile.m%dp%d%s", (int)rows, (int)panels, prefetch ? ".pf" : "");
+  snprintf(name, sizeof name, "gemm.tile.m%dp%d", (int)rows, (int)panels);
   LLVMValueRef fn = LLVMAddFunction(c->mod, name, tile_fn_type(c));
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   /* One copy per module: every product and recurrent kernel calls it once
@@ -251,7 +250,7 @@ static LLVMValueRef tile_fn(cg_lower *c, int32_t rows, int32_t panels, bool pref
   cg_copy_target_attrs(c, fn);
   LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
-  tile t = {.rows = rows, .panels = panels, .prefetch = prefetch};
+  tile t = {.rows = rows, .panels = panels};
   build_tile_body(c, fn, &t);
   LLVMPositionBuilderAtEnd(c->b, at);
   return *slot = fn;
@@ -382,7 +381,6 @@ static LLVMTypeRef closure_type(cg_lower *c, int32_t n_extra) {
 /* One k block of the task: operands of the tile calls. */
 typedef struct kblock {
   LLVMValueRef a, a_row, a_k, bp, panel_stride, kc0, kc, c, n, acc;
-  bool prefetch;
 } kblock;
 
 static void call_tile(cg_lower *c, const kblock *kb, int32_t rows, int32_t panels, LLVMValueRef i, LLVMValueRef q) {
@@ -394,7 +392,7 @@ static void call_tile(cg_lower *c, const kblock *kb, int32_t rows, int32_t panel
   LLVMValueRef a = gep_f32(c, kb->a, LLVMBuildAdd(B, LLVMBuildMul(B, i, kb->a_row, ""), LLVMBuildMul(B, kb->kc0, kb->a_k, ""), ""));
   LLVMValueRef args[T_N_PARAMS] = {a, kb->a_row, kb->a_k, panel, kb->panel_stride, kb->kc, out,
                                    kb->n, LLVMBuildSub(B, kb->n, col, ""), kb->acc};
-  LLVMBuildCall2(B, tile_fn_type(c), tile_fn(c, rows, panels, kb->prefetch), args, T_N_PARAMS, "");
+  LLVMBuildCall2(B, tile_fn_type(c), tile_fn(c, rows, panels), args, T_N_PARAMS, "");
 }
 
 /* Panels [q0, q1) of row i alone, several at a time (GEMV_CHAINS vectors),
@@ -494,7 +492,7 @@ void cg_gemm_block(cg_lower *c, const cg_gemm *g, LLVMValueRef i0, LLVMValueRef 
   LLVMValueRef kcmax = cg_smax(c, cg_i64(c, 1), ceil_div(c, g->k, nkb));
   cg_loop kl = cg_for_begin(c, nkb, "kblock");
   kblock kb = {g->a, g->a_row, g->a_k, g->bp, LLVMBuildMul(B, g->k, cg_i64(c, PANEL), ""), NULL,
-               NULL, g->c, g->n, LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc"), panel_outer};
+               NULL, g->c, g->n, LLVMBuildICmp(B, LLVMIntSGT, kl.iv, cg_i64(c, 0), "acc")};
   kb.kc0 = LLVMBuildMul(B, kl.iv, kcmax, "kc0");
   kb.kc = cg_smin(c, kcmax, LLVMBuildSub(B, g->k, kb.kc0, ""));
   if (panel_outer) {
