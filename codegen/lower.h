@@ -71,6 +71,7 @@ typedef struct cg_lower {
   LLVMValueRef gemm_tiles[CG_GEMM_MAX_MR + 1];     /* one panel, by rows */
   LLVMValueRef gemv_tiles[CG_GEMV_MAX_PANELS + 1]; /* one row, by panels */
   LLVMValueRef gemm_task, gemm_batch_task;
+  LLVMValueRef pack_blocks; /* seqc.pack.blocks, once built (lower_gemm.c) */
   LLVMValueRef *op_temp;    /* by op id: scratch an op uses besides its results (cg_temp_type) */
   /* by value id: a transpose's result left in its operand's buffer, its
    * element idx at sum idx[d] * strides[v][d] (cg_transpose_in_place);
