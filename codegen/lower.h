@@ -71,7 +71,6 @@ typedef struct cg_lower {
   LLVMValueRef gemm_tiles[CG_GEMM_MAX_MR + 1];     /* one panel, by rows */
   LLVMValueRef gemv_tiles[CG_GEMV_MAX_PANELS + 1]; /* one row, by panels */
   LLVMValueRef gemm_task, gemm_batch_task;
-  LLVMValueRef pack_blocks; /* seqc.pack.blocks, once built (lower_gemm.c) */
   LLVMValueRef *op_temp;    /* by op id: scratch an op uses besides its results (cg_temp_type) */
   /* by value id: a transpose's result left in its operand's buffer, its
    * element idx at sum idx[d] * strides[v][d] (cg_transpose_in_place);
@@ -258,6 +257,12 @@ void cg_team_wait(cg_lower *c, LLVMValueRef exec, LLVMValueRef count, LLVMValueR
 void cg_parallel_for(cg_lower *c, LLVMValueRef task, LLVMValueRef closure, LLVMValueRef n_tasks);
 /* The current function's target-cpu/target-features on fn. */
 void cg_copy_target_attrs(cg_lower *c, LLVMValueRef fn);
+/* The module's internal function `name` of `type`, never inlined (and
+ * optsize when asked), with the current function's target attributes:
+ * body(c, fn) builds it the first time, with c->b and c->fn on it
+ * meanwhile; later calls find it by name. */
+typedef void cg_fn_body(cg_lower *c, LLVMValueRef fn);
+LLVMValueRef cg_module_fn(cg_lower *c, const char *name, LLVMTypeRef type, bool optsize, cg_fn_body *body);
 
 /* ---- lower_gemm.c: f32 matrix products ---- */
 

@@ -312,29 +312,20 @@ static void pack_blocks(cg_lower *c, LLVMValueRef b, LLVMValueRef b_j, LLVMValue
   cg_for_end(c, &kk);
 }
 
-/* pack_blocks as the module's function seqc.pack.blocks(b, b_j, j0, kb,
- * rb, dst), built on first use: every pack site calls it (B4 has one per
- * weight in NAME_init and one per scores product), which keeps its 24
- * shuffles per block out of each site's code and build time. */
-static LLVMValueRef pack_blocks_fn(cg_lower *c, LLVMTypeRef *fty) {
+/* seqc.pack.blocks(b, b_j, j0, kb, rb, dst) runs pack_blocks: every pack
+ * site calls it (B4 has one per weight in NAME_init and one per scores
+ * product), which keeps its 24 shuffles per block out of each site's code
+ * and build time. */
+static LLVMTypeRef pack_blocks_type(cg_lower *c) {
   LLVMTypeRef params[6] = {c->ptr, c->i64, c->i64, c->i64, c->i64, c->ptr};
-  *fty = LLVMFunctionType(c->void_t, params, 6, 0);
-  if (c->pack_blocks) return c->pack_blocks;
-  LLVMValueRef fn = LLVMAddFunction(c->mod, "seqc.pack.blocks", *fty);
-  LLVMSetLinkage(fn, LLVMInternalLinkage);
-  cg_add_fn_attr(c->ctx, fn, "noinline", 0);
-  cg_copy_target_attrs(c, fn);
-  LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
-  LLVMValueRef saved_fn = c->fn;
-  c->fn = fn;
-  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+  return LLVMFunctionType(c->void_t, params, 6, 0);
+}
+
+static void pack_blocks_body(cg_lower *c, LLVMValueRef fn) {
   LLVMValueRef p[6];
   for (unsigned i = 0; i < 6; i++) p[i] = LLVMGetParam(fn, i);
   pack_blocks(c, p[0], p[1], p[2], p[3], p[4], p[5]);
   LLVMBuildRetVoid(c->b);
-  c->fn = saved_fn;
-  LLVMPositionBuilderAtEnd(c->b, at);
-  return c->pack_blocks = fn;
 }
 
 static bool is_const_one(LLVMValueRef v) {
@@ -358,9 +349,8 @@ static void emit_pack(cg_lower *c, LLVMValueRef b, LLVMValueRef b_k, LLVMValueRe
   cols = cg_smin(c, cols, cg_i64(c, PANEL));
   LLVMValueRef rb = LLVMBuildSDiv(B, cols, t, ""), r_blocked = LLVMBuildMul(B, rb, t, "");
   if (blocks) {
-    LLVMTypeRef fty;
-    LLVMValueRef fn = pack_blocks_fn(c, &fty), args[6] = {b, b_j, j0, kb, rb, panel};
-    LLVMBuildCall2(B, fty, fn, args, 6, "");
+    LLVMValueRef fn = cg_module_fn(c, "seqc.pack.blocks", pack_blocks_type(c), false, pack_blocks_body);
+    LLVMBuildCall2(B, pack_blocks_type(c), fn, (LLVMValueRef[]){b, b_j, j0, kb, rb, panel}, 6, "");
   }
   cg_loop kk = cg_for_begin(c, k, "k");
   LLVMValueRef dst = gep_f32(c, panel, LLVMBuildMul(B, kk.iv, cg_i64(c, PANEL), ""));

@@ -42,18 +42,13 @@ enum { EXEC_PARALLEL_FOR, EXEC_KERNEL_BEGIN, EXEC_KERNEL_END, EXEC_TEAM_RUN, EXE
  * model, and those branches and inlined loops most of its build time
  * (issue 10, docs/performance.md). */
 
-typedef void (*helper_body)(cg_lower *c, LLVMValueRef fn);
-
-/* The module's internal function `name` of type `type`: body(c, fn)
- * builds it the first time, with c->b and c->fn on it meanwhile. */
-static LLVMValueRef exec_helper(cg_lower *c, const char *name, LLVMTypeRef type, helper_body body) {
+LLVMValueRef cg_module_fn(cg_lower *c, const char *name, LLVMTypeRef type, bool optsize, cg_fn_body *body) {
   LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
   if (fn) return fn;
   fn = LLVMAddFunction(c->mod, name, type);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
-  /* optsize also keeps LLVM from cloning it for each task it is called with */
   cg_add_fn_attr(c->ctx, fn, "noinline", 0);
-  cg_add_fn_attr(c->ctx, fn, "optsize", 0);
+  if (optsize) cg_add_fn_attr(c->ctx, fn, "optsize", 0);
   cg_copy_target_attrs(c, fn);
   LLVMBuilderRef outer_b = c->b;
   LLVMValueRef outer_fn = c->fn;
@@ -65,6 +60,12 @@ static LLVMValueRef exec_helper(cg_lower *c, const char *name, LLVMTypeRef type,
   c->b = outer_b;
   c->fn = outer_fn;
   return fn;
+}
+
+/* An exec helper: optsize also keeps LLVM from cloning it for each task
+ * it is called with. */
+static LLVMValueRef exec_helper(cg_lower *c, const char *name, LLVMTypeRef type, cg_fn_body *body) {
+  return cg_module_fn(c, name, type, true, body);
 }
 
 /* In a helper: exec->field, in a block reached only when exec is not
